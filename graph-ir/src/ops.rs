@@ -1,0 +1,345 @@
+//! The op table: every primitive a graph node can hold, and its math.
+//!
+//! Composite ops of the DSL (`softmax`, `var`, `clamp`, `gelu` variants are primitives, `mean` is a
+//! reduction) are lowered by the macro to these primitives; the runtime, the optimiser and every
+//! kernel emitter match on this one closed enum.
+
+use crate::dim::Dim;
+
+/// A float literal stored by its bits, so ops stay `Eq + Hash` for common-subexpression lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lit(u64);
+
+impl Lit {
+    pub const fn new(v: f64) -> Lit {
+        Lit(v.to_bits())
+    }
+
+    pub const fn from_bits(bits: u64) -> Lit {
+        Lit(bits)
+    }
+
+    pub const fn bits(self) -> u64 {
+        self.0
+    }
+
+    pub fn value(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+impl std::fmt::Debug for Lit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.value())
+    }
+}
+
+/// Storage types a graph can cast to; computation runs in f32 (f64 for f64 graphs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F16,
+    BF16,
+    F32,
+    F64,
+}
+
+impl DType {
+    pub const ALL: [DType; 4] = [DType::F16, DType::BF16, DType::F32, DType::F64];
+
+    /// The DSL spelling (`f16`, `bf16`, `f32`, `f64`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// One-input pointwise ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Recip,
+    Sqr,
+    Sin,
+    Cos,
+    Tanh,
+    Erf,
+    Sigmoid,
+    Silu,
+    /// GELU, tanh approximation.
+    Gelu,
+    /// GELU, exact (erf) form.
+    GeluErf,
+    Relu,
+}
+
+impl UnaryOp {
+    pub const ALL: [UnaryOp; 17] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Recip,
+        UnaryOp::Sqr,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Tanh,
+        UnaryOp::Erf,
+        UnaryOp::Sigmoid,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
+        UnaryOp::GeluErf,
+        UnaryOp::Relu,
+    ];
+
+    /// The DSL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Rsqrt => "rsqrt",
+            UnaryOp::Recip => "recip",
+            UnaryOp::Sqr => "sqr",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Silu => "silu",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::GeluErf => "gelu_erf",
+            UnaryOp::Relu => "relu",
+        }
+    }
+
+    /// The reference semantics, in f64.
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+            UnaryOp::Recip => 1.0 / x,
+            UnaryOp::Sqr => x * x,
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Erf => crate::math::erf(x),
+            UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            UnaryOp::Silu => x / (1.0 + (-x).exp()),
+            UnaryOp::Gelu => crate::math::gelu_tanh(x),
+            UnaryOp::GeluErf => 0.5 * x * (1.0 + crate::math::erf(x / std::f64::consts::SQRT_2)),
+            UnaryOp::Relu => x.max(0.0),
+        }
+    }
+}
+
+/// Two-input pointwise ops; both sides broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+    /// Comparisons yield 1.0 where true and 0.0 where false, in the compute type.
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl BinaryOp {
+    pub const ALL: [BinaryOp; 13] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Eq,
+        BinaryOp::Ne,
+        BinaryOp::Lt,
+        BinaryOp::Le,
+        BinaryOp::Gt,
+        BinaryOp::Ge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+        )
+    }
+
+    /// The reference semantics, in f64.
+    pub fn eval(self, a: f64, b: f64) -> f64 {
+        let flag = |c: bool| if c { 1.0 } else { 0.0 };
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Maximum => crate::math::maximum(a, b),
+            BinaryOp::Minimum => crate::math::minimum(a, b),
+            BinaryOp::Eq => flag(a == b),
+            BinaryOp::Ne => flag(a != b),
+            BinaryOp::Lt => flag(a < b),
+            BinaryOp::Le => flag(a <= b),
+            BinaryOp::Gt => flag(a > b),
+            BinaryOp::Ge => flag(a >= b),
+        }
+    }
+}
+
+/// Reductions over one axis; the axis is kept with size 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Mean => "mean",
+            ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+        }
+    }
+
+    /// The value a reduction starts from.
+    pub fn identity(self) -> f64 {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => 0.0,
+            ReduceOp::Max => f64::NEG_INFINITY,
+            ReduceOp::Min => f64::INFINITY,
+        }
+    }
+}
+
+/// A graph node's operation. Axes are already normalised to `0..rank`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// The tensor parameter with this index.
+    Input(u16),
+    /// The scalar parameter with this index.
+    Scalar(u16),
+    /// A float literal (a scalar).
+    Const(Lit),
+    /// The run-time size of a symbolic dim, as a scalar (`x / D`).
+    Size(Dim),
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `where_(cond, a, b)`: `a` where `cond != 0`, else `b`.
+    Where,
+    Reduce(ReduceOp, u8),
+    /// Batched matrix product; batch dims broadcast.
+    Matmul,
+    /// Swap two axes.
+    Transpose(u8, u8),
+    /// Reshape to the node's shape (row-major order).
+    Reshape,
+    /// Broadcast to the node's shape.
+    Broadcast,
+    /// `narrow(x, axis, start, len)`; `len` is the node's dim at `axis`.
+    Narrow(u8, Dim),
+    /// Concatenate the arguments along an axis.
+    Cat(u8),
+    /// Round through a storage type; the node's values have that type.
+    Cast(DType),
+}
+
+/// How the planner may treat an op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpClass {
+    /// Parameters, literals and sizes.
+    Leaf,
+    /// Elementwise with broadcasting: fuses into any kernel.
+    Pointwise,
+    /// A reduction over one axis.
+    Reduce,
+    /// Moves data without arithmetic.
+    Layout,
+    /// Matrix product, run by the device's library.
+    Matmul,
+}
+
+impl Op {
+    pub fn class(&self) -> OpClass {
+        match self {
+            Op::Input(_) | Op::Scalar(_) | Op::Const(_) | Op::Size(_) => OpClass::Leaf,
+            Op::Unary(_) | Op::Binary(_) | Op::Where | Op::Cast(_) => OpClass::Pointwise,
+            Op::Reduce(..) => OpClass::Reduce,
+            Op::Matmul => OpClass::Matmul,
+            Op::Transpose(..) | Op::Reshape | Op::Broadcast | Op::Narrow(..) | Op::Cat(_) => OpClass::Layout,
+        }
+    }
+
+    /// A short label for printing graphs.
+    pub fn label(&self) -> String {
+        match self {
+            Op::Input(i) => format!("input {i}"),
+            Op::Scalar(i) => format!("scalar {i}"),
+            Op::Const(v) => format!("{:?}", v.value()),
+            Op::Size(d) => format!("size {d:?}"),
+            Op::Unary(u) => u.name().to_string(),
+            Op::Binary(b) => b.name().to_string(),
+            Op::Where => "where".to_string(),
+            Op::Reduce(r, axis) => format!("{}(axis {axis})", r.name()),
+            Op::Matmul => "matmul".to_string(),
+            Op::Transpose(a, b) => format!("transpose({a}, {b})"),
+            Op::Reshape => "reshape".to_string(),
+            Op::Broadcast => "broadcast".to_string(),
+            Op::Narrow(axis, start) => format!("narrow(axis {axis}, start {start:?})"),
+            Op::Cat(axis) => format!("cat(axis {axis})"),
+            Op::Cast(t) => format!("cast({})", t.name()),
+        }
+    }
+}

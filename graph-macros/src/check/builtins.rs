@@ -1,0 +1,132 @@
+//! The DSL's op names and their signatures: which arguments are values, axes, sizes, shapes,
+//! tensor lists or dtypes. Lowering to primitives lives in `check::lower_call`.
+
+use graph_ir::{BinaryOp, ReduceOp, UnaryOp};
+
+/// A callable name of the DSL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    Clamp,
+    Where,
+    Reduce(ReduceOp),
+    Var,
+    Softmax,
+    LogSoftmax,
+    LogSumExp,
+    Matmul,
+    Transpose,
+    Reshape,
+    Broadcast,
+    Narrow,
+    Cat,
+    Cast,
+}
+
+/// What an argument position accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// A tensor or a scalar.
+    Value,
+    /// A tensor only.
+    Tensor,
+    /// A scalar only.
+    Scalar,
+    /// An integer literal, negative from the end.
+    Axis,
+    /// A size expression: `4`, `D`, `B * S`, `D / 2`.
+    Size,
+    /// `[size, ...]`
+    Shape,
+    /// `[tensor, ...]`
+    Tensors,
+    /// `f16`, `bf16`, `f32` or `f64`.
+    DType,
+}
+
+/// The names users may call, aliases included, for lookup and "did you mean".
+const NAMED: &[(&str, Builtin)] = &[
+    ("where_", Builtin::Where),
+    ("where_cond", Builtin::Where),
+    ("clamp", Builtin::Clamp),
+    ("sum", Builtin::Reduce(ReduceOp::Sum)),
+    ("mean", Builtin::Reduce(ReduceOp::Mean)),
+    ("max", Builtin::Reduce(ReduceOp::Max)),
+    ("min", Builtin::Reduce(ReduceOp::Min)),
+    ("var", Builtin::Var),
+    ("softmax", Builtin::Softmax),
+    ("log_softmax", Builtin::LogSoftmax),
+    ("logsumexp", Builtin::LogSumExp),
+    ("matmul", Builtin::Matmul),
+    ("transpose", Builtin::Transpose),
+    ("reshape", Builtin::Reshape),
+    ("broadcast", Builtin::Broadcast),
+    ("broadcast_as", Builtin::Broadcast),
+    ("narrow", Builtin::Narrow),
+    ("cat", Builtin::Cat),
+    ("cast", Builtin::Cast),
+    ("to_dtype", Builtin::Cast),
+];
+
+impl Builtin {
+    pub fn lookup(name: &str) -> Option<Builtin> {
+        if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.name() == name) {
+            return Some(Builtin::Unary(u));
+        }
+        if let Some(b) = BinaryOp::ALL.into_iter().find(|b| b.name() == name) {
+            return Some(Builtin::Binary(b));
+        }
+        NAMED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+    }
+
+    /// Every name `lookup` accepts.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        UnaryOp::ALL
+            .into_iter()
+            .map(UnaryOp::name)
+            .chain(BinaryOp::ALL.into_iter().map(BinaryOp::name))
+            .chain(NAMED.iter().map(|(n, _)| *n))
+    }
+
+    /// The canonical name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::Unary(u) => u.name(),
+            Builtin::Binary(b) => b.name(),
+            other => NAMED
+                .iter()
+                .find(|(_, b)| *b == other)
+                .map(|(n, _)| *n)
+                .unwrap_or("?"),
+        }
+    }
+
+    /// Argument names and kinds, receiver first for method syntax.
+    pub fn signature(self) -> &'static [(&'static str, ArgKind)] {
+        use ArgKind::*;
+        match self {
+            Builtin::Unary(_) => &[("x", Value)],
+            Builtin::Binary(_) => &[("a", Value), ("b", Value)],
+            Builtin::Clamp => &[("x", Value), ("min", Scalar), ("max", Scalar)],
+            Builtin::Where => &[("cond", Value), ("on_true", Value), ("on_false", Value)],
+            Builtin::Reduce(_)
+            | Builtin::Var
+            | Builtin::Softmax
+            | Builtin::LogSoftmax
+            | Builtin::LogSumExp => &[("x", Tensor), ("axis", Axis)],
+            Builtin::Matmul => &[("a", Tensor), ("b", Tensor)],
+            Builtin::Transpose => &[("x", Tensor), ("axis0", Axis), ("axis1", Axis)],
+            Builtin::Reshape | Builtin::Broadcast => &[("x", Tensor), ("shape", Shape)],
+            Builtin::Narrow => &[("x", Tensor), ("axis", Axis), ("start", Size), ("len", Size)],
+            Builtin::Cat => &[("tensors", Tensors), ("axis", Axis)],
+            Builtin::Cast => &[("x", Tensor), ("dtype", DType)],
+        }
+    }
+
+    /// `name(a, b)` for arity messages.
+    pub fn usage(self) -> String {
+        let args: Vec<&str> = self.signature().iter().map(|(n, _)| *n).collect();
+        format!("{}({})", self.name(), args.join(", "))
+    }
+}

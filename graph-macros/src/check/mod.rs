@@ -1,0 +1,269 @@
+//! Checks one function and lowers it to the IR. All user errors of the macro come from here.
+//!
+//! The checks, each with an example of what it rejects:
+//! - signature: duplicate parameters (`x: .., x: ..`); symbols that only appear inside expressions
+//!   (`Tensor[D / 2]` with no plain `D` anywhere); return-type symbols no input defines.
+//! - names: unknown variables (`y` with no `let y`), unknown ops (`sofmax`, with a suggestion),
+//!   unused parameters (an error, since stable proc macros cannot warn: rename to `_x` to keep).
+//! - arity and argument kinds: `narrow(x, -1, 0)`; a tensor where a scalar belongs (`clamp(x, y, 1.0)`)
+//!   and the reverse (`sum(eps, -1)`); axes that are not integer literals.
+//! - shapes (rules in `shape.rs`): broadcasting, matmul inner dims, axes in range, reshape counts,
+//!   narrow ranges, cat, and the declared return count and shapes.
+//!
+//! Errors are collected; an expression with an error yields no node, and its users stay silent
+//! instead of cascading.
+
+mod builtins;
+mod dims;
+mod lower;
+pub mod shape;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use graph_ir::{Dim, Op};
+use syn::spanned::Spanned;
+use syn::{Expr, Pat, Stmt};
+
+use crate::diag::{Diag, Errors};
+use crate::ir::{Graph, Node, NodeId, Param, ParamKind, Ty};
+use crate::syntax::{Function, ParamType, TensorType};
+use dims::Symbols;
+
+/// Checks `f`; on success the graph holds every node the body computes (unoptimised).
+pub fn check_function(f: &Function, errors: &mut Errors) -> Graph {
+    let mut cx = Checker {
+        errors,
+        symbols: Symbols::default(),
+        graph: Graph::default(),
+        scope: HashMap::new(),
+        poisoned: HashSet::new(),
+        param_nodes: Vec::new(),
+        used: Vec::new(),
+    };
+    cx.signature(f);
+    cx.body(f);
+    cx.graph.symbols = cx.symbols.names.clone();
+    cx.graph
+}
+
+struct Checker<'a> {
+    errors: &'a mut Errors,
+    symbols: Symbols,
+    graph: Graph,
+    scope: HashMap<String, NodeId>,
+    /// Names whose `let` had an error: uses stay silent instead of cascading.
+    poisoned: HashSet<String>,
+    param_nodes: Vec<NodeId>,
+    used: Vec<bool>,
+}
+
+/// A checked value: a node, or `None` when an error was already reported for it.
+type Val = Option<NodeId>;
+
+impl Checker<'_> {
+    fn signature(&mut self, f: &Function) {
+        for p in &f.params {
+            if let ParamType::Tensor(t) = &p.ty {
+                t.dims.iter().for_each(|d| self.symbols.collect(d));
+            }
+        }
+        let mut plain = vec![false; self.symbols.names.len()];
+        let mut seen = BTreeMap::new();
+        for (i, p) in f.params.iter().enumerate() {
+            let name = p.name.to_string();
+            if seen.insert(name.clone(), i).is_some() {
+                self.errors
+                    .at(&p.name, Diag::DuplicateParam { name: name.clone() });
+            }
+            let (kind, op, ty) = match &p.ty {
+                ParamType::Tensor(t) => {
+                    let shape = self.tensor_type(t);
+                    for d in &shape {
+                        if let Some(s) = d.as_sym() {
+                            plain[s as usize] = true;
+                        }
+                    }
+                    (
+                        ParamKind::Tensor(shape.clone()),
+                        Op::Input(i as u16),
+                        Ty::Tensor(shape),
+                    )
+                }
+                ParamType::Scalar(s) => (ParamKind::Scalar(s.kind), Op::Scalar(i as u16), Ty::Scalar),
+            };
+            self.graph.params.push(Param {
+                name: name.clone(),
+                kind,
+            });
+            let node = self.graph.push(Node { op, args: vec![], ty });
+            self.param_nodes.push(node);
+            self.used.push(false);
+            self.scope.insert(name, node);
+        }
+        for (s, is_plain) in plain.iter().enumerate() {
+            if !is_plain {
+                let name = self.symbols.names[s].clone();
+                let at = f.params.iter().find_map(|p| match &p.ty {
+                    ParamType::Tensor(t) => t.dims.iter().find(|d| mentions(d, &name)),
+                    ParamType::Scalar(_) => None,
+                });
+                match at {
+                    Some(d) => self.errors.at(d, Diag::UnboundSymbol { name }),
+                    None => self.errors.at(&f.name, Diag::UnboundSymbol { name }),
+                }
+            }
+        }
+    }
+
+    /// The shape a `Tensor[...]` declares; errors are reported and the dim replaced by `1`.
+    fn tensor_type(&mut self, t: &TensorType) -> Vec<Dim> {
+        t.dims
+            .iter()
+            .map(|d| {
+                self.symbols.dim(d).unwrap_or_else(|(at, diag)| {
+                    self.errors.at(at, diag);
+                    Dim::lit(1)
+                })
+            })
+            .collect()
+    }
+
+    fn body(&mut self, f: &Function) {
+        let stmts = &f.body.stmts;
+        let mut tail = None;
+        for (i, stmt) in stmts.iter().enumerate() {
+            match stmt {
+                Stmt::Local(local) => {
+                    let Pat::Ident(pat) = &local.pat else {
+                        self.errors.at(&local.pat, Diag::UnsupportedStmt);
+                        continue;
+                    };
+                    if pat.by_ref.is_some() || pat.mutability.is_some() || pat.subpat.is_some() {
+                        self.errors.at(&local.pat, Diag::UnsupportedStmt);
+                        continue;
+                    }
+                    let Some(init) = &local.init else {
+                        self.errors.at(local, Diag::UnsupportedStmt);
+                        continue;
+                    };
+                    if init.diverge.is_some() {
+                        self.errors.at(local, Diag::UnsupportedStmt);
+                        continue;
+                    }
+                    let name = pat.ident.to_string();
+                    if let Some(v) = self.expr(&init.expr) {
+                        self.poisoned.remove(&name);
+                        self.scope.insert(name, v);
+                    } else {
+                        self.scope.remove(&name);
+                        self.poisoned.insert(name);
+                    }
+                }
+                Stmt::Expr(e, None) if i + 1 == stmts.len() => tail = Some(e),
+                other => self.errors.at(other, Diag::UnsupportedStmt),
+            }
+        }
+        let Some(tail) = tail else {
+            let at = stmts
+                .last()
+                .map(|s| s.span())
+                .unwrap_or(f.body.brace_token.span.join());
+            self.errors.at_span(at, Diag::MissingTail);
+            return;
+        };
+        let (items, values): (Vec<&Expr>, Vec<Val>) = match strip(tail) {
+            Expr::Tuple(t) => t.elems.iter().map(|e| (e, self.expr(e))).unzip(),
+            e => (vec![e], vec![self.expr(e)]),
+        };
+        self.returns(f, &items, &values);
+        for (i, p) in f.params.iter().enumerate() {
+            let name = p.name.to_string();
+            if !self.used[i] && !name.starts_with('_') {
+                self.errors.at(&p.name, Diag::UnusedParam { name });
+            }
+        }
+    }
+
+    fn returns(&mut self, f: &Function, items: &[&Expr], values: &[Val]) {
+        let declared = f.ret.items();
+        if declared.len() != items.len() {
+            let diag = Diag::ReturnCount {
+                declared: declared.len(),
+                found: items.len(),
+            };
+            match items.len() {
+                1 => self.errors.at(items[0], diag),
+                _ => self.errors.at(f.body.stmts.last(), diag),
+            }
+            return;
+        }
+        for ((t, e), v) in declared.iter().zip(items).zip(values) {
+            let shape = self.tensor_type_in_return(t);
+            let Some(v) = *v else { continue };
+            match &self.graph.node(v).ty {
+                Ty::Scalar => {
+                    let what = format!("the scalar `{}`", quote::quote!(#e));
+                    self.errors.at(e, Diag::ExpectedTensor { what });
+                }
+                Ty::Tensor(found) if Some(found) != shape.as_ref() && shape.is_some() => {
+                    let names = self.names();
+                    let sh = shape::Shapes { names: &names };
+                    let diag = Diag::ReturnShape {
+                        declared: sh.show(shape.as_deref().unwrap_or_default()),
+                        found: sh.show(found),
+                    };
+                    self.errors.at(e, diag);
+                }
+                Ty::Tensor(_) => self.graph.outputs.push(v),
+            }
+        }
+    }
+
+    /// A return type's shape; `None` (reported) when it names unknown symbols.
+    fn tensor_type_in_return(&mut self, t: &TensorType) -> Option<Vec<Dim>> {
+        let mut ok = true;
+        let shape = t
+            .dims
+            .iter()
+            .map(|d| {
+                self.symbols.dim(d).unwrap_or_else(|(at, diag)| {
+                    self.errors.at(at, diag);
+                    ok = false;
+                    Dim::lit(1)
+                })
+            })
+            .collect();
+        ok.then_some(shape)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.symbols.names.iter().map(String::as_str).collect()
+    }
+
+    fn ty(&self, v: NodeId) -> &Ty {
+        &self.graph.node(v).ty
+    }
+
+    fn push(&mut self, op: Op, args: Vec<NodeId>, ty: Ty) -> NodeId {
+        self.graph.push(Node { op, args, ty })
+    }
+}
+
+/// Whether a dim expression mentions the symbol `name`.
+fn mentions(e: &Expr, name: &str) -> bool {
+    match e {
+        Expr::Path(p) => p.path.is_ident(name),
+        Expr::Binary(b) => mentions(&b.left, name) || mentions(&b.right, name),
+        Expr::Paren(p) => mentions(&p.expr, name),
+        _ => false,
+    }
+}
+
+/// Looks through parentheses and invisible groups.
+fn strip(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => strip(&p.expr),
+        Expr::Group(g) => strip(&g.expr),
+        e => e,
+    }
+}

@@ -1,0 +1,272 @@
+//! Symbolic shape rules. Each rule takes argument shapes and returns the result shape, or the
+//! diagnostic that explains why the shapes do not fit.
+//!
+//! Rules, with what they reject:
+//! - broadcast: dims are right-aligned; equal dims (same symbol or literal) stay, a literal `1`
+//!   stretches. `[N, D] + [N, E]` is rejected: `D` and `E` might differ at run time.
+//! - reduce: the axis keeps size 1, so `x - max(x, -1)` broadcasts back.
+//! - matmul: `[.., M, K] x [.., K, N] -> [.., M, N]`, batch dims broadcast; `K` must match.
+//! - reshape: element counts must be equal monomials: `[B, S, D] -> [B * S, D]` is fine,
+//!   `[B, S, D] -> [B, D]` is not.
+//! - narrow: a literal range must fit a literal dim (symbolic ranges are checked at run time).
+//! - cat: all dims but the axis equal; the axis sizes must add to one monomial (`D/2 + D/2`).
+
+use graph_ir::{display_shape, Dim, DimError};
+
+use crate::diag::Diag;
+
+pub struct Shapes<'a> {
+    pub names: &'a [&'a str],
+}
+
+impl Shapes<'_> {
+    pub fn show(&self, shape: &[Dim]) -> String {
+        display_shape(shape, self.names)
+    }
+
+    fn dim(&self, d: &Dim) -> String {
+        d.display(self.names).to_string()
+    }
+
+    /// Normalises a possibly negative axis.
+    pub fn axis(&self, axis: i64, rank: usize) -> Result<usize, Diag> {
+        let r = rank as i64;
+        if (-r..r).contains(&axis) {
+            Ok(axis.rem_euclid(r.max(1)) as usize)
+        } else {
+            Err(Diag::AxisOutOfRange { axis, rank })
+        }
+    }
+
+    pub fn broadcast(&self, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, Diag> {
+        let rank = a.len().max(b.len());
+        let mut out = Vec::with_capacity(rank);
+        for i in 0..rank {
+            let da = (i + a.len()).checked_sub(rank).map(|j| a[j]);
+            let db = (i + b.len()).checked_sub(rank).map(|j| b[j]);
+            out.push(match (da, db) {
+                (Some(x), None) | (None, Some(x)) => x,
+                (Some(x), Some(y)) if x == y || y.is_one() => x,
+                (Some(x), Some(y)) if x.is_one() => y,
+                (Some(x), Some(y)) => {
+                    return Err(Diag::BroadcastMismatch {
+                        left: self.dim(&x),
+                        right: self.dim(&y),
+                        lhs: self.show(a),
+                        rhs: self.show(b),
+                    })
+                }
+                (None, None) => unreachable!("i < rank"),
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn reduce(&self, x: &[Dim], axis: usize) -> Vec<Dim> {
+        let mut out = x.to_vec();
+        out[axis] = Dim::lit(1);
+        out
+    }
+
+    pub fn matmul(&self, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, Diag> {
+        if a.len() < 2 {
+            return Err(Diag::MatmulRank {
+                side: "left",
+                rank: a.len(),
+            });
+        }
+        if b.len() < 2 {
+            return Err(Diag::MatmulRank {
+                side: "right",
+                rank: b.len(),
+            });
+        }
+        let (k1, k2) = (a[a.len() - 1], b[b.len() - 2]);
+        if k1 != k2 {
+            return Err(Diag::MatmulInnerDim {
+                left: self.dim(&k1),
+                right: self.dim(&k2),
+            });
+        }
+        let mut out = self.broadcast(&a[..a.len() - 2], &b[..b.len() - 2])?;
+        out.push(a[a.len() - 2]);
+        out.push(b[b.len() - 1]);
+        Ok(out)
+    }
+
+    pub fn transpose(&self, x: &[Dim], a: usize, b: usize) -> Result<Vec<Dim>, Diag> {
+        if a == b {
+            return Err(Diag::SameAxis { axis: a });
+        }
+        let mut out = x.to_vec();
+        out.swap(a, b);
+        Ok(out)
+    }
+
+    pub fn reshape(&self, x: &[Dim], to: &[Dim]) -> Result<Vec<Dim>, Diag> {
+        let from_count = Dim::product(x).map_err(too_complex)?;
+        let to_count = Dim::product(to).map_err(too_complex)?;
+        if from_count != to_count {
+            return Err(Diag::ReshapeCount {
+                from: self.show(x),
+                to: self.show(to),
+                from_count: self.dim(&from_count),
+                to_count: self.dim(&to_count),
+            });
+        }
+        Ok(to.to_vec())
+    }
+
+    pub fn broadcast_to(&self, x: &[Dim], to: &[Dim]) -> Result<Vec<Dim>, Diag> {
+        let fits = x.len() <= to.len()
+            && x.iter()
+                .rev()
+                .zip(to.iter().rev())
+                .all(|(d, t)| d == t || d.is_one());
+        if !fits {
+            return Err(Diag::BroadcastTo {
+                from: self.show(x),
+                to: self.show(to),
+            });
+        }
+        Ok(to.to_vec())
+    }
+
+    pub fn narrow(&self, x: &[Dim], axis: usize, start: Dim, len: Dim) -> Result<Vec<Dim>, Diag> {
+        if let (Some(s), Some(l), Some(n)) = (start.as_lit(), len.as_lit(), x[axis].as_lit()) {
+            if s.checked_add(l).is_none_or(|end| end > n) {
+                return Err(Diag::NarrowOutOfRange {
+                    start: s.to_string(),
+                    len: l.to_string(),
+                    size: n.to_string(),
+                });
+            }
+        }
+        let mut out = x.to_vec();
+        out[axis] = len;
+        Ok(out)
+    }
+
+    /// The shape of concatenating `parts` along `axis`; `Err((i, diag))` blames part `i`.
+    pub fn cat(&self, parts: &[&[Dim]], axis: usize) -> Result<Vec<Dim>, (usize, Diag)> {
+        let first = parts[0];
+        let mut total = Vec::with_capacity(parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            let same_rest = p.len() == first.len()
+                && p.iter()
+                    .zip(first)
+                    .enumerate()
+                    .all(|(j, (a, b))| j == axis || a == b);
+            if !same_rest {
+                let diag = Diag::CatMismatch {
+                    axis,
+                    first: self.show(first),
+                    other: self.show(p),
+                };
+                return Err((i, diag));
+            }
+            total.push(p[axis]);
+        }
+        let sum = add_dims(&total).ok_or_else(|| {
+            let dims: Vec<String> = total.iter().map(|d| self.dim(d)).collect();
+            (
+                0,
+                Diag::CatSize {
+                    dims: dims.join(" + "),
+                },
+            )
+        })?;
+        let mut out = first.to_vec();
+        out[axis] = sum;
+        Ok(out)
+    }
+}
+
+/// The sum of dims that are rational multiples of one monomial (`D/2 + D/2 = D`, `3 + 5 = 8`).
+fn add_dims(dims: &[Dim]) -> Option<Dim> {
+    let (_, _, factors) = dims[0].parts();
+    let mut num: u128 = 0;
+    let mut den: u128 = 1;
+    for d in dims {
+        let (n, dd, f) = d.parts();
+        if f != factors {
+            return None;
+        }
+        num = num
+            .checked_mul(dd as u128)?
+            .checked_add((n as u128).checked_mul(den)?)?;
+        den = den.checked_mul(dd as u128)?;
+    }
+    let unit = Dim::from_parts(1, 1, factors);
+    let num = u64::try_from(num).ok()?;
+    let den = u64::try_from(den).ok()?;
+    unit.times(Dim::lit(num)).ok()?.div_lit(den).ok()
+}
+
+pub fn too_complex(_: DimError) -> Diag {
+    Diag::DimTooComplex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NAMES: &[&str] = &["N", "D", "E"];
+
+    fn shapes() -> Shapes<'static> {
+        Shapes { names: NAMES }
+    }
+
+    #[test]
+    fn broadcast_right_aligns_and_stretches_ones() {
+        let (n, d) = (Dim::sym(0), Dim::sym(1));
+        let s = shapes();
+        assert_eq!(s.broadcast(&[n, d], &[d]).unwrap(), vec![n, d]);
+        assert_eq!(s.broadcast(&[n, Dim::lit(1)], &[n, d]).unwrap(), vec![n, d]);
+        assert!(s.broadcast(&[n, d], &[n, Dim::sym(2)]).is_err());
+        assert!(s.broadcast(&[d], &[Dim::lit(64)]).is_err());
+    }
+
+    #[test]
+    fn matmul_checks_inner_dims() {
+        let (n, d, e) = (Dim::sym(0), Dim::sym(1), Dim::sym(2));
+        let s = shapes();
+        assert_eq!(s.matmul(&[n, d], &[d, e]).unwrap(), vec![n, e]);
+        assert!(matches!(
+            s.matmul(&[n, d], &[e, d]),
+            Err(Diag::MatmulInnerDim { .. })
+        ));
+        assert!(matches!(s.matmul(&[d], &[d, e]), Err(Diag::MatmulRank { .. })));
+    }
+
+    #[test]
+    fn reshape_compares_element_counts() {
+        let (n, d) = (Dim::sym(0), Dim::sym(1));
+        let s = shapes();
+        let nd = n.times(d).unwrap();
+        assert_eq!(s.reshape(&[n, d], &[nd]).unwrap(), vec![nd]);
+        assert!(s.reshape(&[n, d], &[n]).is_err());
+    }
+
+    #[test]
+    fn cat_adds_halves() {
+        let d = Dim::sym(1);
+        let half = d.div_lit(2).unwrap();
+        let s = shapes();
+        assert_eq!(s.cat(&[&[half], &[half]], 0).unwrap(), vec![d]);
+        assert_eq!(
+            s.cat(&[&[Dim::lit(3)], &[Dim::lit(5)]], 0).unwrap(),
+            vec![Dim::lit(8)]
+        );
+        assert!(s.cat(&[&[d], &[Dim::sym(2)]], 0).is_err());
+    }
+
+    #[test]
+    fn axes_count_from_the_end() {
+        let s = shapes();
+        assert_eq!(s.axis(-1, 3).unwrap(), 2);
+        assert_eq!(s.axis(0, 3).unwrap(), 0);
+        assert!(s.axis(3, 3).is_err());
+        assert!(s.axis(-4, 3).is_err());
+    }
+}

@@ -1,0 +1,130 @@
+//! The runtime's error type. Every failure names the function, the parameter and what was
+//! expected; it converts into `candle_core::Error` so `?` works in Candle model code.
+
+/// A `Result` with the runtime's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What went wrong when a generated function ran.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor has a different rank than its parameter declares.
+    #[error("{func}: parameter `{param}` must have rank {expected} (declared {declared}), but has shape {actual:?}")]
+    Rank {
+        func: &'static str,
+        param: &'static str,
+        declared: String,
+        expected: usize,
+        actual: Vec<usize>,
+    },
+
+    /// A dim differs from a literal size of the declaration.
+    #[error(
+        "{func}: parameter `{param}` dim {dim} must be {expected} (declared {declared}), but is {actual}"
+    )]
+    Dim {
+        func: &'static str,
+        param: &'static str,
+        dim: usize,
+        declared: String,
+        expected: usize,
+        actual: usize,
+    },
+
+    /// A symbol has two different sizes.
+    #[error(transparent)]
+    Symbol(Box<SymbolMismatch>),
+
+    /// A derived size such as `D / 2` is not a whole number for the bound symbols.
+    #[error("{func}: size `{size}` of {what} is not a whole number for {symbols}")]
+    Fraction {
+        func: &'static str,
+        what: String,
+        size: String,
+        symbols: String,
+    },
+
+    /// A tensor's dtype differs from the first tensor parameter's.
+    #[error("{func}: parameter `{param}` has dtype {actual:?}, but `{first}` has {expected:?}; all tensors of a graph share one dtype")]
+    DType {
+        func: &'static str,
+        param: &'static str,
+        first: &'static str,
+        expected: candle_core::DType,
+        actual: candle_core::DType,
+    },
+
+    /// A tensor has a dtype graphs do not compute in.
+    #[error("{func}: parameter `{param}` has dtype {actual:?}; graphs take f16, bf16, f32 or f64 tensors")]
+    UnsupportedDType {
+        func: &'static str,
+        param: &'static str,
+        actual: candle_core::DType,
+    },
+
+    /// Tensors live on different devices.
+    #[error(
+        "{func}: parameter `{param}` is on {actual}, but `{first}` is on {expected}; move them to one device"
+    )]
+    Device {
+        func: &'static str,
+        param: &'static str,
+        first: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    /// A `narrow` runs past the end of its dim at run time.
+    #[error("{func}: narrow of axis {axis} from {start} with length {len} runs past its size {size}")]
+    Narrow {
+        func: &'static str,
+        axis: usize,
+        start: usize,
+        len: usize,
+        size: usize,
+    },
+
+    /// An operation failed inside Candle.
+    #[error("{func}: {source}")]
+    Candle {
+        func: &'static str,
+        #[source]
+        source: candle_core::Error,
+    },
+}
+
+/// Details of [`Error::Symbol`]: the size a symbol was bound to, and the dim that disagrees.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{func}: symbol `{symbol}` is {bound} (from `{bound_by}` dim {bound_dim}), but parameter \
+     `{param}` dim {dim} (declared {declared}) is {actual}, not {expected}"
+)]
+pub struct SymbolMismatch {
+    pub func: &'static str,
+    pub symbol: &'static str,
+    pub bound: usize,
+    pub bound_by: &'static str,
+    pub bound_dim: usize,
+    pub param: &'static str,
+    pub dim: usize,
+    pub declared: String,
+    pub expected: usize,
+    pub actual: usize,
+}
+
+impl From<Error> for candle_core::Error {
+    fn from(e: Error) -> Self {
+        candle_core::Error::wrap(e)
+    }
+}
+
+/// Attaches the function name to Candle errors.
+pub(crate) trait Context<T> {
+    fn within(self, func: &'static str) -> Result<T>;
+}
+
+impl<T> Context<T> for candle_core::Result<T> {
+    fn within(self, func: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Candle { func, source })
+    }
+}

@@ -1,0 +1,253 @@
+//! The eager executor: runs a graph node by node as plain Candle ops on the inputs' device.
+//!
+//! It is the test oracle for the fused paths, the debugging mode (`LAZY_GRAPH_MODE=eager`) and
+//! the fallback for whatever no backend fuses. Semantics match the fused kernels: f16/bf16/f32
+//! graphs compute in f32 (f64 graphs in f64), scalar arithmetic runs in f64, comparisons yield
+//! 1.0/0.0, and every output is stored in its node's dtype.
+
+use candle_core::{DType, Tensor};
+use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
+
+use crate::bind::Bound;
+use crate::error::{Context, Error, Result};
+
+/// A node's value: a tensor in the compute dtype, or an f64 scalar.
+#[derive(Clone, Debug)]
+pub(crate) enum Value {
+    Tensor(Tensor),
+    Scalar(f64),
+}
+
+/// The dtype kernels and the eager path compute in for tensors stored as `dtype`.
+pub fn compute_dtype(dtype: DType) -> DType {
+    if dtype == DType::F64 {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// The Candle dtype of a graph dtype.
+pub fn candle_dtype(t: graph_ir::DType) -> DType {
+    match t {
+        graph_ir::DType::F16 => DType::F16,
+        graph_ir::DType::BF16 => DType::BF16,
+        graph_ir::DType::F32 => DType::F32,
+        graph_ir::DType::F64 => DType::F64,
+    }
+}
+
+/// Runs every node of `graph` and returns the outputs in their storage dtypes.
+pub fn run(
+    graph: &'static Graph,
+    bound: &Bound,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+) -> Result<Vec<Tensor>> {
+    let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
+    let mut eval = Eager {
+        graph,
+        bound,
+        tensors,
+        scalars,
+        compute: compute_dtype(bound.dtype),
+    };
+    for i in 0..graph.nodes.len() {
+        let v = eval.node(i, &values)?;
+        values[i] = Some(v);
+    }
+    graph
+        .outputs
+        .iter()
+        .map(|&o| eval.output(o as usize, &values))
+        .collect()
+}
+
+pub(crate) struct Eager<'a> {
+    pub graph: &'static Graph,
+    pub bound: &'a Bound,
+    pub tensors: &'a [&'a Tensor],
+    pub scalars: &'a [f64],
+    pub compute: DType,
+}
+
+impl Eager<'_> {
+    fn func(&self) -> &'static str {
+        self.graph.name
+    }
+
+    /// The slot of parameter `p` among the tensor (or scalar) parameters.
+    fn slot(&self, p: u16, tensor: bool) -> usize {
+        self.graph.params[..p as usize]
+            .iter()
+            .filter(|q| matches!(q.kind, graph_ir::ParamKind::Tensor(_)) == tensor)
+            .count()
+    }
+
+    fn tensor(&self, v: &Value) -> Result<Tensor> {
+        match v {
+            Value::Tensor(t) => Ok(t.clone()),
+            Value::Scalar(s) => Tensor::new(*s, &self.bound.device)
+                .and_then(|t| t.to_dtype(self.compute))
+                .within(self.func()),
+        }
+    }
+
+    pub(crate) fn output(&self, o: usize, values: &[Option<Value>]) -> Result<Tensor> {
+        let node = &self.graph.nodes[o];
+        let dtype = node.dtype.map(candle_dtype).unwrap_or(self.bound.dtype);
+        let t = self.tensor(values[o].as_ref().expect("outputs are computed"))?;
+        let shape = self
+            .bound
+            .shape(self.graph, node.shape, || format!("output %{o}"))?;
+        // A scalar-valued output still has the declared shape.
+        t.broadcast_as(shape)
+            .and_then(|t| t.to_dtype(dtype))
+            .within(self.func())
+    }
+
+    pub(crate) fn node(&mut self, i: usize, values: &[Option<Value>]) -> Result<Value> {
+        let node = &self.graph.nodes[i];
+        let arg = |k: usize| {
+            values[node.args[k] as usize]
+                .as_ref()
+                .expect("arguments come first")
+        };
+        let func = self.func();
+        let c = self.compute;
+        let t = match node.op {
+            Op::Input(p) => self.tensors[self.slot(p, true)].to_dtype(c),
+            Op::Scalar(p) => return Ok(Value::Scalar(self.scalars[self.slot(p, false)])),
+            Op::Const(v) => return Ok(Value::Scalar(v.value())),
+            Op::Size(d) => {
+                let n = self.bound.shape(self.graph, &[d], || format!("node %{i}"))?[0];
+                return Ok(Value::Scalar(n as f64));
+            }
+            Op::Unary(u) => match arg(0) {
+                Value::Scalar(x) => return Ok(Value::Scalar(u.eval(*x))),
+                Value::Tensor(x) => unary(u, x),
+            },
+            Op::Binary(b) => match (arg(0), arg(1)) {
+                (Value::Scalar(x), Value::Scalar(y)) => return Ok(Value::Scalar(b.eval(*x, *y))),
+                // Candle's tensor pow is exp(b ln a); a scalar exponent keeps C `powf` semantics.
+                (Value::Tensor(x), Value::Scalar(e)) if b == BinaryOp::Pow => x.powf(*e),
+                (x, y) => binary(b, &self.tensor(x)?, &self.tensor(y)?, c),
+            },
+            Op::Where => {
+                let shape = self
+                    .bound
+                    .shape(self.graph, node.shape, || format!("node %{i}"))?;
+                let [cond, a, b] = [arg(0), arg(1), arg(2)].map(|v| self.tensor(v));
+                let (cond, a, b) = (cond?, a?, b?);
+                cond.ne(0.0)
+                    .and_then(|m| m.broadcast_as(shape.as_slice()))
+                    .and_then(|m| {
+                        m.where_cond(
+                            &a.broadcast_as(shape.as_slice())?,
+                            &b.broadcast_as(shape.as_slice())?,
+                        )
+                    })
+            }
+            Op::Reduce(r, axis) => {
+                let x = self.tensor(arg(0))?;
+                let axis = axis as usize;
+                match r {
+                    ReduceOp::Sum => x.sum_keepdim(axis),
+                    ReduceOp::Mean => x.mean_keepdim(axis),
+                    ReduceOp::Max => x.max_keepdim(axis),
+                    ReduceOp::Min => x.min_keepdim(axis),
+                }
+            }
+            Op::Matmul => {
+                let (a, b) = (self.tensor(arg(0))?, self.tensor(arg(1))?);
+                a.contiguous().and_then(|a| a.broadcast_matmul(&b.contiguous()?))
+            }
+            Op::Transpose(a, b) => self.tensor(arg(0))?.transpose(a as usize, b as usize),
+            Op::Reshape => {
+                let shape = self
+                    .bound
+                    .shape(self.graph, node.shape, || format!("reshape %{i}"))?;
+                self.tensor(arg(0))?.reshape(shape)
+            }
+            Op::Broadcast => {
+                let shape = self
+                    .bound
+                    .shape(self.graph, node.shape, || format!("broadcast %{i}"))?;
+                self.tensor(arg(0))?.broadcast_as(shape)
+            }
+            Op::Narrow(axis, start) => {
+                let x = self.tensor(arg(0))?;
+                let axis = axis as usize;
+                let start = self
+                    .bound
+                    .shape(self.graph, &[start], || format!("narrow %{i} start"))?[0];
+                let len = self.bound.shape(self.graph, &node.shape[axis..=axis], || {
+                    format!("narrow %{i} length")
+                })?[0];
+                let size = x.dim(axis).within(func)?;
+                if start.checked_add(len).is_none_or(|end| end > size) {
+                    return Err(Error::Narrow {
+                        func,
+                        axis,
+                        start,
+                        len,
+                        size,
+                    });
+                }
+                x.narrow(axis, start, len)
+            }
+            Op::Cat(axis) => {
+                let parts: Vec<Tensor> = (0..node.args.len())
+                    .map(|k| self.tensor(arg(k)))
+                    .collect::<Result<_>>()?;
+                Tensor::cat(&parts, axis as usize)
+            }
+            Op::Cast(to) => self
+                .tensor(arg(0))?
+                .to_dtype(candle_dtype(to))
+                .and_then(|t| t.to_dtype(c)),
+        };
+        t.map(Value::Tensor).within(func)
+    }
+}
+
+fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {
+    match u {
+        UnaryOp::Neg => x.neg(),
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.log(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => x.sqrt()?.recip(),
+        UnaryOp::Recip => x.recip(),
+        UnaryOp::Sqr => x.sqr(),
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Erf => x.erf(),
+        UnaryOp::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip(),
+        UnaryOp::Silu => x.silu(),
+        UnaryOp::Gelu => x.gelu(),
+        UnaryOp::GeluErf => x.gelu_erf(),
+        UnaryOp::Relu => x.relu(),
+    }
+}
+
+fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+    let flag = |t: candle_core::Result<Tensor>| t?.to_dtype(compute);
+    match b {
+        BinaryOp::Add => x.broadcast_add(y),
+        BinaryOp::Sub => x.broadcast_sub(y),
+        BinaryOp::Mul => x.broadcast_mul(y),
+        BinaryOp::Div => x.broadcast_div(y),
+        BinaryOp::Pow => x.broadcast_pow(y),
+        BinaryOp::Maximum => x.broadcast_maximum(y),
+        BinaryOp::Minimum => x.broadcast_minimum(y),
+        BinaryOp::Eq => flag(x.broadcast_eq(y)),
+        BinaryOp::Ne => flag(x.broadcast_ne(y)),
+        BinaryOp::Lt => flag(x.broadcast_lt(y)),
+        BinaryOp::Le => flag(x.broadcast_le(y)),
+        BinaryOp::Gt => flag(x.broadcast_gt(y)),
+        BinaryOp::Ge => flag(x.broadcast_ge(y)),
+    }
+}

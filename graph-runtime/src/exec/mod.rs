@@ -1,0 +1,3 @@
+//! Executors: `eager` runs node by node through Candle.
+
+pub mod eager;
