@@ -7,6 +7,9 @@ use crate::ops::{DType, Op};
 use crate::plan::Step;
 
 /// One `lazy_graph!` function after checking and optimisation.
+///
+/// The macro emits one per function as the `static` `name::GRAPH`. Print it with
+/// [`Graph::to_text`], [`Graph::nodes_to_text`] or [`Graph::to_dot`].
 #[derive(Debug)]
 pub struct Graph {
     /// The function's name.
@@ -26,7 +29,9 @@ pub struct Graph {
 /// A function parameter.
 #[derive(Debug)]
 pub struct Param {
+    /// The name as declared.
     pub name: &'static str,
+    /// Tensor (with its declared shape) or scalar.
     pub kind: ParamKind,
 }
 
@@ -42,13 +47,16 @@ pub enum ParamKind {
 /// The Rust type of a scalar parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScalarType {
+    /// `f32`.
     F32,
+    /// `f64`.
     F64,
 }
 
 /// One node of the graph.
 #[derive(Debug)]
 pub struct Node {
+    /// What the node computes.
     pub op: Op,
     /// Argument nodes, by index into [`Graph::nodes`].
     pub args: &'static [u32],

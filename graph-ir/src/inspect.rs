@@ -8,10 +8,25 @@ use crate::ops::Op;
 use crate::plan::Step;
 
 impl Graph {
-    fn node_label(&self, i: usize) -> String {
+    /// A node's op name and attributes, with parameter and symbol names (`x`, `size D`,
+    /// `narrow` with `axis 1, start D/2`).
+    fn op_parts(&self, i: usize) -> (String, Option<String>) {
         match self.nodes[i].op {
-            Op::Input(p) | Op::Scalar(p) => self.params[p as usize].name.to_string(),
-            op => op.label(),
+            Op::Input(p) | Op::Scalar(p) => (self.params[p as usize].name.to_string(), None),
+            Op::Size(d) => (format!("size {}", d.display(self.symbols)), None),
+            Op::Narrow(axis, start) => (
+                "narrow".to_string(),
+                Some(format!("axis {axis}, start {}", start.display(self.symbols))),
+            ),
+            op => (op.name(), op.attrs()),
+        }
+    }
+
+    /// `mean(axis 1)`: the op with its attributes, for one-line mentions of a node.
+    fn node_label(&self, i: usize) -> String {
+        match self.op_parts(i) {
+            (name, Some(attrs)) => format!("{name}({attrs})"),
+            (name, None) => name,
         }
     }
 
@@ -27,8 +42,9 @@ impl Graph {
         }
     }
 
-    /// The signature, one line per node (`%3 = exp(%2) : [N, D]`), the outputs and the plan.
-    pub fn to_text(&self) -> String {
+    /// The signature, one line per node (`%3 = exp(%2) : [N, D]`) and the outputs: the graph
+    /// without its plan. The first half of [`Graph::to_text`].
+    pub fn nodes_to_text(&self) -> String {
         let mut s = String::new();
         let params: Vec<String> = self
             .params
@@ -43,16 +59,24 @@ impl Graph {
             .collect();
         let _ = writeln!(s, "graph {}({})", self.name, params.join(", "));
         for (i, node) in self.nodes.iter().enumerate() {
-            let args: Vec<String> = node.args.iter().map(|a| format!("%{a}")).collect();
+            let (name, attrs) = self.op_parts(i);
+            let mut args: Vec<String> = node.args.iter().map(|a| format!("%{a}")).collect();
+            args.extend(attrs);
             let call = if args.is_empty() {
                 String::new()
             } else {
                 format!("({})", args.join(", "))
             };
-            let _ = writeln!(s, "  %{i} = {}{call} : {}", self.node_label(i), self.node_type(i));
+            let _ = writeln!(s, "  %{i} = {name}{call} : {}", self.node_type(i));
         }
         let outs: Vec<String> = self.outputs.iter().map(|o| format!("%{o}")).collect();
         let _ = writeln!(s, "  return {}", outs.join(", "));
+        s
+    }
+
+    /// The signature, one line per node (`%3 = exp(%2) : [N, D]`), the outputs and the plan.
+    pub fn to_text(&self) -> String {
+        let mut s = self.nodes_to_text();
         let _ = writeln!(s, "plan ({} steps)", self.plan.len());
         for step in self.plan {
             match step {
@@ -85,7 +109,6 @@ impl Graph {
             "digraph \"{}\" {{\n  rankdir=TB;\n  node [shape=box, fontname=monospace];",
             self.name
         );
-        let mut in_kernel = vec![None; self.nodes.len()];
         for step in self.plan {
             if let Step::Kernel(k) = step {
                 let _ = writeln!(
@@ -94,7 +117,6 @@ impl Graph {
                     k.name, k.name, k.kind
                 );
                 for &n in k.nodes {
-                    in_kernel[n as usize] = Some(k.name);
                     let _ = writeln!(s, "    n{n};");
                 }
                 let _ = writeln!(s, "  }}");

@@ -3,7 +3,9 @@
 //!
 //! Users do not depend on this crate directly; `graph-runtime` re-exports what they need.
 
+pub mod cpu;
 pub mod dim;
+pub mod fast;
 pub mod graph;
 mod inspect;
 pub mod math;
@@ -13,4 +15,4 @@ pub mod plan;
 pub use dim::{display_shape, Dim, DimError};
 pub use graph::{Graph, Node, Param, ParamKind, ScalarType};
 pub use ops::{BinaryOp, DType, Lit, Op, OpClass, ReduceOp, UnaryOp};
-pub use plan::{Kernel, KernelKind, Step};
+pub use plan::{Access, Kernel, KernelKind, Step};

@@ -11,18 +11,22 @@ use crate::dim::Dim;
 pub struct Lit(u64);
 
 impl Lit {
+    /// The literal `v`; `-0.0` and `0.0` (and NaN payloads) stay distinct.
     pub const fn new(v: f64) -> Lit {
         Lit(v.to_bits())
     }
 
+    /// Rebuilds a literal from [`Lit::bits`]; used by generated code.
     pub const fn from_bits(bits: u64) -> Lit {
         Lit(bits)
     }
 
+    /// The `f64` bit pattern.
     pub const fn bits(self) -> u64 {
         self.0
     }
 
+    /// The value.
     pub fn value(self) -> f64 {
         f64::from_bits(self.0)
     }
@@ -37,13 +41,18 @@ impl std::fmt::Debug for Lit {
 /// Storage types a graph can cast to; computation runs in f32 (f64 for f64 graphs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// IEEE half precision.
     F16,
+    /// bfloat16.
     BF16,
+    /// IEEE single precision.
     F32,
+    /// IEEE double precision.
     F64,
 }
 
 impl DType {
+    /// Every dtype, in order of width.
     pub const ALL: [DType; 4] = [DType::F16, DType::BF16, DType::F32, DType::F64];
 
     /// The DSL spelling (`f16`, `bf16`, `f32`, `f64`).
@@ -56,6 +65,7 @@ impl DType {
         }
     }
 
+    /// The dtype the DSL spells `name`, if any.
     pub fn from_name(name: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.name() == name)
     }
@@ -64,28 +74,44 @@ impl DType {
 /// One-input pointwise ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
+    /// `-x`.
     Neg,
+    /// `|x|`.
     Abs,
+    /// `e^x`.
     Exp,
+    /// Natural logarithm.
     Log,
+    /// Square root.
     Sqrt,
+    /// `1 / sqrt(x)`.
     Rsqrt,
+    /// `1 / x`.
     Recip,
+    /// `x * x`.
     Sqr,
+    /// Sine.
     Sin,
+    /// Cosine.
     Cos,
+    /// Hyperbolic tangent.
     Tanh,
+    /// The error function.
     Erf,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
+    /// `x * sigmoid(x)`.
     Silu,
     /// GELU, tanh approximation.
     Gelu,
     /// GELU, exact (erf) form.
     GeluErf,
+    /// `max(x, 0)`.
     Relu,
 }
 
 impl UnaryOp {
+    /// Every unary op.
     pub const ALL: [UnaryOp; 17] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
@@ -156,23 +182,36 @@ impl UnaryOp {
 /// Two-input pointwise ops; both sides broadcast.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add,
+    /// `a - b`.
     Sub,
+    /// `a * b`.
     Mul,
+    /// `a / b`.
     Div,
+    /// `a` to the power `b`.
     Pow,
+    /// The larger of `a` and `b`.
     Maximum,
+    /// The smaller of `a` and `b`.
     Minimum,
-    /// Comparisons yield 1.0 where true and 0.0 where false, in the compute type.
+    /// `a == b`. Comparisons yield 1.0 where true and 0.0 where false, in the compute type.
     Eq,
+    /// `a != b`.
     Ne,
+    /// `a < b`.
     Lt,
+    /// `a <= b`.
     Le,
+    /// `a > b`.
     Gt,
+    /// `a >= b`.
     Ge,
 }
 
 impl BinaryOp {
+    /// Every binary op.
     pub const ALL: [BinaryOp; 13] = [
         BinaryOp::Add,
         BinaryOp::Sub,
@@ -189,6 +228,7 @@ impl BinaryOp {
         BinaryOp::Ge,
     ];
 
+    /// The DSL name.
     pub fn name(self) -> &'static str {
         match self {
             BinaryOp::Add => "add",
@@ -207,6 +247,7 @@ impl BinaryOp {
         }
     }
 
+    /// Whether the op is one of the comparisons (`eq` .. `ge`).
     pub fn is_comparison(self) -> bool {
         matches!(
             self,
@@ -238,13 +279,18 @@ impl BinaryOp {
 /// Reductions over one axis; the axis is kept with size 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
+    /// The sum.
     Sum,
+    /// The arithmetic mean.
     Mean,
+    /// The largest value.
     Max,
+    /// The smallest value.
     Min,
 }
 
 impl ReduceOp {
+    /// The DSL name.
     pub fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",
@@ -275,10 +321,13 @@ pub enum Op {
     Const(Lit),
     /// The run-time size of a symbolic dim, as a scalar (`x / D`).
     Size(Dim),
+    /// A one-input pointwise op.
     Unary(UnaryOp),
+    /// A two-input pointwise op; the arguments broadcast.
     Binary(BinaryOp),
     /// `where_(cond, a, b)`: `a` where `cond != 0`, else `b`.
     Where,
+    /// A reduction over the axis; the axis is kept with size 1.
     Reduce(ReduceOp, u8),
     /// Batched matrix product; batch dims broadcast.
     Matmul,
@@ -312,6 +361,7 @@ pub enum OpClass {
 }
 
 impl Op {
+    /// How the planner may treat the op.
     pub fn class(&self) -> OpClass {
         match self {
             Op::Input(_) | Op::Scalar(_) | Op::Const(_) | Op::Size(_) => OpClass::Leaf,
@@ -322,8 +372,8 @@ impl Op {
         }
     }
 
-    /// A short label for printing graphs.
-    pub fn label(&self) -> String {
+    /// The op's name in printed graphs (`exp`, `mean`, `narrow`); leaves print their value.
+    pub fn name(&self) -> String {
         match self {
             Op::Input(i) => format!("input {i}"),
             Op::Scalar(i) => format!("scalar {i}"),
@@ -332,14 +382,34 @@ impl Op {
             Op::Unary(u) => u.name().to_string(),
             Op::Binary(b) => b.name().to_string(),
             Op::Where => "where".to_string(),
-            Op::Reduce(r, axis) => format!("{}(axis {axis})", r.name()),
+            Op::Reduce(r, _) => r.name().to_string(),
             Op::Matmul => "matmul".to_string(),
-            Op::Transpose(a, b) => format!("transpose({a}, {b})"),
+            Op::Transpose(..) => "transpose".to_string(),
             Op::Reshape => "reshape".to_string(),
             Op::Broadcast => "broadcast".to_string(),
-            Op::Narrow(axis, start) => format!("narrow(axis {axis}, start {start:?})"),
-            Op::Cat(axis) => format!("cat(axis {axis})"),
-            Op::Cast(t) => format!("cast({})", t.name()),
+            Op::Narrow(..) => "narrow".to_string(),
+            Op::Cat(_) => "cat".to_string(),
+            Op::Cast(_) => "cast".to_string(),
+        }
+    }
+
+    /// The op's own arguments besides its inputs (`axis 1`, `f16`), if it has any. Shapes are not
+    /// listed: reshape and broadcast go to the node's shape.
+    pub fn attrs(&self) -> Option<String> {
+        match self {
+            Op::Reduce(_, axis) | Op::Cat(axis) => Some(format!("axis {axis}")),
+            Op::Transpose(a, b) => Some(format!("{a}, {b}")),
+            Op::Narrow(axis, start) => Some(format!("axis {axis}, start {start:?}")),
+            Op::Cast(t) => Some(t.name().to_string()),
+            _ => None,
+        }
+    }
+
+    /// A short label for printing graphs: the name with its attributes, `mean(axis 1)`.
+    pub fn label(&self) -> String {
+        match self.attrs() {
+            Some(attrs) => format!("{}({attrs})", self.name()),
+            None => self.name(),
         }
     }
 }

@@ -24,11 +24,31 @@ pub enum KernelKind {
 pub struct Kernel {
     /// Unique within the graph, e.g. `softmax_k0`.
     pub name: &'static str,
+    /// The loop shape: elementwise, or one row at a time.
     pub kind: KernelKind,
+    /// The iteration space: every output has this shape before its last dim.
+    pub prefix: &'static [crate::Dim],
     /// Nodes computed inside the kernel, in topological order.
     pub nodes: &'static [u32],
     /// Nodes read from outside (tensors and scalars), in argument order.
     pub inputs: &'static [u32],
+    /// How the kernel indexes each input.
+    pub access: &'static [Access],
     /// Nodes written (graph outputs or values later steps read), in argument order.
     pub outputs: &'static [u32],
+    /// Sizes the kernel reads at run time (row lengths, narrow starts, cat splits).
+    pub sizes: &'static [crate::Dim],
+    /// The generated CPU code.
+    pub cpu: &'static crate::cpu::CpuKernel,
+}
+
+/// How a kernel reads one input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Indexed by column within the row (its last dim is the row's).
+    Column,
+    /// One value per row (its last dim is 1, or it has rank 0).
+    RowScalar,
+    /// A scalar value for the whole kernel.
+    Scalar,
 }

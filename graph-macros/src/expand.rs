@@ -7,7 +7,8 @@ use crate::check::check_function;
 use crate::diag::Errors;
 use crate::emit;
 use crate::passes::optimise;
-use crate::plan::plan;
+use crate::kernel::schedule;
+use crate::plan::{plan, Step};
 use crate::syntax::Module;
 
 pub fn expand(input: TokenStream) -> TokenStream {
@@ -29,9 +30,16 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let mut out = TokenStream::new();
     for (f, graph) in module.functions.iter().zip(graphs) {
         let graph = optimise(graph);
-        let plan = plan(&graph);
         let name = f.name.to_string();
-        let plan_tokens = emit::plan::plan(&name, &graph, &plan);
+        let steps: Vec<emit::plan::Step> = plan(&graph)
+            .into_iter()
+            .enumerate()
+            .map(|(i, step)| match step {
+                Step::Library(id) => emit::plan::Step::Library(id),
+                Step::Kernel(k) => emit::plan::Step::Kernel(schedule(&graph, &k, format!("{name}_k{i}"))),
+            })
+            .collect();
+        let plan_tokens = emit::plan::plan(&graph, &steps);
         out.extend(emit::rust::function(
             f,
             emit::graph::graph(&name, &graph, plan_tokens),

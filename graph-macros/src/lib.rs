@@ -6,6 +6,7 @@ mod diag;
 mod emit;
 mod expand;
 mod ir;
+mod kernel;
 mod parse;
 mod passes;
 mod plan;

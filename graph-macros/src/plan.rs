@@ -1,20 +1,406 @@
-//! Partitions the optimised graph into steps. (Fusion comes with the CPU kernels; until then
-//! every non-leaf node is its own library step.)
+//! Partitions the optimised graph into steps: fused kernels and library steps.
+//!
+//! Every non-leaf tensor node lands in exactly one step; scalar arithmetic (on parameters and
+//! sizes) is left to the host. Rules:
+//! - fusable: pointwise ops, reductions over the last axis, and `narrow`/`cat` on the last axis
+//!   (row-local index arithmetic). Everything else (matmul, transpose, reshape, broadcast, layout
+//!   on other axes, reductions over other axes) is a library step.
+//! - a kernel iterates over rows (the shape before the last dim, its *prefix*) and columns. Fusable
+//!   nodes with the same prefix that feed each other join one kernel, unless that would make a
+//!   kernel wait on a step that waits on itself (checked with each step's ancestors).
+//! - a reduction-free group whose prefix broadcasts into the only kernel that uses it (rope's
+//!   `cat([cos, cos])` table, `[S, D]` inside a `[B, H, S, D]` kernel) is recomputed inside that
+//!   kernel instead of being written out.
+//! - a kernel with a reduction or a row-local layout op is a row kernel, otherwise pointwise.
 
-use graph_ir::OpClass;
+use std::collections::BTreeSet;
 
-use crate::ir::{Graph, NodeId};
+use graph_ir::{Dim, KernelKind, Op, OpClass};
 
-/// A step of the plan, before emission.
+use crate::ir::{Graph, NodeId, Ty};
+
+/// A fused kernel before scheduling: which nodes it computes, reads and writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelPlan {
+    pub kind: KernelKind,
+    pub prefix: Vec<Dim>,
+    /// Computed inside, topological order.
+    pub nodes: Vec<NodeId>,
+    /// Read from outside (tensors and scalars), in first-use order.
+    pub inputs: Vec<NodeId>,
+    /// Written: graph outputs and values used by later steps.
+    pub outputs: Vec<NodeId>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
+    Kernel(KernelPlan),
     Library(NodeId),
 }
 
+/// Whether a node can join a fused kernel.
+pub fn fusable(graph: &Graph, id: NodeId) -> bool {
+    let node = graph.node(id);
+    let last = |a: u8| node.ty.shape().is_some_and(|s| a as usize + 1 == s.len());
+    node.ty != Ty::Scalar
+        && match node.op.class() {
+            OpClass::Pointwise => true,
+            OpClass::Reduce => matches!(node.op, Op::Reduce(_, a) if last(a)),
+            OpClass::Layout => matches!(node.op, Op::Narrow(a, _) | Op::Cat(a) if last(a)),
+            OpClass::Leaf | OpClass::Matmul => false,
+        }
+}
+
+fn prefix(graph: &Graph, id: NodeId) -> Vec<Dim> {
+    let shape = graph.node(id).ty.shape().unwrap_or_default();
+    shape[..shape.len().saturating_sub(1)].to_vec()
+}
+
+/// Whether `small` right-aligns into `big` with equal dims or literal 1s.
+fn broadcasts_into(small: &[Dim], big: &[Dim]) -> bool {
+    small.len() <= big.len() && small.iter().rev().zip(big.iter().rev()).all(|(s, b)| s == b || s.is_one())
+}
+
 pub fn plan(graph: &Graph) -> Vec<Step> {
-    graph
+    let n = graph.nodes.len();
+    // group[i]: the fused group of node i (indices into `groups`), or None.
+    let mut group: Vec<Option<usize>> = vec![None; n];
+    let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    for id in graph.ids() {
+        if !fusable(graph, id) {
+            continue;
+        }
+        let p = prefix(graph, id);
+        let mut mine: Option<usize> = None;
+        for &a in &graph.node(id).args {
+            let Some(g) = group[a.index()] else { continue };
+            if Some(g) == mine || prefix(graph, a) != p {
+                continue;
+            }
+            let target = mine.unwrap_or(g);
+            if creates_cycle(graph, &groups, id, target, g) {
+                continue;
+            }
+            match mine {
+                None => mine = Some(g),
+                Some(m) => merge(&mut group, &mut groups, m, g),
+            }
+        }
+        let g = mine.unwrap_or_else(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(id);
+        group[id.index()] = Some(g);
+    }
+    absorb_broadcast_groups(graph, &mut group, &mut groups);
+    order_steps(graph, &group, &groups)
+}
+
+/// Moves every node of group `from` into group `into`.
+fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, from: usize) {
+    let moved = std::mem::take(&mut groups[from]);
+    for id in &moved {
+        group[id.index()] = Some(into);
+    }
+    groups[into].extend(moved);
+    groups[into].sort();
+}
+
+/// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
+/// through another step: some argument of the merged set, outside it, reaches back into it.
+fn creates_cycle(
+    graph: &Graph,
+    groups: &[Vec<NodeId>],
+    id: NodeId,
+    target: usize,
+    g: usize,
+) -> bool {
+    let members: BTreeSet<NodeId> = groups[target].iter().chain(&groups[g]).copied().chain([id]).collect();
+    // Walk back from the members' outside arguments; reaching a member closes a cycle.
+    let mut stack: Vec<NodeId> = Vec::new();
+    for m in &members {
+        stack.extend(graph.node(*m).args.iter().filter(|a| !members.contains(a)));
+    }
+    let mut seen = vec![false; graph.nodes.len()];
+    while let Some(x) = stack.pop() {
+        if std::mem::replace(&mut seen[x.index()], true) {
+            continue;
+        }
+        for a in &graph.node(x).args {
+            if members.contains(a) {
+                return true;
+            }
+            stack.push(*a);
+        }
+    }
+    false
+}
+
+/// Recomputes small broadcast groups inside the one kernel that reads them.
+fn absorb_broadcast_groups(graph: &Graph, group: &mut [Option<usize>], groups: &mut [Vec<NodeId>]) {
+    let users = users(graph);
+    loop {
+        let mut changed = false;
+        for g in 0..groups.len() {
+            if groups[g].is_empty() {
+                continue;
+            }
+            let has_reduction = groups[g].iter().any(|id| graph.node(*id).op.class() == OpClass::Reduce);
+            let is_output = groups[g].iter().any(|id| graph.outputs.contains(id));
+            if has_reduction || is_output {
+                continue;
+            }
+            let outside: BTreeSet<Option<usize>> = groups[g]
+                .iter()
+                .flat_map(|id| &users[id.index()])
+                .map(|u| group[u.index()])
+                .filter(|ug| *ug != Some(g))
+                .collect();
+            let [Some(h)] = outside.into_iter().collect::<Vec<_>>()[..] else { continue };
+            let p = prefix(graph, groups[g][0]);
+            let q = prefix(graph, groups[h][0]);
+            let same_prefix = groups[g].iter().all(|id| prefix(graph, *id) == p);
+            if !same_prefix || !broadcasts_into(&p, &q) || creates_cycle(graph, groups, groups[g][0], h, g) {
+                continue;
+            }
+            merge(group, groups, h, g);
+            changed = true;
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
+fn users(graph: &Graph) -> Vec<Vec<NodeId>> {
+    let mut users = vec![Vec::new(); graph.nodes.len()];
+    for id in graph.ids() {
+        for a in &graph.node(id).args {
+            users[a.index()].push(id);
+        }
+    }
+    users
+}
+
+/// Emits the steps in a topological order of the step graph (ties broken by node order, so
+/// the plan is deterministic).
+fn order_steps(graph: &Graph, group: &[Option<usize>], groups: &[Vec<NodeId>]) -> Vec<Step> {
+    let users = users(graph);
+    // Step ids: groups first, then one per library node.
+    let library: Vec<NodeId> = graph
         .ids()
-        .filter(|id| graph.node(*id).op.class() != OpClass::Leaf)
-        .map(Step::Library)
-        .collect()
+        .filter(|id| group[id.index()].is_none())
+        .filter(|id| graph.node(*id).op.class() != OpClass::Leaf && graph.node(*id).ty != Ty::Scalar)
+        .collect();
+    let step_of = |id: NodeId| -> Option<usize> {
+        group[id.index()].or_else(|| library.iter().position(|l| *l == id).map(|i| groups.len() + i))
+    };
+    let count = groups.len() + library.len();
+    let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); count];
+    let mut first: Vec<Option<NodeId>> = vec![None; count];
+    for id in graph.ids() {
+        let Some(s) = step_of(id) else { continue };
+        first[s] = Some(first[s].map_or(id, |f| f.min(id)));
+        for a in &graph.node(id).args {
+            if let Some(t) = step_of(*a).filter(|t| *t != s) {
+                deps[s].insert(t);
+            }
+        }
+    }
+    // Groups emptied by merging are not steps.
+    let mut done: Vec<bool> = first.iter().map(Option::is_none).collect();
+    let live = done.iter().filter(|d| !**d).count();
+    let mut steps = Vec::with_capacity(live);
+    while steps.len() < live {
+        let next = (0..count)
+            .filter(|&s| !done[s] && deps[s].iter().all(|d| done[*d]))
+            .min_by_key(|&s| first[s])
+            .expect("the cycle check keeps the step graph acyclic");
+        done[next] = true;
+        steps.push(if next < groups.len() {
+            Step::Kernel(kernel(graph, &groups[next], &users))
+        } else {
+            Step::Library(library[next - groups.len()])
+        });
+    }
+    steps
+}
+
+fn kernel(graph: &Graph, nodes: &[NodeId], users: &[Vec<NodeId>]) -> KernelPlan {
+    let members: BTreeSet<NodeId> = nodes.iter().copied().collect();
+    let mut inputs = Vec::new();
+    for id in nodes {
+        for a in &graph.node(*id).args {
+            if !members.contains(a) && !inputs.contains(a) {
+                inputs.push(*a);
+            }
+        }
+    }
+    let outputs: Vec<NodeId> = nodes
+        .iter()
+        .copied()
+        .filter(|id| graph.outputs.contains(id) || users[id.index()].iter().any(|u| !members.contains(u)))
+        .collect();
+    let layout_or_reduce = nodes.iter().any(|id| matches!(graph.node(*id).op.class(), OpClass::Reduce | OpClass::Layout));
+    let prefix = outputs.first().map(|o| prefix(graph, *o)).unwrap_or_default();
+    KernelPlan {
+        kind: if layout_or_reduce { KernelKind::Row } else { KernelKind::Pointwise },
+        prefix,
+        nodes: nodes.to_vec(),
+        inputs,
+        outputs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check_function;
+    use crate::diag::Errors;
+    use crate::passes::optimise;
+    use crate::syntax::Module;
+
+    /// The plan of the single function in `src`, through the real pipeline.
+    fn planned(src: &str) -> Vec<Step> {
+        let module: Module = syn::parse_str(src).expect("test source parses");
+        let mut errors = Errors::new();
+        let graph = check_function(&module.functions[0], &mut errors);
+        errors.propagate().expect("test source checks");
+        plan(&optimise(graph))
+    }
+
+    fn kernels(steps: &[Step]) -> Vec<&KernelPlan> {
+        steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Kernel(k) => Some(k),
+                Step::Library(_) => None,
+            })
+            .collect()
+    }
+
+    fn one_kernel(src: &str, kind: KernelKind, outputs: usize) {
+        let steps = planned(src);
+        assert_eq!(steps.len(), 1, "{src}\n{steps:#?}");
+        let k = kernels(&steps)[0];
+        assert_eq!(k.kind, kind, "{src}");
+        assert_eq!(k.outputs.len(), outputs, "{src}");
+    }
+
+    #[test]
+    fn norms_and_softmaxes_are_one_row_kernel() {
+        for src in [
+            "fn softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }",
+            "fn log_softmax(x: Tensor[N, D]) -> Tensor[N, D] { log_softmax(x, -1) }",
+            "fn rms(x: Tensor[B, S, D], w: Tensor[D], eps: f32) -> Tensor[B, S, D] {
+                x * rsqrt(mean(x * x, -1) + eps) * w
+            }",
+            "fn ln(x: Tensor[N, D], w: Tensor[D], b: Tensor[D], eps: f32) -> Tensor[N, D] {
+                (x - mean(x, -1)) * rsqrt(var(x, -1) + eps) * w + b
+            }",
+        ] {
+            one_kernel(src, KernelKind::Row, 1);
+        }
+    }
+
+    #[test]
+    fn add_rms_norm_is_one_kernel_with_two_outputs() {
+        one_kernel(
+            "fn add_rms(x: Tensor[N, D], r: Tensor[N, D], w: Tensor[D], eps: f32) -> (Tensor[N, D], Tensor[N, D]) {
+                let h = x + r;
+                (h, h * rsqrt(mean(h * h, -1) + eps) * w)
+            }",
+            KernelKind::Row,
+            2,
+        );
+    }
+
+    #[test]
+    fn activations_are_one_pointwise_kernel() {
+        for src in [
+            "fn gelu(x: Tensor[N, D]) -> Tensor[N, D] { gelu(x) }",
+            "fn gelu_erf(x: Tensor[N, D]) -> Tensor[N, D] { x.gelu_erf() }",
+            "fn swiglu(g: Tensor[N, F], u: Tensor[N, F]) -> Tensor[N, F] { silu(g) * u }",
+        ] {
+            one_kernel(src, KernelKind::Pointwise, 1);
+        }
+    }
+
+    #[test]
+    fn rope_with_half_tables_is_one_row_kernel() {
+        // The `[S, D]` tables broadcast into the `[B, H, S, D]` rows and are recomputed there.
+        one_kernel(
+            "fn rope(x: Tensor[B, H, S, D], cos: Tensor[S, D / 2], sin: Tensor[S, D / 2]) -> Tensor[B, H, S, D] {
+                let c = cat([cos, cos], -1);
+                let s = cat([sin, sin], -1);
+                let x1 = narrow(x, -1, 0, D / 2);
+                let x2 = narrow(x, -1, D / 2, D / 2);
+                x * c + cat([-x2, x1], -1) * s
+            }",
+            KernelKind::Row,
+            1,
+        );
+    }
+
+    #[test]
+    fn lora_is_matmuls_and_one_pointwise_kernel() {
+        let steps = planned(
+            "fn lora(x: Tensor[B, I], w: Tensor[I, O], a: Tensor[I, R], b: Tensor[R, O], scale: f32) -> Tensor[B, O] {
+                x.matmul(w) + x.matmul(a).matmul(b) * scale
+            }",
+        );
+        let libraries = steps.iter().filter(|s| matches!(s, Step::Library(_))).count();
+        assert_eq!(libraries, 3, "{steps:#?}");
+        let ks = kernels(&steps);
+        assert_eq!(ks.len(), 1);
+        assert_eq!(ks[0].kind, KernelKind::Pointwise);
+        assert!(matches!(steps.last(), Some(Step::Kernel(_))), "the kernel reads every matmul");
+    }
+
+    #[test]
+    fn reductions_over_other_axes_are_library_steps() {
+        let steps = planned("fn colmean(x: Tensor[N, D]) -> Tensor[1, D] { exp(mean(x, 0)) }");
+        assert!(matches!(steps[0], Step::Library(_)), "{steps:#?}");
+        assert_eq!(kernels(&steps).len(), 1, "the exp after it is a kernel");
+    }
+
+    #[test]
+    fn different_prefixes_do_not_share_a_kernel_output() {
+        // `s` is a graph output of prefix [N]; the [M, N] product cannot also write it.
+        let steps = planned(
+            "fn two(x: Tensor[N, D], y: Tensor[M, N, D]) -> (Tensor[N, D], Tensor[M, N, D]) {
+                let s = exp(x);
+                (s, y * s)
+            }",
+        );
+        assert_eq!(kernels(&steps).len(), 2, "{steps:#?}");
+    }
+
+    #[test]
+    fn every_node_is_in_exactly_one_step() {
+        let module: Module = syn::parse_str(
+            "fn attn(q: Tensor[B, S, E], k: Tensor[B, S, E], scale: f32) -> Tensor[B, S, S] {
+                let s = q.matmul(k.transpose(-1, -2)) * scale;
+                let i = s - s;
+                softmax(where_(i > 0.0, s, s), -1)
+            }",
+        )
+        .unwrap();
+        let mut errors = Errors::new();
+        let graph = optimise(check_function(&module.functions[0], &mut errors));
+        errors.propagate().unwrap();
+        let mut seen = vec![0; graph.nodes.len()];
+        for step in plan(&graph) {
+            match step {
+                Step::Library(id) => seen[id.index()] += 1,
+                Step::Kernel(k) => k.nodes.iter().for_each(|id| seen[id.index()] += 1),
+            }
+        }
+        for id in graph.ids() {
+            let node = graph.node(id);
+            let expected = usize::from(node.op.class() != OpClass::Leaf && node.ty != Ty::Scalar);
+            assert_eq!(seen[id.index()], expected, "node %{} ({:?})", id.0, node.op);
+        }
+    }
 }

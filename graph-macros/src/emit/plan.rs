@@ -1,18 +1,76 @@
-//! The static plan: the steps of one function as `&[Step]`.
+//! The static plan: each step of one function, with its kernels' generated code, as a `&[Step]`
+//! expression (a block holding the kernel items, so nothing leaks into the user's module).
 
+use graph_ir::{Access, KernelKind};
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
+use crate::emit::{cpu, graph::dim};
 use crate::ir::Graph;
-use crate::plan::Step;
+use crate::kernel::KernelIr;
 
-pub fn plan(_name: &str, _graph: &Graph, plan: &[Step]) -> TokenStream {
+/// A planned step, scheduled.
+pub enum Step {
+    Kernel(KernelIr),
+    Library(crate::ir::NodeId),
+}
+
+pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
     let p = quote!(::graph_runtime::__private);
-    let steps = plan.iter().map(|s| match s {
-        Step::Library(id) => {
-            let i = id.0;
-            quote!(#p::Step::Library(#i))
-        }
-    });
-    quote!(&[#(#steps),*])
+    let mut items = Vec::new();
+    let steps: Vec<TokenStream> = steps
+        .iter()
+        .map(|s| match s {
+            Step::Library(id) => {
+                let i = id.0;
+                quote!(#p::Step::Library(#i))
+            }
+            Step::Kernel(k) => {
+                items.push(cpu::kernel_fns(graph, k));
+                let (contiguous, strided) = (cpu::fn_name(k, false), cpu::fn_name(k, true));
+                let cpu_static = format_ident!("{}_CPU", k.name.to_uppercase());
+                let kernel_static = format_ident!("{}", k.name.to_uppercase());
+                let variant = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
+                let (f32v, f64v) = (variant(quote!(f32)), variant(quote!(f64)));
+                let f16v = variant(quote!(#p::cpu::half::f16));
+                let bf16v = variant(quote!(#p::cpu::half::bf16));
+                let name = &k.name;
+                let kind = match k.kind {
+                    KernelKind::Pointwise => quote!(#p::KernelKind::Pointwise),
+                    KernelKind::Row => quote!(#p::KernelKind::Row),
+                };
+                let prefix = k.prefix.iter().map(dim);
+                let nodes = k.nodes.iter().map(|n| n.0);
+                let inputs = k.inputs.iter().map(|(n, _)| n.0);
+                let access = k.inputs.iter().map(|(_, a)| match a {
+                    Access::Column => quote!(#p::Access::Column),
+                    Access::RowScalar => quote!(#p::Access::RowScalar),
+                    Access::Scalar => quote!(#p::Access::Scalar),
+                });
+                let outputs = k.outputs.iter().map(|n| n.0);
+                let sizes = k.sizes.iter().map(dim);
+                items.push(quote! {
+                    static #cpu_static: #p::cpu::CpuKernel = #p::cpu::CpuKernel {
+                        f32: #f32v, f64: #f64v, f16: #f16v, bf16: #bf16v,
+                    };
+                    static #kernel_static: #p::Kernel = #p::Kernel {
+                        name: #name,
+                        kind: #kind,
+                        prefix: &[#(#prefix),*],
+                        nodes: &[#(#nodes),*],
+                        inputs: &[#(#inputs),*],
+                        access: &[#(#access),*],
+                        outputs: &[#(#outputs),*],
+                        sizes: &[#(#sizes),*],
+                        cpu: &#cpu_static,
+                    };
+                });
+                quote!(#p::Step::Kernel(&#kernel_static))
+            }
+        })
+        .collect();
+    quote!({
+        #(#items)*
+        &[#(#steps),*]
+    })
 }

@@ -45,7 +45,7 @@ pub fn run(
     scalars: &[f64],
 ) -> Result<Vec<Tensor>> {
     let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
-    let mut eval = Eager {
+    let eval = Eager {
         graph,
         bound,
         tensors,
@@ -53,7 +53,9 @@ pub fn run(
         compute: compute_dtype(bound.dtype),
     };
     for i in 0..graph.nodes.len() {
-        let v = eval.node(i, &values)?;
+        let args: Vec<&Value> =
+            graph.nodes[i].args.iter().map(|a| values[*a as usize].as_ref().expect("arguments come first")).collect();
+        let v = eval.node(i, &args)?;
         values[i] = Some(v);
     }
     graph
@@ -84,7 +86,7 @@ impl Eager<'_> {
             .count()
     }
 
-    fn tensor(&self, v: &Value) -> Result<Tensor> {
+    pub(crate) fn tensor(&self, v: &Value) -> Result<Tensor> {
         match v {
             Value::Tensor(t) => Ok(t.clone()),
             Value::Scalar(s) => Tensor::new(*s, &self.bound.device)
@@ -95,7 +97,7 @@ impl Eager<'_> {
 
     pub(crate) fn output(&self, o: usize, values: &[Option<Value>]) -> Result<Tensor> {
         let node = &self.graph.nodes[o];
-        let dtype = node.dtype.map(candle_dtype).unwrap_or(self.bound.dtype);
+        let dtype = self.storage(o);
         let t = self.tensor(values[o].as_ref().expect("outputs are computed"))?;
         let shape = self
             .bound
@@ -106,13 +108,15 @@ impl Eager<'_> {
             .within(self.func())
     }
 
-    pub(crate) fn node(&mut self, i: usize, values: &[Option<Value>]) -> Result<Value> {
+    /// The storage dtype of node `i`'s values.
+    pub(crate) fn storage(&self, i: usize) -> DType {
+        self.graph.nodes[i].dtype.map(candle_dtype).unwrap_or(self.bound.dtype)
+    }
+
+    /// Computes node `i` from its argument values (tensors in the compute dtype, or scalars).
+    pub(crate) fn node(&self, i: usize, args: &[&Value]) -> Result<Value> {
         let node = &self.graph.nodes[i];
-        let arg = |k: usize| {
-            values[node.args[k] as usize]
-                .as_ref()
-                .expect("arguments come first")
-        };
+        let arg = |k: usize| args[k];
         let func = self.func();
         let c = self.compute;
         let t = match node.op {
@@ -152,6 +156,14 @@ impl Eager<'_> {
                 let x = self.tensor(arg(0))?;
                 let axis = axis as usize;
                 match r {
+                    // Candle refuses to reduce a tensor without elements ("empty tensor for
+                    // reduce"); the result is the reduction of nothing, NaN for a mean.
+                    _ if x.elem_count() == 0 => {
+                        let mut dims = x.dims().to_vec();
+                        dims[axis] = 1;
+                        let empty = if r == ReduceOp::Mean { f64::NAN } else { r.identity() };
+                        Tensor::full(empty, dims, &self.bound.device).and_then(|t| t.to_dtype(c))
+                    }
                     ReduceOp::Sum => x.sum_keepdim(axis),
                     ReduceOp::Mean => x.mean_keepdim(axis),
                     ReduceOp::Max => x.max_keepdim(axis),

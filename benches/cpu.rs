@@ -1,0 +1,117 @@
+//! CPU benchmarks: each DESIGN.md kernel three ways, in f32 and bf16, on CPU-sized shapes.
+//!
+//! - `lazy_graph`: the generated function (fused CPU kernels);
+//! - `composed`: the same math written as Candle ops, one op per step;
+//! - `candle_fused`: Candle's hand-fused op, where one exists.
+//!
+//!     cargo bench --bench cpu                  # all of them
+//!     python3 benches/cpu_table.py             # the table of ratios from the last run
+
+use candle_core::{DType, Device, Result, Tensor, D};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use graph_runtime::lazy_graph;
+
+lazy_graph! {
+    fn gelu(x: Tensor[N, D]) -> Tensor[N, D] { gelu(x) }
+
+    fn softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }
+
+    fn rms_norm(x: Tensor[N, D], w: Tensor[D], eps: f32) -> Tensor[N, D] {
+        x * rsqrt(mean(x * x, -1) + eps) * w
+    }
+
+    fn layer_norm(x: Tensor[N, D], w: Tensor[D], b: Tensor[D], eps: f32) -> Tensor[N, D] {
+        let c = x - mean(x, -1);
+        c * rsqrt(mean(c * c, -1) + eps) * w + b
+    }
+
+    fn swiglu(g: Tensor[N, F], u: Tensor[N, F]) -> Tensor[N, F] { silu(g) * u }
+
+    fn rope(x: Tensor[B, H, S, D], cos: Tensor[S, D / 2], sin: Tensor[S, D / 2]) -> Tensor[B, H, S, D] {
+        let x1 = narrow(x, -1, 0, D / 2);
+        let x2 = narrow(x, -1, D / 2, D / 2);
+        x * cat([cos, cos], -1) + cat([-x2, x1], -1) * cat([sin, sin], -1)
+    }
+}
+
+fn composed_softmax(x: &Tensor) -> Result<Tensor> {
+    let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+fn composed_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let r = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    x.broadcast_mul(&r)?.broadcast_mul(w)
+}
+
+fn composed_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let r = (c.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    c.broadcast_mul(&r)?.broadcast_mul(w)?.broadcast_add(b)
+}
+
+fn composed_gelu(x: &Tensor) -> Result<Tensor> {
+    let inner = ((x + x.powf(3.0)? * 0.044715)? * (2.0 / std::f64::consts::PI).sqrt())?;
+    ((inner.tanh()? + 1.0)? * x)? * 0.5
+}
+
+fn composed_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2)?, x.narrow(D::Minus1, d / 2, d / 2)?);
+    let (c, s) = (Tensor::cat(&[cos, cos], D::Minus1)?, Tensor::cat(&[sin, sin], D::Minus1)?);
+    x.broadcast_mul(&c)? + Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?.broadcast_mul(&s)?
+}
+
+fn rand(shape: &[usize], dtype: DType) -> Tensor {
+    Tensor::randn(0f32, 1.0, shape, &Device::Cpu).and_then(|t| t.to_dtype(dtype)).expect("random input")
+}
+
+fn bench(c: &mut Criterion) {
+    for dtype in [DType::F32, DType::BF16] {
+        let t = format!("{dtype:?}").to_lowercase();
+        let mut run = |name: &str, id: &str, f: &mut dyn FnMut() -> Result<Tensor>| {
+            c.bench_with_input(BenchmarkId::new(format!("{name}/{t}"), id), &(), |b, _| {
+                b.iter(|| f().expect("benchmark body runs"))
+            });
+        };
+        let x = rand(&[1024, 4096], dtype);
+        run("gelu 1024x4096", "lazy_graph", &mut || Ok(gelu(&x)?));
+        run("gelu 1024x4096", "composed", &mut || composed_gelu(&x));
+        run("gelu 1024x4096", "candle_fused", &mut || x.gelu());
+
+        let x = rand(&[1024, 1024], dtype);
+        run("softmax 1024x1024", "lazy_graph", &mut || Ok(softmax(&x)?));
+        run("softmax 1024x1024", "composed", &mut || composed_softmax(&x));
+        run("softmax 1024x1024", "candle_fused", &mut || candle_nn::ops::softmax_last_dim(&x));
+
+        for (n, d) in [(1024, 1024), (1, 4096)] {
+            let name = format!("rms_norm {n}x{d}");
+            let (x, w) = (rand(&[n, d], dtype), rand(&[d], dtype));
+            run(&name, "lazy_graph", &mut || Ok(rms_norm(&x, &w, 1e-6)?));
+            run(&name, "composed", &mut || composed_rms_norm(&x, &w, 1e-6));
+            run(&name, "candle_fused", &mut || candle_nn::ops::rms_norm(&x, &w, 1e-6));
+        }
+
+        let (x, w, b) = (rand(&[1024, 1024], dtype), rand(&[1024], dtype), rand(&[1024], dtype));
+        run("layer_norm 1024x1024", "lazy_graph", &mut || Ok(layer_norm(&x, &w, &b, 1e-5)?));
+        run("layer_norm 1024x1024", "composed", &mut || composed_layer_norm(&x, &w, &b, 1e-5));
+        run("layer_norm 1024x1024", "candle_fused", &mut || candle_nn::ops::layer_norm(&x, &w, &b, 1e-5));
+
+        let (g, u) = (rand(&[1024, 2816], dtype), rand(&[1024, 2816], dtype));
+        run("swiglu 1024x2816", "lazy_graph", &mut || Ok(swiglu(&g, &u)?));
+        run("swiglu 1024x2816", "composed", &mut || g.silu()? * &u);
+
+        let (x, cos, sin) = (rand(&[1, 8, 512, 128], dtype), rand(&[512, 64], dtype), rand(&[512, 64], dtype));
+        run("rope 1x8x512x128", "lazy_graph", &mut || Ok(rope(&x, &cos, &sin)?));
+        run("rope 1x8x512x128", "composed", &mut || composed_rope(&x, &cos, &sin));
+        run("rope 1x8x512x128", "candle_fused", &mut || candle_nn::rotary_emb::rope(&x, &cos, &sin));
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = bench
+}
+criterion_main!(benches);
