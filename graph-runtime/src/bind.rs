@@ -2,9 +2,11 @@
 //!
 //! Symbols are bound from the dims where they stand alone (`D`), in parameter order; every other
 //! dim (literals, and derived sizes such as `D / 2`) is then checked against the bound values.
+//! Last, every derived size inside the graph is evaluated once, so a size that is not whole
+//! (`D / 2` with `D` odd) fails here, before anything runs, rather than halfway through.
 
 use candle_core::{DType, Device, Tensor};
-use graph_ir::{display_shape, Dim, Graph, ParamKind};
+use graph_ir::{display_shape, Dim, Graph, Op, ParamKind};
 
 use crate::error::{Error, Result, SymbolMismatch};
 
@@ -13,6 +15,8 @@ use crate::error::{Error, Result, SymbolMismatch};
 pub struct Bound {
     /// The size of each symbol, indexed like [`Graph::symbols`].
     pub symbols: Vec<usize>,
+    /// The parameter and dim each symbol was bound from, for messages.
+    pub origins: Vec<(&'static str, usize)>,
     /// The dtype all tensor arguments share.
     pub dtype: DType,
     pub device: Device,
@@ -22,24 +26,31 @@ impl Bound {
     /// Evaluates a shape under the bound symbols.
     pub fn shape(&self, graph: &Graph, dims: &[Dim], what: impl FnOnce() -> String) -> Result<Vec<usize>> {
         dims.iter()
-            .map(|d| d.eval(&self.symbols))
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| Error::Fraction {
-                func: graph.name,
-                what: what(),
-                size: display_shape(dims, graph.symbols),
-                symbols: self.describe(graph),
-            })
+            .map(|d| d.eval(&self.symbols).ok_or(d))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|d| self.fraction(graph, d, what()))
     }
 
-    fn describe(&self, graph: &Graph) -> String {
-        let pairs: Vec<String> = graph
-            .symbols
-            .iter()
-            .zip(&self.symbols)
-            .map(|(s, v)| format!("{s} = {v}"))
+    /// The error for a dim that is not a whole number, naming each of its symbols with its value
+    /// and origin, as in "D = 5 (from `x` dim 1)".
+    fn fraction(&self, graph: &Graph, dim: &Dim, what: String) -> Error {
+        // Factors are sorted, so a symbol's powers are adjacent.
+        let mut ids: Vec<u16> = dim.symbols().collect();
+        ids.dedup();
+        let symbols: Vec<String> = ids
+            .into_iter()
+            .map(|s| {
+                let (param, d) = self.origins[s as usize];
+                let (name, value) = (graph.symbols[s as usize], self.symbols[s as usize]);
+                format!("{name} = {value} (from `{param}` dim {d})")
+            })
             .collect();
-        pairs.join(", ")
+        Error::Fraction {
+            func: graph.name,
+            what,
+            size: dim.display(graph.symbols).to_string(),
+            symbols: symbols.join(", "),
+        }
     }
 }
 
@@ -131,10 +142,19 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
             }
         }
     }
-    let values: Vec<usize> = symbols
+    let (values, origins): (Vec<usize>, Vec<(&'static str, usize)>) = symbols
         .iter()
-        .map(|s| s.expect("the macro rejects symbols that no parameter binds").0)
-        .collect();
+        .map(|s| {
+            let (value, param, dim) = s.expect("the macro rejects symbols that no parameter binds");
+            (value, (param, dim))
+        })
+        .unzip();
+    let bound = Bound {
+        symbols: values,
+        origins,
+        dtype,
+        device,
+    };
 
     for (&(param, declared), t) in params.iter().zip(tensors) {
         for (i, (d, &actual)) in declared.iter().zip(t.dims()).enumerate() {
@@ -142,18 +162,8 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
                 continue;
             }
             let shown = display_shape(declared, graph.symbols);
-            let Some(expected) = d.eval(&values) else {
-                return Err(Error::Fraction {
-                    func,
-                    what: format!("parameter `{param}` dim {i}"),
-                    size: d.display(graph.symbols).to_string(),
-                    symbols: Bound {
-                        symbols: values.clone(),
-                        dtype,
-                        device: device.clone(),
-                    }
-                    .describe(graph),
-                });
+            let Some(expected) = d.eval(&bound.symbols) else {
+                return Err(bound.fraction(graph, d, format!("parameter `{param}` dim {i}")));
             };
             if expected != actual {
                 return match d.symbols().next() {
@@ -184,9 +194,62 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
             }
         }
     }
-    Ok(Bound {
-        symbols: values,
-        dtype,
-        device,
-    })
+    check_derived_sizes(graph, &bound)?;
+    Ok(bound)
+}
+
+/// Evaluates every size inside the graph (node shapes, narrow starts and `Size` nodes) and checks
+/// that each narrow fits its argument, so no executor meets a bad size.
+fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let extra = match node.op {
+            // Parameter shapes were checked against the arguments above.
+            Op::Input(_) => continue,
+            Op::Narrow(_, start) | Op::Size(start) => Some(start),
+            _ => None,
+        };
+        if let Some(d) = node
+            .shape
+            .iter()
+            .chain(&extra)
+            .find(|d| d.eval(&bound.symbols).is_none())
+        {
+            return Err(bound.fraction(graph, d, describe_node(graph, i)));
+        }
+        if let Op::Narrow(axis, start) = node.op {
+            // Arguments come first in the node order, so their sizes were evaluated already.
+            let eval = |d: &Dim| d.eval(&bound.symbols).expect("checked above");
+            let axis = axis as usize;
+            let size = eval(&graph.nodes[node.args[0] as usize].shape[axis]);
+            let (start, len) = (eval(&start), eval(&node.shape[axis]));
+            if start.checked_add(len).is_none_or(|end| end > size) {
+                return Err(Error::Narrow {
+                    func: graph.name,
+                    axis,
+                    start,
+                    len,
+                    size,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Names a node for users, who never see node numbers.
+fn describe_node(graph: &Graph, i: usize) -> String {
+    if let Some(k) = graph.outputs.iter().position(|&o| o as usize == i) {
+        return match graph.outputs.len() {
+            1 => "the result".to_string(),
+            _ => format!("result {k}"),
+        };
+    }
+    match graph.nodes[i].op {
+        Op::Narrow(axis, _) => format!("a narrow of axis {axis}"),
+        Op::Reshape => "a reshape".to_string(),
+        Op::Broadcast => "a broadcast".to_string(),
+        Op::Cat(axis) => format!("a cat along axis {axis}"),
+        Op::Size(_) => "a size used as a value".to_string(),
+        _ => "an intermediate value".to_string(),
+    }
 }

@@ -53,8 +53,11 @@ pub fn run(
         compute: compute_dtype(bound.dtype),
     };
     for i in 0..graph.nodes.len() {
-        let args: Vec<&Value> =
-            graph.nodes[i].args.iter().map(|a| values[*a as usize].as_ref().expect("arguments come first")).collect();
+        let args: Vec<&Value> = graph.nodes[i]
+            .args
+            .iter()
+            .map(|a| values[*a as usize].as_ref().expect("arguments come first"))
+            .collect();
         let v = eval.node(i, &args)?;
         values[i] = Some(v);
     }
@@ -110,7 +113,10 @@ impl Eager<'_> {
 
     /// The storage dtype of node `i`'s values.
     pub(crate) fn storage(&self, i: usize) -> DType {
-        self.graph.nodes[i].dtype.map(candle_dtype).unwrap_or(self.bound.dtype)
+        self.graph.nodes[i]
+            .dtype
+            .map(candle_dtype)
+            .unwrap_or(self.bound.dtype)
     }
 
     /// Computes node `i` from its argument values (tensors in the compute dtype, or scalars).
@@ -161,7 +167,11 @@ impl Eager<'_> {
                     _ if x.elem_count() == 0 => {
                         let mut dims = x.dims().to_vec();
                         dims[axis] = 1;
-                        let empty = if r == ReduceOp::Mean { f64::NAN } else { r.identity() };
+                        let empty = if r == ReduceOp::Mean {
+                            f64::NAN
+                        } else {
+                            r.identity()
+                        };
                         Tensor::full(empty, dims, &self.bound.device).and_then(|t| t.to_dtype(c))
                     }
                     ReduceOp::Sum => x.sum_keepdim(axis),
