@@ -58,12 +58,17 @@ fn composed_gelu(x: &Tensor) -> Result<Tensor> {
 fn composed_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
     let d = x.dim(D::Minus1)?;
     let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2)?, x.narrow(D::Minus1, d / 2, d / 2)?);
-    let (c, s) = (Tensor::cat(&[cos, cos], D::Minus1)?, Tensor::cat(&[sin, sin], D::Minus1)?);
+    let (c, s) = (
+        Tensor::cat(&[cos, cos], D::Minus1)?,
+        Tensor::cat(&[sin, sin], D::Minus1)?,
+    );
     x.broadcast_mul(&c)? + Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?.broadcast_mul(&s)?
 }
 
 fn rand(shape: &[usize], dtype: DType) -> Tensor {
-    Tensor::randn(0f32, 1.0, shape, &Device::Cpu).and_then(|t| t.to_dtype(dtype)).expect("random input")
+    Tensor::randn(0f32, 1.0, shape, &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
+        .expect("random input")
 }
 
 fn bench(c: &mut Criterion) {
@@ -82,29 +87,53 @@ fn bench(c: &mut Criterion) {
         let x = rand(&[1024, 1024], dtype);
         run("softmax 1024x1024", "lazy_graph", &mut || Ok(softmax(&x)?));
         run("softmax 1024x1024", "composed", &mut || composed_softmax(&x));
-        run("softmax 1024x1024", "candle_fused", &mut || candle_nn::ops::softmax_last_dim(&x));
+        run("softmax 1024x1024", "candle_fused", &mut || {
+            candle_nn::ops::softmax_last_dim(&x)
+        });
 
         for (n, d) in [(1024, 1024), (1, 4096)] {
             let name = format!("rms_norm {n}x{d}");
             let (x, w) = (rand(&[n, d], dtype), rand(&[d], dtype));
             run(&name, "lazy_graph", &mut || Ok(rms_norm(&x, &w, 1e-6)?));
             run(&name, "composed", &mut || composed_rms_norm(&x, &w, 1e-6));
-            run(&name, "candle_fused", &mut || candle_nn::ops::rms_norm(&x, &w, 1e-6));
+            run(&name, "candle_fused", &mut || {
+                candle_nn::ops::rms_norm(&x, &w, 1e-6)
+            });
         }
 
-        let (x, w, b) = (rand(&[1024, 1024], dtype), rand(&[1024], dtype), rand(&[1024], dtype));
-        run("layer_norm 1024x1024", "lazy_graph", &mut || Ok(layer_norm(&x, &w, &b, 1e-5)?));
-        run("layer_norm 1024x1024", "composed", &mut || composed_layer_norm(&x, &w, &b, 1e-5));
-        run("layer_norm 1024x1024", "candle_fused", &mut || candle_nn::ops::layer_norm(&x, &w, &b, 1e-5));
+        let (x, w, b) = (
+            rand(&[1024, 1024], dtype),
+            rand(&[1024], dtype),
+            rand(&[1024], dtype),
+        );
+        run("layer_norm 1024x1024", "lazy_graph", &mut || {
+            Ok(layer_norm(&x, &w, &b, 1e-5)?)
+        });
+        run("layer_norm 1024x1024", "composed", &mut || {
+            composed_layer_norm(&x, &w, &b, 1e-5)
+        });
+        run("layer_norm 1024x1024", "candle_fused", &mut || {
+            candle_nn::ops::layer_norm(&x, &w, &b, 1e-5)
+        });
 
         let (g, u) = (rand(&[1024, 2816], dtype), rand(&[1024, 2816], dtype));
         run("swiglu 1024x2816", "lazy_graph", &mut || Ok(swiglu(&g, &u)?));
         run("swiglu 1024x2816", "composed", &mut || g.silu()? * &u);
 
-        let (x, cos, sin) = (rand(&[1, 8, 512, 128], dtype), rand(&[512, 64], dtype), rand(&[512, 64], dtype));
-        run("rope 1x8x512x128", "lazy_graph", &mut || Ok(rope(&x, &cos, &sin)?));
-        run("rope 1x8x512x128", "composed", &mut || composed_rope(&x, &cos, &sin));
-        run("rope 1x8x512x128", "candle_fused", &mut || candle_nn::rotary_emb::rope(&x, &cos, &sin));
+        let (x, cos, sin) = (
+            rand(&[1, 8, 512, 128], dtype),
+            rand(&[512, 64], dtype),
+            rand(&[512, 64], dtype),
+        );
+        run("rope 1x8x512x128", "lazy_graph", &mut || {
+            Ok(rope(&x, &cos, &sin)?)
+        });
+        run("rope 1x8x512x128", "composed", &mut || {
+            composed_rope(&x, &cos, &sin)
+        });
+        run("rope 1x8x512x128", "candle_fused", &mut || {
+            candle_nn::rotary_emb::rope(&x, &cos, &sin)
+        });
     }
 }
 

@@ -6,6 +6,7 @@
 //! for wide pointwise kernels, column ranges), finds each input's row, and calls the kernel with
 //! safe slices.
 
+use std::mem::MaybeUninit;
 use std::ops::{Add, Div, Mul, Neg, Range, Sub};
 
 pub use half;
@@ -240,9 +241,9 @@ pub struct RowArgs<'a, T: Elem> {
     pub cols: Range<usize>,
 }
 
-/// A generated kernel for one storage type: writes each output's row (`outs[i]` starts at the
-/// row's first element).
-pub type RowFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [T]]);
+/// A generated kernel for one storage type: writes every element of each output's row (or
+/// column chunk); `outs[i]` starts at the first element to write. Outputs start uninitialised.
+pub type RowFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [MaybeUninit<T>]]);
 
 /// A generated kernel for every storage type, in two variants: `[contiguous, strided]`. The
 /// contiguous variant may assume every column-indexed input has column stride 1.

@@ -16,14 +16,18 @@ const EXP_MIN: f32 = -87.336_55;
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(EXP_MIN, EXP_MAX);
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    // The integer n sits in the low mantissa bits of `shifted`: read it without a float-to-int
+    // conversion, which SSE2 cannot vectorise with Rust's saturating semantics.
+    let k = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = (xc - n * LN2_HI) - n * LN2_LO;
     let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1;
+        + 5e-1;
     // 2^n in two factors: n reaches 128 just below EXP_MAX and -126 at EXP_MIN.
-    let (n1, n2) = ((n as i32) >> 1, (n as i32) - ((n as i32) >> 1));
+    let (n1, n2) = (k >> 1, k - (k >> 1));
     let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
     let y = (p * r * r + r + 1.0) * pow2(n1) * pow2(n2);
     let y = if x > EXP_MAX { f32::INFINITY } else { y };
@@ -40,8 +44,8 @@ pub fn exp_f32(x: f32) -> f32 {
 pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = a * a;
-    let small = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
-        - 3.333_328_2e-1)
+    let small = ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+        - 3.333_328e-1)
         * z
         * a
         + a;

@@ -6,8 +6,8 @@ use proc_macro2::TokenStream;
 use crate::check::check_function;
 use crate::diag::Errors;
 use crate::emit;
-use crate::passes::optimise;
 use crate::kernel::schedule;
+use crate::passes::optimise;
 use crate::plan::{plan, Step};
 use crate::syntax::Module;
 

@@ -52,7 +52,10 @@ pub fn is_row_scalar(graph: &Graph, id: NodeId) -> bool {
 
 impl KernelIr {
     pub fn size_index(&self, d: &Dim) -> usize {
-        self.sizes.iter().position(|s| s == d).expect("every size a kernel uses is collected")
+        self.sizes
+            .iter()
+            .position(|s| s == d)
+            .expect("every size a kernel uses is collected")
     }
 
     pub fn input_index(&self, id: NodeId) -> Option<usize> {
@@ -61,7 +64,14 @@ impl KernelIr {
 }
 
 pub fn schedule(graph: &Graph, plan: &KernelPlan, name: String) -> KernelIr {
-    let last = |id: NodeId| *graph.node(id).ty.shape().and_then(<[Dim]>::last).unwrap_or(&Dim::lit(1));
+    let last = |id: NodeId| {
+        *graph
+            .node(id)
+            .ty
+            .shape()
+            .and_then(<[Dim]>::last)
+            .unwrap_or(&Dim::lit(1))
+    };
     let inputs: Vec<(NodeId, Access)> = plan
         .inputs
         .iter()
@@ -79,11 +89,26 @@ pub fn schedule(graph: &Graph, plan: &KernelPlan, name: String) -> KernelIr {
     let mut stage: BTreeMap<NodeId, usize> = BTreeMap::new();
     for &id in &plan.nodes {
         let node = graph.node(id);
-        let deepest = node.args.iter().filter_map(|a| stage.get(a)).max().copied().unwrap_or(0);
-        let s = if node.op.class() == OpClass::Reduce { deepest + 1 } else { deepest };
+        let deepest = node
+            .args
+            .iter()
+            .filter_map(|a| stage.get(a))
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let s = if node.op.class() == OpClass::Reduce {
+            deepest + 1
+        } else {
+            deepest
+        };
         stage.insert(id, s);
     }
-    let row_scalars: Vec<NodeId> = plan.nodes.iter().copied().filter(|id| is_row_scalar(graph, *id)).collect();
+    let row_scalars: Vec<NodeId> = plan
+        .nodes
+        .iter()
+        .copied()
+        .filter(|id| is_row_scalar(graph, *id))
+        .collect();
 
     let mut sizes: Vec<Dim> = Vec::new();
     let mut size = |d: Dim| match sizes.iter().position(|s| *s == d) {

@@ -58,7 +58,12 @@ fn prefix(graph: &Graph, id: NodeId) -> Vec<Dim> {
 
 /// Whether `small` right-aligns into `big` with equal dims or literal 1s.
 fn broadcasts_into(small: &[Dim], big: &[Dim]) -> bool {
-    small.len() <= big.len() && small.iter().rev().zip(big.iter().rev()).all(|(s, b)| s == b || s.is_one())
+    small.len() <= big.len()
+        && small
+            .iter()
+            .rev()
+            .zip(big.iter().rev())
+            .all(|(s, b)| s == b || s.is_one())
 }
 
 pub fn plan(graph: &Graph) -> Vec<Step> {
@@ -109,14 +114,13 @@ fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, f
 
 /// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
 /// through another step: some argument of the merged set, outside it, reaches back into it.
-fn creates_cycle(
-    graph: &Graph,
-    groups: &[Vec<NodeId>],
-    id: NodeId,
-    target: usize,
-    g: usize,
-) -> bool {
-    let members: BTreeSet<NodeId> = groups[target].iter().chain(&groups[g]).copied().chain([id]).collect();
+fn creates_cycle(graph: &Graph, groups: &[Vec<NodeId>], id: NodeId, target: usize, g: usize) -> bool {
+    let members: BTreeSet<NodeId> = groups[target]
+        .iter()
+        .chain(&groups[g])
+        .copied()
+        .chain([id])
+        .collect();
     // Walk back from the members' outside arguments; reaching a member closes a cycle.
     let mut stack: Vec<NodeId> = Vec::new();
     for m in &members {
@@ -146,7 +150,9 @@ fn absorb_broadcast_groups(graph: &Graph, group: &mut [Option<usize>], groups: &
             if groups[g].is_empty() {
                 continue;
             }
-            let has_reduction = groups[g].iter().any(|id| graph.node(*id).op.class() == OpClass::Reduce);
+            let has_reduction = groups[g]
+                .iter()
+                .any(|id| graph.node(*id).op.class() == OpClass::Reduce);
             let is_output = groups[g].iter().any(|id| graph.outputs.contains(id));
             if has_reduction || is_output {
                 continue;
@@ -157,7 +163,9 @@ fn absorb_broadcast_groups(graph: &Graph, group: &mut [Option<usize>], groups: &
                 .map(|u| group[u.index()])
                 .filter(|ug| *ug != Some(g))
                 .collect();
-            let [Some(h)] = outside.into_iter().collect::<Vec<_>>()[..] else { continue };
+            let [Some(h)] = outside.into_iter().collect::<Vec<_>>()[..] else {
+                continue;
+            };
             let p = prefix(graph, groups[g][0]);
             let q = prefix(graph, groups[h][0]);
             let same_prefix = groups[g].iter().all(|id| prefix(graph, *id) == p);
@@ -242,10 +250,16 @@ fn kernel(graph: &Graph, nodes: &[NodeId], users: &[Vec<NodeId>]) -> KernelPlan 
         .copied()
         .filter(|id| graph.outputs.contains(id) || users[id.index()].iter().any(|u| !members.contains(u)))
         .collect();
-    let layout_or_reduce = nodes.iter().any(|id| matches!(graph.node(*id).op.class(), OpClass::Reduce | OpClass::Layout));
+    let layout_or_reduce = nodes
+        .iter()
+        .any(|id| matches!(graph.node(*id).op.class(), OpClass::Reduce | OpClass::Layout));
     let prefix = outputs.first().map(|o| prefix(graph, *o)).unwrap_or_default();
     KernelPlan {
-        kind: if layout_or_reduce { KernelKind::Row } else { KernelKind::Pointwise },
+        kind: if layout_or_reduce {
+            KernelKind::Row
+        } else {
+            KernelKind::Pointwise
+        },
         prefix,
         nodes: nodes.to_vec(),
         inputs,
@@ -355,7 +369,10 @@ mod tests {
         let ks = kernels(&steps);
         assert_eq!(ks.len(), 1);
         assert_eq!(ks[0].kind, KernelKind::Pointwise);
-        assert!(matches!(steps.last(), Some(Step::Kernel(_))), "the kernel reads every matmul");
+        assert!(
+            matches!(steps.last(), Some(Step::Kernel(_))),
+            "the kernel reads every matmul"
+        );
     }
 
     #[test]

@@ -37,9 +37,12 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         let x = format_ident!("x{}", i);
         let s = format_ident!("s{}", i);
+        // Scalars and row scalars become locals: a load inside a loop that writes an output would
+        // be repeated every iteration (the compiler cannot rule out aliasing) and block vectorising.
+        let v = format_ident!("in{}", i);
         match access {
-            Access::Scalar => {}
-            Access::RowScalar => prologue.push(quote!(let #x: &[T] = a.ins[#i];)),
+            Access::Scalar => prologue.push(quote!(let #v = a.scalars[#i];)),
+            Access::RowScalar => prologue.push(quote!(let #v = a.ins[#i][0].load();)),
             Access::Column => {
                 prologue.push(quote!(let #x: &[T] = a.ins[#i];));
                 if strided {
@@ -68,7 +71,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     quote! {
         #[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]
         #[inline(never)]
-        fn #name<T: #p::Elem>(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [T]]) {
+        fn #name<T: #p::Elem>(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [::core::mem::MaybeUninit<T>]]) {
             use #p::{Elem as _, Float as _};
             let [#(#outs),*] = outs else {
                 ::core::unreachable!("the runtime passes one row per output")
@@ -80,7 +83,12 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
 }
 
 fn size_ident(k: &KernelIr, graph: &Graph, id: NodeId) -> Ident {
-    let last = graph.node(id).ty.shape().and_then(|s| s.last().copied()).unwrap_or(graph_ir::Dim::lit(1));
+    let last = graph
+        .node(id)
+        .ty
+        .shape()
+        .and_then(|s| s.last().copied())
+        .unwrap_or(graph_ir::Dim::lit(1));
     format_ident!("n{}", k.size_index(&last))
 }
 
@@ -117,7 +125,10 @@ impl Cx<'_> {
         match s {
             Stmt::RowScalars(nodes) => {
                 let mut scope = Scope::default();
-                let col = Col { tokens: quote!(0usize), key: "0".into() };
+                let col = Col {
+                    tokens: quote!(0usize),
+                    key: "0".into(),
+                };
                 let lets = nodes.iter().map(|id| {
                     let v = self.op_value(&mut scope, *id, &col);
                     let stmts = std::mem::take(&mut scope.stmts);
@@ -130,13 +141,16 @@ impl Cx<'_> {
             Stmt::Write { len, outputs } => {
                 let n = format_ident!("n{}", len);
                 let mut scope = Scope::default();
-                let col = Col { tokens: quote!(c), key: "c".into() };
+                let col = Col {
+                    tokens: quote!(c),
+                    key: "c".into(),
+                };
                 let stores: Vec<TokenStream> = outputs
                     .iter()
                     .map(|&i| {
                         let v = self.value(&mut scope, self.k.outputs[i], &col);
                         let o = format_ident!("o{}", i);
-                        quote!(#o[c - c0] = T::store(#v);)
+                        quote!(#o[c - c0] = ::core::mem::MaybeUninit::new(T::store(#v));)
                     })
                     .collect();
                 let stmts = scope.stmts;
@@ -144,14 +158,16 @@ impl Cx<'_> {
                 // Bounding the loop by `n` (the inputs' row length) lets the compiler drop bounds
                 // checks and vectorise.
                 let (range, first, count) = match self.k.kind {
-                    graph_ir::KernelKind::Pointwise => {
-                        (quote!(c0..a.cols.end.min(#n)), quote!(a.cols.start), quote!(a.cols.end.min(#n) - c0))
-                    }
+                    graph_ir::KernelKind::Pointwise => (
+                        quote!(c0..a.cols.end.min(#n)),
+                        quote!(a.cols.start),
+                        quote!(a.cols.end.min(#n) - c0),
+                    ),
                     graph_ir::KernelKind::Row => (quote!(0..#n), quote!(0usize), quote!(#n)),
                 };
                 let bounds = outputs.iter().map(|&i| {
                     let o = format_ident!("o{}", i);
-                    quote!(let #o: &mut [T] = &mut #o[..#count];)
+                    quote!(let #o: &mut [::core::mem::MaybeUninit<T>] = &mut #o[..#count];)
                 });
                 quote!({
                     let c0: usize = #first;
@@ -166,7 +182,7 @@ impl Cx<'_> {
                 let stores = outputs.iter().map(|&i| {
                     let o = format_ident!("o{}", i);
                     let r = local(self.k.outputs[i]);
-                    quote!(#o[0] = T::store(#r);)
+                    quote!(#o[0] = ::core::mem::MaybeUninit::new(T::store(#r));)
                 });
                 quote!(#(#stores)*)
             }
@@ -177,9 +193,14 @@ impl Cx<'_> {
         let c = self.c();
         let n = format_ident!("n{}", len);
         let mut scope = Scope::default();
-        let col = Col { tokens: quote!(j), key: "j".into() };
-        let values: Vec<TokenStream> =
-            reductions.iter().map(|r| self.value(&mut scope, self.graph.node(*r).args[0], &col)).collect();
+        let col = Col {
+            tokens: quote!(j),
+            key: "j".into(),
+        };
+        let values: Vec<TokenStream> = reductions
+            .iter()
+            .map(|r| self.value(&mut scope, self.graph.node(*r).args[0], &col))
+            .collect();
         let stmts = scope.stmts;
         let accs: Vec<Ident> = (0..reductions.len()).map(|i| format_ident!("acc{}", i)).collect();
         let vs: Vec<Ident> = (0..reductions.len()).map(|i| format_ident!("v{}", i)).collect();
@@ -223,17 +244,43 @@ impl Cx<'_> {
                 _ => quote!(let #out = #combine;),
             }
         });
+        // Without index remapping (narrow/cat), every column input is read at `j`: the main loop
+        // then hands the body 8-element chunks of the inputs, whose indices need no checks, so
+        // the body (exp included) vectorises.
+        let remaps = self.k.nodes.iter().any(|n| matches!(self.graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)));
+        let columns: Vec<Ident> = (0..self.k.inputs.len())
+            .filter(|i| self.k.inputs[*i].1 == Access::Column)
+            .map(|i| format_ident!("x{}", i))
+            .collect();
+        let lanes = std::iter::repeat_n(LANES, columns.len());
+        let main_loop = if self.strided || remaps {
+            quote! {
+                while jj + #LANES <= #n {
+                    for l in 0..#LANES {
+                        let (#(#vs,)*) = body(jj + l);
+                        #(#main)*
+                    }
+                    jj += #LANES;
+                }
+            }
+        } else {
+            quote! {
+                let chunk = |j: usize, #(#columns: &[T]),*| { #(#stmts)* (#(#values,)*) };
+                while jj + #LANES <= #n {
+                    #(let #columns: &[T] = &#columns[jj..jj + #lanes];)*
+                    for l in 0..#LANES {
+                        let (#(#vs,)*) = chunk(l, #(#columns),*);
+                        #(#main)*
+                    }
+                    jj += #LANES;
+                }
+            }
+        };
         quote! {
             #(let mut #accs = #init;)*
             let body = |j: usize| { #(#stmts)* (#(#values,)*) };
             let mut jj = 0usize;
-            while jj + #LANES <= #n {
-                for l in 0..#LANES {
-                    let (#(#vs,)*) = body(jj + l);
-                    #(#main)*
-                }
-                jj += #LANES;
-            }
+            #main_loop
             while jj < #n {
                 let (#(#vs,)*) = body(jj);
                 #(#tail)*
@@ -267,9 +314,9 @@ impl Cx<'_> {
         let x = format_ident!("x{}", i);
         let s = format_ident!("s{}", i);
         let c = &col.tokens;
+        let v = format_ident!("in{}", i);
         match self.k.inputs[i].1 {
-            Access::Scalar => quote!(a.scalars[#i]),
-            Access::RowScalar => quote!(#x[0].load()),
+            Access::Scalar | Access::RowScalar => quote!(#v),
             Access::Column if self.strided => quote!(#x[(#c) * #s].load()),
             Access::Column => quote!(#x[#c].load()),
         }
@@ -342,7 +389,10 @@ impl Cx<'_> {
     /// lengths before it.
     fn cat(&self, scope: &mut Scope, parts: &[NodeId], col: &Col) -> TokenStream {
         let (first, rest) = parts.split_first().expect("cat has parts");
-        let mut inner = Scope { stmts: Vec::new(), memo: scope.memo.clone() };
+        let mut inner = Scope {
+            stmts: Vec::new(),
+            memo: scope.memo.clone(),
+        };
         let a = self.value(&mut inner, *first, col);
         let a_stmts = inner.stmts;
         if rest.is_empty() {
@@ -350,7 +400,10 @@ impl Cx<'_> {
         }
         let n = size_ident(self.k, self.graph, *first);
         let shifted = shift(col, &n, "-");
-        let mut inner = Scope { stmts: Vec::new(), memo: scope.memo.clone() };
+        let mut inner = Scope {
+            stmts: Vec::new(),
+            memo: scope.memo.clone(),
+        };
         let b = self.cat(&mut inner, rest, &shifted);
         let b_stmts = inner.stmts;
         let c = &col.tokens;
@@ -360,8 +413,15 @@ impl Cx<'_> {
 
 fn shift(col: &Col, n: &Ident, sign: &str) -> Col {
     let c = &col.tokens;
-    let tokens = if sign == "+" { quote!((#c + #n)) } else { quote!((#c - #n)) };
-    Col { tokens, key: format!("({}{sign}{n})", col.key) }
+    let tokens = if sign == "+" {
+        quote!((#c + #n))
+    } else {
+        quote!((#c - #n))
+    };
+    Col {
+        tokens,
+        key: format!("({}{sign}{n})", col.key),
+    }
 }
 
 fn method(u: UnaryOp) -> Ident {

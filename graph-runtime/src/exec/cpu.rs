@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Storage, Tensor, WithDType};
 use graph_ir::cpu::{Elem, Float, RowArgs, RowFn};
 use graph_ir::{Access, Graph, Kernel, KernelKind};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
@@ -36,7 +37,7 @@ struct Input<'a, T> {
 
 /// A pointer that may cross threads: each thread writes disjoint rows of the outputs.
 #[derive(Clone, Copy)]
-struct OutPtr<T>(*mut T);
+struct OutPtr<T>(*mut MaybeUninit<T>);
 // SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task.
 unsafe impl<T: Send> Send for OutPtr<T> {}
 unsafe impl<T: Send> Sync for OutPtr<T> {}
@@ -61,14 +62,21 @@ fn run_typed<T: Elem + WithDType>(
             Value::Scalar(_) => None,
         })
         .collect();
-    let guards: Vec<_> = tensors.iter().map(|t| t.map(|t| t.storage_and_layout())).collect();
+    let guards: Vec<_> = tensors
+        .iter()
+        .map(|t| t.map(|t| t.storage_and_layout()))
+        .collect();
     let mut scalars = Vec::with_capacity(args.len());
     let mut inputs = Vec::with_capacity(args.len());
     for ((v, guard), access) in args.iter().zip(&guards).zip(k.access) {
         match (v, guard) {
             (Value::Scalar(s), _) => {
                 scalars.push(T::C::from_f64(*s));
-                inputs.push(Input { data: &[][..], row_strides: vec![0; prefix.len()], col_stride: 0 });
+                inputs.push(Input {
+                    data: &[][..],
+                    row_strides: vec![0; prefix.len()],
+                    col_stride: 0,
+                });
             }
             (Value::Tensor(_), Some((storage, layout))) => {
                 scalars.push(T::C::ZERO);
@@ -91,44 +99,73 @@ fn run_typed<T: Elem + WithDType>(
                     }
                 }
                 let data = &data[layout.start_offset()..];
-                inputs.push(Input { data, row_strides, col_stride });
+                inputs.push(Input {
+                    data,
+                    row_strides,
+                    col_stride,
+                });
             }
             (Value::Tensor(_), None) => unreachable!("tensors have guards"),
         }
     }
 
     // Outputs: contiguous, one row of `len` elements per kernel row.
-    let mut outputs: Vec<(Vec<T>, Vec<usize>, usize)> = Vec::with_capacity(k.outputs.len());
+    // Uninitialised: the kernel writes every element exactly once (rows x len, split into
+    // disjoint units below), so no fill pass is spent.
+    let mut outputs: Vec<(Vec<MaybeUninit<T>>, Vec<usize>, usize)> = Vec::with_capacity(k.outputs.len());
     for &o in k.outputs {
         let shape = bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}"))?;
         let len = shape.last().copied().unwrap_or(1);
-        outputs.push((vec![T::from_f64(0.0); rows * len], shape, len));
+        let mut data = Vec::with_capacity(rows * len);
+        // SAFETY: `MaybeUninit<T>` needs no initialisation.
+        unsafe { data.set_len(rows * len) };
+        outputs.push((data, shape, len));
     }
-    let contiguous = k.access.iter().zip(&inputs).all(|(a, i)| *a != Access::Column || i.col_stride == 1);
+    let contiguous = k
+        .access
+        .iter()
+        .zip(&inputs)
+        .all(|(a, i)| *a != Access::Column || i.col_stride == 1);
     let f = fns[usize::from(!contiguous)];
-    let out_ptrs: Vec<(OutPtr<T>, usize)> = outputs.iter_mut().map(|(v, _, len)| (OutPtr(v.as_mut_ptr()), *len)).collect();
+    let out_ptrs: Vec<(OutPtr<T>, usize)> = outputs
+        .iter_mut()
+        .map(|(v, _, len)| (OutPtr(v.as_mut_ptr()), *len))
+        .collect();
     let row_len = outputs.iter().map(|(_, _, len)| *len).max().unwrap_or(1);
 
     // Wide pointwise rows split into column chunks so a [1, N] kernel still uses every thread.
     let threads = rayon::current_num_threads();
-    let chunk = if k.kind == KernelKind::Pointwise && rows < 2 * threads && outputs.iter().all(|o| o.2 == row_len) {
-        (row_len / (4 * threads)).max(4096).min(row_len.max(1))
-    } else {
-        row_len.max(1)
-    };
+    let chunk =
+        if k.kind == KernelKind::Pointwise && rows < 2 * threads && outputs.iter().all(|o| o.2 == row_len) {
+            (row_len / (4 * threads)).max(4096).min(row_len.max(1))
+        } else {
+            row_len.max(1)
+        };
     let chunks_per_row = row_len.div_ceil(chunk).max(1);
     let units = rows * chunks_per_row;
-    let cx = Cx { prefix: &prefix, inputs: &inputs, scalars: &scalars, sizes: &sizes, outs: &out_ptrs, f, chunk, chunks_per_row, row_len };
+    let cx = Cx {
+        prefix: &prefix,
+        inputs: &inputs,
+        scalars: &scalars,
+        sizes: &sizes,
+        outs: &out_ptrs,
+        f,
+        chunk,
+        chunks_per_row,
+        row_len,
+    };
     if rows * row_len >= PARALLEL_ELEMENTS && units > 1 {
         let per_task = units.div_ceil(threads * 4).max(1);
-        (0..units.div_ceil(per_task)).into_par_iter().for_each(|t| cx.run_units(t * per_task..((t + 1) * per_task).min(units)));
+        (0..units.div_ceil(per_task))
+            .into_par_iter()
+            .for_each(|t| cx.run_units(t * per_task..((t + 1) * per_task).min(units)));
     } else {
         cx.run_units(0..units);
     }
     drop(guards);
     outputs
         .into_iter()
-        .map(|(data, shape, _)| Tensor::from_vec(data, shape, &Device::Cpu).within(func))
+        .map(|(data, shape, _)| Tensor::from_vec(assume_init(data), shape, &Device::Cpu).within(func))
         .collect()
 }
 
@@ -153,7 +190,7 @@ impl<T: Elem> Cx<'_, T> {
     fn run_units(&self, range: std::ops::Range<usize>) {
         let mut ins: Vec<&[T]> = vec![&[]; self.inputs.len()];
         let strides: Vec<usize> = self.inputs.iter().map(|i| i.col_stride).collect();
-        let mut outs: Vec<&mut [T]> = Vec::with_capacity(self.outs.len());
+        let mut outs: Vec<&mut [MaybeUninit<T>]> = Vec::with_capacity(self.outs.len());
         let mut index = vec![0usize; self.prefix.len()];
         for u in range {
             let (row, part) = (u / self.chunks_per_row, u % self.chunks_per_row);
@@ -165,19 +202,42 @@ impl<T: Elem> Cx<'_, T> {
             }
             for (slot, input) in ins.iter_mut().zip(self.inputs) {
                 let base: usize = index.iter().zip(&input.row_strides).map(|(i, s)| i * s).sum();
-                *slot = if input.data.is_empty() { input.data } else { &input.data[base..] };
+                *slot = if input.data.is_empty() {
+                    input.data
+                } else {
+                    &input.data[base..]
+                };
             }
             let cols = part * self.chunk..((part + 1) * self.chunk).min(self.row_len);
             outs.clear();
             for &(OutPtr(ptr), len) in self.outs {
                 // A chunked row hands out only its own columns; a whole row hands out all of them.
-                let (start, n) = if self.chunks_per_row > 1 { (row * len + cols.start, cols.len()) } else { (row * len, len) };
-                // SAFETY: `ptr` points at `rows * len` initialised elements, and each unit's range
-                // is disjoint from every other unit's.
+                let (start, n) = if self.chunks_per_row > 1 {
+                    (row * len + cols.start, cols.len())
+                } else {
+                    (row * len, len)
+                };
+                // SAFETY: `ptr` points at `rows * len` elements, and each unit's range is disjoint
+                // from every other unit's.
                 outs.push(unsafe { std::slice::from_raw_parts_mut(ptr.add(start), n) });
             }
-            let args = RowArgs { ins: &ins, strides: &strides, scalars: self.scalars, sizes: self.sizes, cols };
+            let args = RowArgs {
+                ins: &ins,
+                strides: &strides,
+                scalars: self.scalars,
+                sizes: self.sizes,
+                cols,
+            };
             (self.f)(&args, &mut outs);
         }
     }
+}
+
+/// The output buffer once the kernel has written every element.
+fn assume_init<T>(data: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut data = std::mem::ManuallyDrop::new(data);
+    let (ptr, len, cap) = (data.as_mut_ptr(), data.len(), data.capacity());
+    // SAFETY: every element was written by the kernel (the units cover rows x len exactly), and
+    // `MaybeUninit<T>` has `T`'s layout.
+    unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, cap) }
 }

@@ -1,9 +1,10 @@
 //! The fused executor: runs a graph's plan step by step. Kernels run as generated code on their
 //! device; library steps (matmul, layout, reductions over other axes) run through Candle.
 //!
-//! Values stay in their storage dtype between steps. A kernel whose inputs or outputs are not all
-//! in the graph's dtype (a `cast` crossing a kernel boundary), or whose device has no generated
-//! code, runs its nodes through the eager executor instead, with the same results.
+//! Values stay in their storage dtype between steps, except the results of library reductions,
+//! which keep the compute dtype. A kernel whose inputs or outputs are not all in the graph's
+//! dtype (such a reduction, or a `cast` crossing a kernel boundary), or whose device has no
+//! generated code, runs its nodes through the eager executor instead, with the same results.
 
 use candle_core::{Device, Tensor};
 use graph_ir::{Graph, Kernel, Op, OpClass, ParamKind, Step};
@@ -13,14 +14,31 @@ use crate::error::{Context, Result};
 use crate::exec::cpu;
 use crate::exec::eager::{compute_dtype, Eager, Value};
 
-pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &[f64]) -> Result<Vec<Tensor>> {
-    let compute = Eager { graph, bound, tensors, scalars, compute: compute_dtype(bound.dtype) };
-    let storage = Eager { compute: bound.dtype, ..compute };
+pub fn run(
+    graph: &'static Graph,
+    bound: &Bound,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+) -> Result<Vec<Tensor>> {
+    let compute = Eager {
+        graph,
+        bound,
+        tensors,
+        scalars,
+        compute: compute_dtype(bound.dtype),
+    };
+    let storage = Eager {
+        compute: bound.dtype,
+        ..compute
+    };
     let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
     // Inputs as given, and the host's scalar arithmetic.
     for (i, node) in graph.nodes.iter().enumerate() {
         if let Op::Input(p) = node.op {
-            let slot = graph.params[..p as usize].iter().filter(|q| matches!(q.kind, ParamKind::Tensor(_))).count();
+            let slot = graph.params[..p as usize]
+                .iter()
+                .filter(|q| matches!(q.kind, ParamKind::Tensor(_)))
+                .count();
             values[i] = Some(Value::Tensor(tensors[slot].clone()));
         } else if node.scalar {
             let args = args_of(graph, i, &values);
@@ -44,9 +62,12 @@ pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &
                         let args = converted(&storage, graph, n, &values, |a| storage.storage(a))?;
                         storage.node(n, &args.iter().collect::<Vec<_>>())?
                     }
+                    // Other reductions keep the compute dtype: rounding a column mean to bf16
+                    // before `x - mean` cancels would cost digits the eager path keeps. Kernels
+                    // reading such a value run through the eager path below.
                     _ => {
                         let args = converted(&compute, graph, n, &values, |_| compute.compute)?;
-                        stored(&compute, n, compute.node(n, &args.iter().collect::<Vec<_>>())?)?
+                        compute.node(n, &args.iter().collect::<Vec<_>>())?
                     }
                 };
                 values[n] = Some(v);
@@ -54,11 +75,19 @@ pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &
             Step::Kernel(k) => run_kernel(graph, k, bound, &compute, &mut values)?,
         }
     }
-    graph.outputs.iter().map(|&o| storage.output(o as usize, &values)).collect()
+    graph
+        .outputs
+        .iter()
+        .map(|&o| storage.output(o as usize, &values))
+        .collect()
 }
 
 fn args_of<'v>(graph: &Graph, i: usize, values: &'v [Option<Value>]) -> Vec<&'v Value> {
-    graph.nodes[i].args.iter().map(|a| values[*a as usize].as_ref().expect("arguments come first")).collect()
+    graph.nodes[i]
+        .args
+        .iter()
+        .map(|a| values[*a as usize].as_ref().expect("arguments come first"))
+        .collect()
 }
 
 /// Node `n`'s arguments converted to the dtype `to(arg)` chooses.
@@ -72,10 +101,15 @@ fn converted(
     graph.nodes[n]
         .args
         .iter()
-        .map(|&a| match values[a as usize].as_ref().expect("arguments come first") {
-            Value::Tensor(t) => t.to_dtype(to(a as usize)).map(Value::Tensor).within(cx.graph.name),
-            s => Ok(s.clone()),
-        })
+        .map(
+            |&a| match values[a as usize].as_ref().expect("arguments come first") {
+                Value::Tensor(t) => t
+                    .to_dtype(to(a as usize))
+                    .map(Value::Tensor)
+                    .within(cx.graph.name),
+                s => Ok(s.clone()),
+            },
+        )
         .collect()
 }
 
@@ -94,13 +128,17 @@ fn run_kernel(
     compute: &Eager,
     values: &mut [Option<Value>],
 ) -> Result<()> {
-    let uniform = k.inputs.iter().chain(k.outputs).all(|&n| {
-        let node = &graph.nodes[n as usize];
-        node.scalar || node.dtype.is_none()
+    let inputs_uniform = k.inputs.iter().all(|&n| match values[n as usize].as_ref() {
+        Some(Value::Tensor(t)) => t.dtype() == bound.dtype,
+        _ => true,
     });
+    let uniform = inputs_uniform && k.outputs.iter().all(|&n| graph.nodes[n as usize].dtype.is_none());
     if uniform && matches!(bound.device, Device::Cpu) {
-        let args: Vec<&Value> =
-            k.inputs.iter().map(|&n| values[n as usize].as_ref().expect("kernel inputs come first")).collect();
+        let args: Vec<&Value> = k
+            .inputs
+            .iter()
+            .map(|&n| values[n as usize].as_ref().expect("kernel inputs come first"))
+            .collect();
         let outs = cpu::run(graph, k, bound, &args)?;
         for (&o, t) in k.outputs.iter().zip(outs) {
             values[o as usize] = Some(Value::Tensor(t));
