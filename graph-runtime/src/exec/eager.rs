@@ -105,10 +105,14 @@ impl Eager<'_> {
         let shape = self
             .bound
             .shape(self.graph, node.shape, || format!("output %{o}"))?;
-        // A scalar-valued output still has the declared shape.
-        t.broadcast_as(shape)
-            .and_then(|t| t.to_dtype(dtype))
-            .within(self.func())
+        // A scalar-valued output still has the declared shape. Most outputs already have their
+        // shape and dtype, and are returned as they are (no new tensor on the hot path).
+        let t = if t.dims() == shape.as_slice() { t } else { t.broadcast_as(shape).within(self.func())? };
+        if t.dtype() == dtype {
+            Ok(t)
+        } else {
+            t.to_dtype(dtype).within(self.func())
+        }
     }
 
     /// The storage dtype of node `i`'s values.
