@@ -4,8 +4,10 @@
 //! - `composed`: the same math written as Candle ops, one op per step;
 //! - `candle_fused`: Candle's hand-fused op, where one exists.
 //!
-//!     cargo bench --bench cpu                  # all of them
-//!     python3 benches/cpu_table.py             # the table of ratios from the last run
+//! ```text
+//! cargo bench --bench cpu                  # all of them
+//! python3 benches/cpu_table.py             # the table of ratios from the last run
+//! ```
 
 use candle_core::{DType, Device, Result, Tensor, D};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};

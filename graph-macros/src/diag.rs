@@ -1,16 +1,25 @@
 //! The catalogue of user-facing diagnostics, and the collector that gathers them.
 //!
 //! Every message the macro can show a user is a variant here: lowercase, no final period, what is
-//! wrong and then how to fix it. `tests/ui/` has one trybuild case per variant.
+//! wrong and then how to fix it. `tests/ui/<topic>/<variant>.rs` is a trybuild case for each one.
 
 use std::fmt;
 
 use proc_macro2::Span;
 use quote::ToTokens;
 
-/// A user mistake found by `check`.
+/// A user mistake, found by `parse` (malformed signatures) or by `check` (everything else).
 #[derive(Debug)]
 pub enum Diag {
+    // Parse errors: the signature's own grammar.
+    UnknownParamType {
+        name: String,
+    },
+    ExpectedParamType,
+    ExpectedTensorType,
+    MissingShape,
+    MissingReturnType,
+    // Names and calls.
     UnknownName {
         name: String,
         suggestion: Option<String>,
@@ -23,13 +32,19 @@ pub enum Diag {
         op: &'static str,
         expected: usize,
         found: usize,
-        signature: String,
+        usage: String,
     },
+    // Argument kinds.
     ExpectedTensor {
+        usage: String,
+        arg: &'static str,
         what: String,
     },
     ExpectedScalar {
+        usage: String,
+        arg: &'static str,
         what: String,
+        instead: Option<&'static str>,
     },
     ExpectedAxis,
     ExpectedSize,
@@ -38,12 +53,16 @@ pub enum Diag {
     UnknownDType {
         name: String,
     },
+    // Shapes.
     AxisOutOfRange {
         axis: i64,
         rank: usize,
     },
     SameAxis {
+        first: i64,
+        second: i64,
         axis: usize,
+        rank: usize,
     },
     BroadcastMismatch {
         left: String,
@@ -53,11 +72,16 @@ pub enum Diag {
     },
     MatmulRank {
         side: &'static str,
-        rank: usize,
+        shape: String,
+        fix: String,
     },
     MatmulInnerDim {
         left: String,
         right: String,
+        lhs: String,
+        rhs: String,
+        /// The right side's last dim is the left's inner dim: it was probably meant transposed.
+        transposed: bool,
     },
     ReshapeCount {
         from: String,
@@ -70,9 +94,9 @@ pub enum Diag {
         to: String,
     },
     NarrowOutOfRange {
-        start: String,
-        len: String,
-        size: String,
+        start: u64,
+        len: u64,
+        size: u64,
     },
     CatMismatch {
         axis: usize,
@@ -83,6 +107,7 @@ pub enum Diag {
         dims: String,
     },
     EmptyCat,
+    // Returns.
     ReturnCount {
         declared: usize,
         found: usize,
@@ -90,7 +115,14 @@ pub enum Diag {
     ReturnShape {
         declared: String,
         found: String,
+        /// The shapes differ only in size-1 dims, as when a reduction keeps its axis.
+        kept_axis: bool,
     },
+    ReturnScalar {
+        what: String,
+        declared: String,
+    },
+    // Parameters and shape symbols.
     DuplicateParam {
         name: String,
     },
@@ -99,16 +131,21 @@ pub enum Diag {
     },
     UnknownSymbol {
         name: String,
+        known: String,
     },
     UnboundSymbol {
         name: String,
     },
     NegativeSize,
     DimTooComplex,
+    // Rust syntax a graph has no meaning for.
     UnsupportedExpr {
-        what: &'static str,
+        what: String,
+        instead: &'static str,
     },
     UnsupportedStmt,
+    MutBinding,
+    TrailingSemicolon,
     MissingTail,
 }
 
@@ -116,6 +153,29 @@ impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Diag::*;
         match self {
+            UnknownParamType { name } => write!(
+                f,
+                "unknown parameter type `{name}`; a parameter is a `Tensor[dims]`, an `f32` or an `f64`"
+            ),
+            ExpectedParamType => write!(
+                f,
+                "expected a parameter type: `Tensor[dims]`, `f32` or `f64` (tensors are passed by \
+                 reference for you, so write no `&`)"
+            ),
+            ExpectedTensorType => write!(
+                f,
+                "expected `Tensor[dims]`; a graph function returns tensors, such as `Tensor[N, D]` or \
+                 `(Tensor[N, D], Tensor[N, 1])`"
+            ),
+            MissingShape => write!(
+                f,
+                "expected the shape after `Tensor`, such as `Tensor[B, D]` (`Tensor[]` for rank 0)"
+            ),
+            MissingReturnType => write!(
+                f,
+                "expected `->` and a return type; a graph function returns tensors, such as \
+                 `-> Tensor[N, D]`"
+            ),
             UnknownName { name, suggestion } => {
                 write!(f, "cannot find `{name}` in this graph")?;
                 match suggestion {
@@ -134,24 +194,38 @@ impl fmt::Display for Diag {
                 op,
                 expected,
                 found,
-                signature,
+                usage,
             } => write!(
                 f,
-                "`{op}` takes {expected} argument{} but {found} {} given: `{signature}`",
+                "`{op}` takes {expected} argument{} but {found} {} given; call it as `{usage}`",
                 if *expected == 1 { "" } else { "s" },
                 if *found == 1 { "was" } else { "were" },
             ),
-            ExpectedTensor { what } => {
+            ExpectedTensor { usage, arg, what } => write!(
+                f,
+                "`{usage}` needs a tensor as `{arg}`, found {what}; scalars combine with tensors \
+                 only through arithmetic and pointwise ops"
+            ),
+            ExpectedScalar {
+                usage,
+                arg,
+                what,
+                instead,
+            } => {
                 write!(
                     f,
-                    "expected a tensor, found {what}; this argument must be a tensor"
-                )
+                    "`{usage}` needs a scalar as `{arg}`, found {what}; pass an `f32`/`f64` \
+                     parameter or a literal"
+                )?;
+                match instead {
+                    Some(alt) => write!(f, "; {alt}"),
+                    None => Ok(()),
+                }
             }
-            ExpectedScalar { what } => write!(
+            ExpectedAxis => write!(
                 f,
-                "expected a scalar, found {what}; pass an `f32`/`f64` parameter or a literal here"
+                "expected an axis: an integer literal such as `-1` or `0` (axes are fixed at compile time)"
             ),
-            ExpectedAxis => write!(f, "expected an axis: an integer literal such as `-1` or `0`"),
             ExpectedSize => write!(
                 f,
                 "expected a size: an integer, a shape symbol, or a product such as `B * S` or `D / 2`"
@@ -170,10 +244,23 @@ impl fmt::Display for Diag {
                 -(*rank as i64),
                 *rank as i64 - 1
             ),
-            SameAxis { axis } => write!(
-                f,
-                "transpose swaps axis {axis} with itself; name two different axes"
-            ),
+            SameAxis {
+                first,
+                second,
+                axis,
+                rank,
+            } => {
+                if first == second {
+                    write!(f, "transpose swaps axis {first} with itself")?;
+                } else {
+                    write!(
+                        f,
+                        "axes {first} and {second} are both axis {axis} of a tensor of rank {rank}, \
+                         so transpose would swap it with itself"
+                    )?;
+                }
+                write!(f, "; name two different axes")
+            }
             BroadcastMismatch {
                 left,
                 right,
@@ -181,18 +268,35 @@ impl fmt::Display for Diag {
                 rhs,
             } => write!(
                 f,
-                "cannot broadcast `{left}` against `{right}` (shapes {lhs} and {rhs}); \
-                 dims must be the same symbol or literal, or one of them `1`"
+                "cannot broadcast {lhs} against {rhs}: `{left}` and `{right}` differ; paired dims must \
+                 be the same symbol or literal, or one of them `1`"
             ),
-            MatmulRank { side, rank } => write!(
+            MatmulRank { side, shape, fix } => write!(
                 f,
-                "matmul needs tensors of rank 2 or more, but the {side} side has rank {rank}"
+                "matmul needs rank 2 or more on both sides, but the {side} side has shape {shape}; \
+                 reshape it to {fix} first"
             ),
-            MatmulInnerDim { left, right } => write!(
-                f,
-                "matmul inner dims differ: the left side has `{left}` columns but the right side \
-                 has `{right}` rows"
-            ),
+            MatmulInnerDim {
+                left,
+                right,
+                lhs,
+                rhs,
+                transposed,
+            } => {
+                write!(
+                    f,
+                    "matmul inner dims differ: the left side {lhs} has `{left}` columns but the right \
+                     side {rhs} has `{right}` rows"
+                )?;
+                if *transposed {
+                    write!(
+                        f,
+                        "; did you mean to transpose the right side with `.transpose(-2, -1)`?"
+                    )
+                } else {
+                    write!(f, "; the left's last dim must equal the right's second-to-last")
+                }
+            }
             ReshapeCount {
                 from,
                 to,
@@ -209,7 +313,9 @@ impl fmt::Display for Diag {
             ),
             NarrowOutOfRange { start, len, size } => write!(
                 f,
-                "narrow from {start} with length {len} runs past the end of a dim of size {size}"
+                "narrow from {start} with length {len} ends at {}, past the end of the dim of size \
+                 {size}; start + length must be at most {size}",
+                start.saturating_add(*len)
             ),
             CatMismatch { axis, first, other } => write!(
                 f,
@@ -220,15 +326,36 @@ impl fmt::Display for Diag {
                 "the concatenated size {dims} is not a single symbolic dim; concatenate parts of one \
                  symbol (such as `D / 2` twice) or literal sizes"
             ),
-            EmptyCat => write!(f, "cat needs at least one tensor"),
+            EmptyCat => write!(f, "cat needs at least one tensor; list them, such as `[a, b]`"),
             ReturnCount { declared, found } => write!(
                 f,
-                "the body returns {found} value{} but the signature declares {declared}",
+                "the body returns {found} value{} but the signature declares {declared}; return one \
+                 value per declared output, as a tuple `(a, b)` when there are several",
                 if *found == 1 { "" } else { "s" }
             ),
-            ReturnShape { declared, found } => write!(
+            ReturnShape {
+                declared,
+                found,
+                kept_axis,
+            } => {
+                write!(
+                    f,
+                    "the body returns shape {found} but the signature declares {declared}"
+                )?;
+                if *kept_axis {
+                    write!(
+                        f,
+                        "; reductions keep their axis as size 1: declare {found}, or reshape the \
+                         result to {declared}"
+                    )
+                } else {
+                    write!(f, "; declare {found}, or change the body")
+                }
+            }
+            ReturnScalar { what, declared } => write!(
                 f,
-                "the body returns shape {found} but the signature declares {declared}"
+                "the body returns {what} but the signature declares the tensor {declared}; outputs \
+                 must be tensors"
             ),
             DuplicateParam { name } => {
                 write!(f, "parameter `{name}` is declared twice; rename one of them")
@@ -237,34 +364,43 @@ impl fmt::Display for Diag {
                 f,
                 "parameter `{name}` is never used; remove it, or name it `_{name}` to keep it"
             ),
-            UnknownSymbol { name } => write!(
+            UnknownSymbol { name, known } => write!(
                 f,
-                "shape symbol `{name}` does not appear in any parameter; return shapes may only \
-                 use symbols the inputs define"
+                "shape symbol `{name}` does not appear in any parameter; a return shape may only \
+                 use the parameters' symbols ({known}) and literals"
             ),
             UnboundSymbol { name } => write!(
                 f,
                 "shape symbol `{name}` appears only inside expressions; give it a dim of its own \
                  (`{name}`) in some parameter so its size can be read at run time"
             ),
-            NegativeSize => write!(f, "sizes cannot be negative"),
+            NegativeSize => write!(
+                f,
+                "sizes cannot be negative (no dim is inferred from `-1`); write a symbol or an integer"
+            ),
             DimTooComplex => write!(
                 f,
-                "this size is too complex: at most 4 symbol factors and coefficients that fit in u64"
+                "this size is too complex: a size multiplies at most 4 symbols, with coefficients that \
+                 fit in u64; use fewer factors"
             ),
-            UnsupportedExpr { what } => write!(
-                f,
-                "{what} is not supported in a graph; use tensor ops, arithmetic, literals and `let`"
-            ),
-            UnsupportedStmt => {
-                write!(
-                    f,
-                    "only `let name = expr;` statements and a final expression are supported"
-                )
+            UnsupportedExpr { what, instead } => {
+                write!(f, "{what} is not supported in a graph; {instead}")
             }
+            UnsupportedStmt => write!(
+                f,
+                "only `let name = expr;` statements and a final expression are supported in a graph"
+            ),
+            MutBinding => write!(
+                f,
+                "graph values cannot be mutated; remove `mut` and bind each new value with its own `let`"
+            ),
+            TrailingSemicolon => write!(
+                f,
+                "the body must end with the returned expression; remove this semicolon"
+            ),
             MissingTail => write!(
                 f,
-                "the body must end with the returned expression, without a trailing semicolon"
+                "the body must end with the returned expression, such as `y` after `let y = ...;`"
             ),
         }
     }

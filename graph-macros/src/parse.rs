@@ -5,6 +5,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{bracketed, parenthesized, Attribute, Expr, Ident, Token, Visibility};
 
+use crate::diag::Diag;
 use crate::syntax::{Function, Module, Param, ParamType, ReturnType, ScalarKind, ScalarTy, TensorType};
 
 impl Parse for Module {
@@ -27,7 +28,7 @@ impl Parse for Function {
         parenthesized!(content in input);
         let params = Punctuated::<Param, Token![,]>::parse_terminated(&content)?;
         if !input.peek(Token![->]) {
-            return Err(input.error("expected `->` and a return type: a graph function returns tensors"));
+            return Err(input.error(Diag::MissingReturnType));
         }
         input.parse::<Token![->]>()?;
         let ret = input.parse()?;
@@ -58,20 +59,15 @@ impl Parse for Param {
 
 impl Parse for ScalarTy {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let ty: Ident = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
-                "expected a parameter type: `Tensor[dims]`, `f32` or `f64`",
-            )
-        })?;
+        let ty: Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), Diag::ExpectedParamType))?;
         let kind = match ty.to_string().as_str() {
             "f32" => ScalarKind::F32,
             "f64" => ScalarKind::F64,
             other => {
-                return Err(syn::Error::new(
-                    ty.span(),
-                    format!("unknown parameter type `{other}`: expected `Tensor[dims]`, `f32` or `f64`"),
-                ))
+                let name = other.to_string();
+                return Err(syn::Error::new(ty.span(), Diag::UnknownParamType { name }));
             }
         };
         Ok(ScalarTy { kind })
@@ -80,15 +76,14 @@ impl Parse for ScalarTy {
 
 impl Parse for TensorType {
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let kw: Ident = input.parse()?;
+        let kw: Ident = input
+            .parse()
+            .map_err(|e| syn::Error::new(e.span(), Diag::ExpectedTensorType))?;
         if kw != "Tensor" {
-            return Err(syn::Error::new(kw.span(), "expected `Tensor[dims]`"));
+            return Err(syn::Error::new(kw.span(), Diag::ExpectedTensorType));
         }
         if !input.peek(syn::token::Bracket) {
-            return Err(syn::Error::new(
-                kw.span(),
-                "expected the shape after `Tensor`, e.g. `Tensor[B, D]` (use `Tensor[]` for rank 0)",
-            ));
+            return Err(syn::Error::new(kw.span(), Diag::MissingShape));
         }
         let content;
         bracketed!(content in input);

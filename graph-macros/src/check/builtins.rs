@@ -1,5 +1,5 @@
 //! The DSL's op names and their signatures: which arguments are values, axes, sizes, shapes,
-//! tensor lists or dtypes. Lowering to primitives lives in `check::lower_call`.
+//! tensor lists or dtypes. Lowering to primitives lives in `lower.rs`.
 
 use graph_ir::{BinaryOp, ReduceOp, UnaryOp};
 
@@ -124,9 +124,22 @@ impl Builtin {
         }
     }
 
-    /// `name(a, b)` for arity messages.
-    pub fn usage(self) -> String {
+    /// `name(a, b)`, or `a.name(b)` in method syntax, for messages.
+    pub fn usage(self, method: bool) -> String {
         let args: Vec<&str> = self.signature().iter().map(|(n, _)| *n).collect();
-        format!("{}({})", self.name(), args.join(", "))
+        match args.split_first() {
+            Some((receiver, rest)) if method => {
+                format!("{receiver}.{}({})", self.name(), rest.join(", "))
+            }
+            _ => format!("{}({})", self.name(), args.join(", ")),
+        }
+    }
+
+    /// What to call instead when a tensor is passed where this op wants a scalar.
+    pub fn tensor_alternative(self) -> Option<&'static str> {
+        match self {
+            Builtin::Clamp => Some("for tensor bounds use `minimum(maximum(x, lo), hi)`"),
+            _ => None,
+        }
     }
 }

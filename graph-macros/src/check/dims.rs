@@ -62,7 +62,14 @@ impl Symbols {
                 let name = id.to_string();
                 match self.get(&name) {
                     Some(s) => Ok(Dim::sym(s)),
-                    None => Err((e, Diag::UnknownSymbol { name })),
+                    None => {
+                        let known: Vec<String> = self.names.iter().map(|n| format!("`{n}`")).collect();
+                        let known = match known.is_empty() {
+                            true => "none".to_string(),
+                            false => known.join(", "),
+                        };
+                        Err((e, Diag::UnknownSymbol { name, known }))
+                    }
                 }
             }
             Expr::Binary(b) => {

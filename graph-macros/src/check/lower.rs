@@ -23,6 +23,16 @@ enum Arg {
 
 impl Checker<'_> {
     pub(super) fn expr(&mut self, e: &Expr) -> Val {
+        let v = self.expr_inner(e);
+        if v.is_none() {
+            // The error is already reported; the parameters it mentions count as used, so one
+            // mistake does not add "unused parameter" errors.
+            self.mark_used(e);
+        }
+        v
+    }
+
+    fn expr_inner(&mut self, e: &Expr) -> Val {
         match e {
             Expr::Paren(p) => self.expr(&p.expr),
             Expr::Group(g) => self.expr(&g.expr),
@@ -34,18 +44,12 @@ impl Checker<'_> {
                 };
                 match v {
                     Some(v) => Some(self.push(Op::Const(Lit::new(v)), vec![], Ty::Scalar)),
-                    None => {
-                        self.errors.at(e, Diag::UnsupportedExpr { what: "this literal" });
-                        None
-                    }
+                    None => self.unsupported(e, "this literal", "numbers are written as `1.0` or `2`"),
                 }
             }
             Expr::Path(p) => match p.path.get_ident() {
                 Some(id) => self.name(id),
-                None => {
-                    self.errors.at(e, Diag::UnsupportedExpr { what: "a path" });
-                    None
-                }
+                None => self.unsupported(e, "a path", "name a parameter, a `let` binding or a shape symbol"),
             },
             Expr::Unary(u) => match u.op {
                 UnOp::Neg(_) => {
@@ -53,14 +57,9 @@ impl Checker<'_> {
                     let ty = self.ty(x).clone();
                     Some(self.push(Op::Unary(UnaryOp::Neg), vec![x], ty))
                 }
-                _ => {
-                    self.errors.at(
-                        e,
-                        Diag::UnsupportedExpr {
-                            what: "this unary operator",
-                        },
-                    );
-                    None
+                op => {
+                    let what = format!("the operator `{}`", op.to_token_stream());
+                    self.unsupported(op, what, "the only unary operator is `-`")
                 }
             },
             Expr::Binary(b) => {
@@ -75,18 +74,17 @@ impl Checker<'_> {
                     BinOp::Ge(_) => BinaryOp::Ge,
                     BinOp::Eq(_) => BinaryOp::Eq,
                     BinOp::Ne(_) => BinaryOp::Ne,
-                    _ => {
-                        self.errors.at(
-                            b.op,
-                            Diag::UnsupportedExpr {
-                                what: "this operator",
-                            },
+                    op => {
+                        let what = format!("the operator `{}`", op.to_token_stream());
+                        return self.unsupported(
+                            op,
+                            what,
+                            "the operators are `+ - * /` and the comparisons `< <= > >= == !=`",
                         );
-                        return None;
                     }
                 };
                 let (l, r) = (self.expr(&b.left), self.expr(&b.right));
-                self.binary(op, l?, r?, e)
+                self.binary(op, l?, r?, &b.op)
             }
             Expr::Call(c) => {
                 let name = match strip(&c.func) {
@@ -94,50 +92,72 @@ impl Checker<'_> {
                     _ => None,
                 };
                 let Some(name) = name else {
-                    self.errors
-                        .at(&c.func, Diag::UnsupportedExpr { what: "calling this" });
-                    return None;
+                    return self.unsupported(
+                        &c.func,
+                        "calling this",
+                        "call an op by its name, such as `exp(x)`",
+                    );
                 };
                 let args: Vec<&Expr> = c.args.iter().collect();
-                self.call(name, &args, e)
+                self.call(name, &args, false)
             }
             Expr::MethodCall(m) => {
-                if m.turbofish.is_some() {
-                    self.errors
-                        .at(&m.turbofish, Diag::UnsupportedExpr { what: "a turbofish" });
-                    return None;
+                if let Some(turbofish) = &m.turbofish {
+                    return self.unsupported(turbofish, "a turbofish", "ops take no type arguments");
                 }
                 let args: Vec<&Expr> = std::iter::once(&*m.receiver).chain(&m.args).collect();
-                self.call(&m.method, &args, e)
+                self.call(&m.method, &args, true)
             }
-            Expr::Array(_) => {
-                self.errors.at(
-                    e,
-                    Diag::UnsupportedExpr {
-                        what: "an array outside `cat`, `reshape` or `broadcast`",
-                    },
-                );
-                None
+            Expr::Array(_) => self.unsupported(
+                e,
+                "an array outside `cat`, `reshape` or `broadcast`",
+                "brackets only list the tensors of `cat` or the dims of a shape",
+            ),
+            Expr::Tuple(_) => self.unsupported(
+                e,
+                "a tuple outside the returned expression",
+                "only the final expression may be a tuple, one value per output",
+            ),
+            Expr::If(i) => self.unsupported(
+                i.if_token,
+                "`if`",
+                "select between values with `where_(cond, on_true, on_false)`",
+            ),
+            Expr::Match(m) => self.unsupported(
+                m.match_token,
+                "`match`",
+                "select between values with `where_(cond, on_true, on_false)`",
+            ),
+            Expr::ForLoop(l) => self.unsupported(l.for_token, "a loop", "a graph runs straight through"),
+            Expr::While(l) => self.unsupported(l.while_token, "a loop", "a graph runs straight through"),
+            Expr::Loop(l) => self.unsupported(l.loop_token, "a loop", "a graph runs straight through"),
+            Expr::Index(_) => self.unsupported(
+                e,
+                "indexing",
+                "take a part of a tensor with `narrow(x, axis, start, len)`",
+            ),
+            Expr::Field(_) => self.unsupported(
+                e,
+                "a field access",
+                "shapes are declared in the signature, not read",
+            ),
+            Expr::Reference(r) => {
+                self.unsupported(r.and_token, "a reference", "write the value itself, without `&`")
             }
-            Expr::Tuple(_) => {
-                self.errors.at(
-                    e,
-                    Diag::UnsupportedExpr {
-                        what: "a tuple outside the returned expression",
-                    },
-                );
-                None
-            }
-            _ => {
-                self.errors.at(
-                    e,
-                    Diag::UnsupportedExpr {
-                        what: "this kind of expression",
-                    },
-                );
-                None
-            }
+            Expr::Macro(m) => self.unsupported(m, "a macro call", "call ops by name, such as `exp(x)`"),
+            _ => self.unsupported(
+                e,
+                "this kind of expression",
+                "use ops, arithmetic, comparisons, literals and `let`",
+            ),
         }
+    }
+
+    /// Reports an expression the DSL has no meaning for, at `at` (its keyword when it has one).
+    fn unsupported(&mut self, at: impl ToTokens, what: impl Into<String>, instead: &'static str) -> Val {
+        let what = what.into();
+        self.errors.at(at, Diag::UnsupportedExpr { what, instead });
+        None
     }
 
     /// A variable, a parameter, or a shape symbol used as a scalar (`x / D`).
@@ -161,7 +181,8 @@ impl Checker<'_> {
         None
     }
 
-    fn call(&mut self, name: &Ident, args: &[&Expr], whole: &Expr) -> Val {
+    /// `name(args)`, or `args[0].name(args[1..])` when `method` is set.
+    fn call(&mut self, name: &Ident, args: &[&Expr], method: bool) -> Val {
         let Some(builtin) = Builtin::lookup(&name.to_string()) else {
             let suggestion = crate::diag::nearest(&name.to_string(), Builtin::names());
             self.errors.at(
@@ -171,33 +192,33 @@ impl Checker<'_> {
                     suggestion,
                 },
             );
-            args.iter().for_each(|a| self.mark_used(a));
             return None;
         };
         let sig = builtin.signature();
         if sig.len() != args.len() {
+            // In method syntax the receiver is no argument of the user's count.
+            let skip = usize::from(method);
             let diag = Diag::WrongArity {
                 op: builtin.name(),
-                expected: sig.len(),
-                found: args.len(),
-                signature: builtin.usage(),
+                expected: sig.len() - skip,
+                found: args.len() - skip,
+                usage: builtin.usage(method),
             };
             self.errors.at(name, diag);
-            args.iter().for_each(|a| self.mark_used(a));
             return None;
         }
         let checked: Vec<Option<Arg>> = sig
             .iter()
             .zip(args)
-            .map(|(&(_, kind), e)| self.arg(kind, e))
+            .map(|(&(arg, kind), e)| self.arg(builtin, arg, kind, e))
             .collect();
         let checked: Option<Vec<Arg>> = checked.into_iter().collect();
-        self.lower(builtin, checked?, args, whole)
+        self.lower(builtin, checked?, args, name)
     }
 
-    /// Marks parameters mentioned anywhere in `e` as used, for calls that failed before their
-    /// arguments were checked (so one mistake does not add "unused parameter" errors).
-    fn mark_used(&mut self, e: &Expr) {
+    /// Marks parameters mentioned anywhere in `e` as used, for code that failed to check (so one
+    /// mistake does not add "unused parameter" errors).
+    pub(super) fn mark_used(&mut self, e: &impl ToTokens) {
         for tt in e.to_token_stream() {
             self.mark_used_tokens(tt);
         }
@@ -217,14 +238,18 @@ impl Checker<'_> {
         }
     }
 
-    fn arg(&mut self, kind: ArgKind, e: &Expr) -> Option<Arg> {
+    fn arg(&mut self, op: Builtin, arg: &'static str, kind: ArgKind, e: &Expr) -> Option<Arg> {
         match kind {
             ArgKind::Value => self.expr(e).map(Arg::Val),
             ArgKind::Tensor => {
                 let v = self.expr(e)?;
                 if *self.ty(v) == Ty::Scalar {
-                    let what = format!("the scalar `{}`", e.to_token_stream());
-                    self.errors.at(e, Diag::ExpectedTensor { what });
+                    let diag = Diag::ExpectedTensor {
+                        usage: op.usage(false),
+                        arg,
+                        what: format!("the scalar `{}`", e.to_token_stream()),
+                    };
+                    self.errors.at(e, diag);
                     return None;
                 }
                 Some(Arg::Val(v))
@@ -233,8 +258,13 @@ impl Checker<'_> {
                 let v = self.expr(e)?;
                 if let Ty::Tensor(shape) = self.ty(v) {
                     let shape = Shapes { names: &self.names() }.show(shape);
-                    let what = format!("the tensor `{}` of shape {shape}", e.to_token_stream());
-                    self.errors.at(e, Diag::ExpectedScalar { what });
+                    let diag = Diag::ExpectedScalar {
+                        usage: op.usage(false),
+                        arg,
+                        what: format!("the tensor `{}` of shape {shape}", e.to_token_stream()),
+                        instead: op.tensor_alternative(),
+                    };
+                    self.errors.at(e, diag);
                     return None;
                 }
                 Some(Arg::Val(v))
@@ -242,7 +272,6 @@ impl Checker<'_> {
             ArgKind::Axis => match axis_literal(e) {
                 Some(a) => Some(Arg::Axis(a)),
                 None => {
-                    self.mark_used(e);
                     self.errors.at(e, Diag::ExpectedAxis);
                     None
                 }
@@ -254,15 +283,17 @@ impl Checker<'_> {
                     dims.into_iter().collect::<Option<Vec<_>>>().map(Arg::Shape)
                 }
                 _ => {
-                    self.mark_used(e);
                     self.errors.at(e, Diag::ExpectedShapeList);
                     None
                 }
             },
             ArgKind::Tensors => match strip(e) {
                 Expr::Array(a) => {
-                    let parts: Vec<Option<Arg>> =
-                        a.elems.iter().map(|t| self.arg(ArgKind::Tensor, t)).collect();
+                    let parts: Vec<Option<Arg>> = a
+                        .elems
+                        .iter()
+                        .map(|t| self.arg(op, arg, ArgKind::Tensor, t))
+                        .collect();
                     let parts: Option<Vec<Arg>> = parts.into_iter().collect();
                     let ids = parts?.into_iter().filter_map(|p| match p {
                         Arg::Val(v) => Some(v),
@@ -271,7 +302,6 @@ impl Checker<'_> {
                     Some(Arg::Tensors(ids.collect()))
                 }
                 _ => {
-                    self.mark_used(e);
                     self.errors.at(e, Diag::ExpectedTensorList);
                     None
                 }
@@ -299,11 +329,8 @@ impl Checker<'_> {
             Err((at, diag)) => {
                 // A variable where a size belongs reads better as "expected a size".
                 let diag = match diag {
-                    Diag::UnknownSymbol { name } if self.scope.contains_key(&name) => {
-                        self.mark_used(e);
-                        Diag::ExpectedSize
-                    }
-                    Diag::UnknownSymbol { name } => {
+                    Diag::UnknownSymbol { name, .. } if self.scope.contains_key(&name) => Diag::ExpectedSize,
+                    Diag::UnknownSymbol { name, .. } => {
                         let suggestion = self.symbols.suggest(&name, []);
                         Diag::UnknownName { name, suggestion }
                     }
@@ -315,13 +342,14 @@ impl Checker<'_> {
         }
     }
 
-    fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId, at: &Expr) -> Val {
+    /// `a op b`; a broadcast error is reported at `at`, the operator or the op's name.
+    fn binary(&mut self, op: BinaryOp, a: NodeId, b: NodeId, at: &dyn ToTokens) -> Val {
         let ty = self.broadcast(&[a, b], at)?;
         Some(self.push(Op::Binary(op), vec![a, b], ty))
     }
 
     /// The broadcast type of several values (scalars broadcast to anything).
-    fn broadcast(&mut self, values: &[NodeId], at: &Expr) -> Option<Ty> {
+    fn broadcast(&mut self, values: &[NodeId], at: &dyn ToTokens) -> Option<Ty> {
         let names = self.names();
         let sh = Shapes { names: &names };
         let mut out = Ty::Scalar;
@@ -367,7 +395,7 @@ impl Checker<'_> {
     }
 
     /// Applies a shape rule; a failure is reported at `at`.
-    fn rule(&mut self, at: &Expr, f: impl FnOnce(&Shapes) -> Result<Vec<Dim>, Diag>) -> Option<Ty> {
+    fn rule(&mut self, at: &dyn ToTokens, f: impl FnOnce(&Shapes) -> Result<Vec<Dim>, Diag>) -> Option<Ty> {
         let names = self.names();
         let result = f(&Shapes { names: &names });
         match result {
@@ -379,17 +407,19 @@ impl Checker<'_> {
         }
     }
 
-    fn lower(&mut self, b: Builtin, args: Vec<Arg>, exprs: &[&Expr], at: &Expr) -> Val {
+    /// Lowers a checked call to primitives. Shape errors point at the argument at fault when one
+    /// is, and at the op's `name` otherwise.
+    fn lower(&mut self, b: Builtin, args: Vec<Arg>, exprs: &[&Expr], name: &Ident) -> Val {
         use Arg::*;
         match (b, args.as_slice()) {
             (Builtin::Unary(u), [Val(x)]) => Some(self.unary(u, *x)),
-            (Builtin::Binary(op), [Val(a), Val(b)]) => self.binary(op, *a, *b, at),
+            (Builtin::Binary(op), [Val(a), Val(b)]) => self.binary(op, *a, *b, name),
             (Builtin::Clamp, [Val(x), Val(lo), Val(hi)]) => {
-                let low = self.binary(BinaryOp::Maximum, *x, *lo, at)?;
-                self.binary(BinaryOp::Minimum, low, *hi, at)
+                let low = self.binary(BinaryOp::Maximum, *x, *lo, name)?;
+                self.binary(BinaryOp::Minimum, low, *hi, name)
             }
             (Builtin::Where, [Val(c), Val(t), Val(f)]) => {
-                let ty = self.broadcast(&[*c, *t, *f], at)?;
+                let ty = self.broadcast(&[*c, *t, *f], name)?;
                 Some(self.push(Op::Where, vec![*c, *t, *f], ty))
             }
             (Builtin::Reduce(r), [Val(x), Axis(a)]) => {
@@ -400,63 +430,82 @@ impl Checker<'_> {
                 // Population variance: mean((x - mean(x))^2), as layer norm uses.
                 let axis = self.axis_of(*x, *a, exprs[1])?;
                 let m = self.reduce(ReduceOp::Mean, *x, axis);
-                let d = self.binary(BinaryOp::Sub, *x, m, at)?;
+                let d = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let d2 = self.unary(UnaryOp::Sqr, d);
                 Some(self.reduce(ReduceOp::Mean, d2, axis))
             }
             (Builtin::Softmax, [Val(x), Axis(a)]) => {
                 let axis = self.axis_of(*x, *a, exprs[1])?;
                 let m = self.reduce(ReduceOp::Max, *x, axis);
-                let s = self.binary(BinaryOp::Sub, *x, m, at)?;
+                let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
                 let z = self.reduce(ReduceOp::Sum, e, axis);
-                self.binary(BinaryOp::Div, e, z, at)
+                self.binary(BinaryOp::Div, e, z, name)
             }
             (Builtin::LogSoftmax, [Val(x), Axis(a)]) => {
                 let axis = self.axis_of(*x, *a, exprs[1])?;
                 let m = self.reduce(ReduceOp::Max, *x, axis);
-                let s = self.binary(BinaryOp::Sub, *x, m, at)?;
+                let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
                 let z = self.reduce(ReduceOp::Sum, e, axis);
                 let lz = self.unary(UnaryOp::Log, z);
-                self.binary(BinaryOp::Sub, s, lz, at)
+                self.binary(BinaryOp::Sub, s, lz, name)
             }
             (Builtin::LogSumExp, [Val(x), Axis(a)]) => {
                 let axis = self.axis_of(*x, *a, exprs[1])?;
                 let m = self.reduce(ReduceOp::Max, *x, axis);
-                let s = self.binary(BinaryOp::Sub, *x, m, at)?;
+                let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
                 let z = self.reduce(ReduceOp::Sum, e, axis);
                 let lz = self.unary(UnaryOp::Log, z);
-                self.binary(BinaryOp::Add, m, lz, at)
+                self.binary(BinaryOp::Add, m, lz, name)
             }
             (Builtin::Matmul, [Val(a), Val(b)]) => {
                 let (sa, sb) = (self.shape_of(*a), self.shape_of(*b));
-                let ty = self.rule(at, |s| s.matmul(&sa, &sb))?;
+                let names = self.names();
+                let ty = match (Shapes { names: &names }).matmul(&sa, &sb) {
+                    Ok(s) => Ty::Tensor(s),
+                    Err(diag) => {
+                        // A side of too low a rank is the argument at fault.
+                        match &diag {
+                            Diag::MatmulRank { side: "left", .. } => self.errors.at(exprs[0], diag),
+                            Diag::MatmulRank { .. } => self.errors.at(exprs[1], diag),
+                            _ => self.errors.at(name, diag),
+                        }
+                        return None;
+                    }
+                };
                 Some(self.push(Op::Matmul, vec![*a, *b], ty))
             }
             (Builtin::Transpose, [Val(x), Axis(a0), Axis(a1)]) => {
-                let a0 = self.axis_of(*x, *a0, exprs[1]);
-                let a1 = self.axis_of(*x, *a1, exprs[2]);
+                let (first, second) = (*a0, *a1);
+                let a0 = self.axis_of(*x, first, exprs[1]);
+                let a1 = self.axis_of(*x, second, exprs[2]);
                 let (a0, a1) = (a0?, a1?);
                 let sx = self.shape_of(*x);
-                let ty = self.rule(at, |s| s.transpose(&sx, a0 as usize, a1 as usize))?;
+                let (e0, e1) = (exprs[1], exprs[2]);
+                let ty = self.rule(&quote::quote!(#e0, #e1), |s| {
+                    s.transpose(&sx, (first, a0 as usize), (second, a1 as usize))
+                })?;
                 Some(self.push(Op::Transpose(a0, a1), vec![*x], ty))
             }
             (Builtin::Reshape, [Val(x), Shape(to)]) => {
                 let sx = self.shape_of(*x);
-                let ty = self.rule(at, |s| s.reshape(&sx, to))?;
+                let ty = self.rule(exprs[1], |s| s.reshape(&sx, to))?;
                 Some(self.push(Op::Reshape, vec![*x], ty))
             }
             (Builtin::Broadcast, [Val(x), Shape(to)]) => {
                 let sx = self.shape_of(*x);
-                let ty = self.rule(at, |s| s.broadcast_to(&sx, to))?;
+                let ty = self.rule(exprs[1], |s| s.broadcast_to(&sx, to))?;
                 Some(self.push(Op::Broadcast, vec![*x], ty))
             }
             (Builtin::Narrow, [Val(x), Axis(a), Size(start), Size(len)]) => {
                 let axis = self.axis_of(*x, *a, exprs[1])?;
                 let sx = self.shape_of(*x);
-                let ty = self.rule(at, |s| s.narrow(&sx, axis as usize, *start, *len))?;
+                let (e_start, e_len) = (exprs[2], exprs[3]);
+                let ty = self.rule(&quote::quote!(#e_start, #e_len), |s| {
+                    s.narrow(&sx, axis as usize, *start, *len)
+                })?;
                 Some(self.push(Op::Narrow(axis, *start), vec![*x], ty))
             }
             (Builtin::Cat, [Tensors(parts), Axis(a)]) => {
@@ -471,13 +520,14 @@ impl Checker<'_> {
                 match (Shapes { names: &names }).cat(&refs, axis as usize) {
                     Ok(s) => Some(self.push(Op::Cat(axis), parts.clone(), Ty::Tensor(s))),
                     Err((i, diag)) => {
+                        // A mismatched part is at fault; a size that does not add up is the list's.
                         let blame = match strip(exprs[0]) {
                             Expr::Array(arr) if i > 0 => arr.elems.iter().nth(i).map(|e| e.to_token_stream()),
                             _ => None,
                         };
                         match blame {
                             Some(t) => self.errors.at(t, diag),
-                            None => self.errors.at(at, diag),
+                            None => self.errors.at(exprs[0], diag),
                         }
                         None
                     }

@@ -21,7 +21,7 @@ pub mod shape;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use graph_ir::{Dim, Op};
-use syn::spanned::Spanned;
+use quote::ToTokens;
 use syn::{Expr, Pat, Stmt};
 
 use crate::diag::{Diag, Errors};
@@ -71,9 +71,11 @@ impl Checker<'_> {
         let mut seen = BTreeMap::new();
         for (i, p) in f.params.iter().enumerate() {
             let name = p.name.to_string();
-            if seen.insert(name.clone(), i).is_some() {
+            if let Some(first) = seen.insert(name.clone(), i) {
                 self.errors
                     .at(&p.name, Diag::DuplicateParam { name: name.clone() });
+                // The later one shadows it: one mistake, so no "unused" error for the first.
+                self.used[first] = true;
             }
             let (kind, op, ty) = match &p.ty {
                 ParamType::Tensor(t) => {
@@ -104,7 +106,7 @@ impl Checker<'_> {
             if !is_plain {
                 let name = self.symbols.names[s].clone();
                 let at = f.params.iter().find_map(|p| match &p.ty {
-                    ParamType::Tensor(t) => t.dims.iter().find(|d| mentions(d, &name)),
+                    ParamType::Tensor(t) => t.dims.iter().find_map(|d| mention(d, &name)),
                     ParamType::Scalar(_) => None,
                 });
                 match at {
@@ -133,42 +135,23 @@ impl Checker<'_> {
         let mut tail = None;
         for (i, stmt) in stmts.iter().enumerate() {
             match stmt {
-                Stmt::Local(local) => {
-                    let Pat::Ident(pat) = &local.pat else {
-                        self.errors.at(&local.pat, Diag::UnsupportedStmt);
-                        continue;
-                    };
-                    if pat.by_ref.is_some() || pat.mutability.is_some() || pat.subpat.is_some() {
-                        self.errors.at(&local.pat, Diag::UnsupportedStmt);
-                        continue;
-                    }
-                    let Some(init) = &local.init else {
-                        self.errors.at(local, Diag::UnsupportedStmt);
-                        continue;
-                    };
-                    if init.diverge.is_some() {
-                        self.errors.at(local, Diag::UnsupportedStmt);
-                        continue;
-                    }
-                    let name = pat.ident.to_string();
-                    if let Some(v) = self.expr(&init.expr) {
-                        self.poisoned.remove(&name);
-                        self.scope.insert(name, v);
-                    } else {
-                        self.scope.remove(&name);
-                        self.poisoned.insert(name);
-                    }
-                }
+                Stmt::Local(local) => self.local(local),
                 Stmt::Expr(e, None) if i + 1 == stmts.len() => tail = Some(e),
-                other => self.errors.at(other, Diag::UnsupportedStmt),
+                Stmt::Expr(e, Some(semi)) if i + 1 == stmts.len() => {
+                    // The value the user meant to return: check it, then blame the semicolon.
+                    self.expr(e);
+                    self.errors.at(semi, Diag::TrailingSemicolon);
+                    return;
+                }
+                other => {
+                    self.mark_used(other);
+                    self.errors.at(other, Diag::UnsupportedStmt);
+                }
             }
         }
         let Some(tail) = tail else {
-            let at = stmts
-                .last()
-                .map(|s| s.span())
-                .unwrap_or(f.body.brace_token.span.join());
-            self.errors.at_span(at, Diag::MissingTail);
+            self.errors
+                .at_span(f.body.brace_token.span.close(), Diag::MissingTail);
             return;
         };
         let (items, values): (Vec<&Expr>, Vec<Val>) = match strip(tail) {
@@ -180,6 +163,66 @@ impl Checker<'_> {
             let name = p.name.to_string();
             if !self.used[i] && !name.starts_with('_') {
                 self.errors.at(&p.name, Diag::UnusedParam { name });
+            }
+        }
+    }
+
+    /// `let name = expr;`. A binding with an error poisons its names, so their uses stay silent.
+    fn local(&mut self, local: &syn::Local) {
+        let value = match &local.init {
+            Some(init) if init.diverge.is_none() => self.expr(&init.expr),
+            Some(init) => {
+                self.mark_used(&init.expr);
+                None
+            }
+            None => None,
+        };
+        let name = match &local.pat {
+            Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                if let Some(mutability) = &pat.mutability {
+                    self.errors.at(mutability, Diag::MutBinding);
+                    self.poison(&local.pat);
+                    return;
+                }
+                pat.ident.to_string()
+            }
+            other => {
+                self.errors.at(other, Diag::UnsupportedStmt);
+                self.poison(other);
+                return;
+            }
+        };
+        let Some(init) = &local.init else {
+            self.errors.at(local, Diag::UnsupportedStmt);
+            self.poison(&local.pat);
+            return;
+        };
+        if let Some((_, diverge)) = &init.diverge {
+            self.errors.at(diverge, Diag::UnsupportedStmt);
+            self.poison(&local.pat);
+            return;
+        }
+        match value {
+            Some(v) => {
+                self.poisoned.remove(&name);
+                self.scope.insert(name, v);
+            }
+            None => {
+                self.scope.remove(&name);
+                self.poisoned.insert(name);
+            }
+        }
+    }
+
+    /// Every name a pattern binds becomes poisoned: its uses stay silent.
+    fn poison(&mut self, pat: &Pat) {
+        for tt in pat.to_token_stream() {
+            if let proc_macro2::TokenTree::Ident(id) = tt {
+                let name = id.to_string();
+                if name != "mut" && name != "ref" {
+                    self.scope.remove(&name);
+                    self.poisoned.insert(name);
+                }
             }
         }
     }
@@ -199,23 +242,30 @@ impl Checker<'_> {
         }
         for ((t, e), v) in declared.iter().zip(items).zip(values) {
             let shape = self.tensor_type_in_return(t);
-            let Some(v) = *v else { continue };
-            match &self.graph.node(v).ty {
-                Ty::Scalar => {
-                    let what = format!("the scalar `{}`", quote::quote!(#e));
-                    self.errors.at(e, Diag::ExpectedTensor { what });
-                }
-                Ty::Tensor(found) if Some(found) != shape.as_ref() && shape.is_some() => {
-                    let names = self.names();
-                    let sh = shape::Shapes { names: &names };
-                    let diag = Diag::ReturnShape {
-                        declared: sh.show(shape.as_deref().unwrap_or_default()),
+            let (Some(v), Some(shape)) = (*v, shape) else {
+                continue;
+            };
+            let names = self.names();
+            let sh = shape::Shapes { names: &names };
+            let diag = match &self.graph.node(v).ty {
+                Ty::Scalar => Diag::ReturnScalar {
+                    what: format!("the scalar `{}`", e.to_token_stream()),
+                    declared: sh.show(&shape),
+                },
+                Ty::Tensor(found) if *found != shape => {
+                    let squeeze = |s: &[Dim]| s.iter().filter(|d| !d.is_one()).copied().collect::<Vec<_>>();
+                    Diag::ReturnShape {
+                        declared: sh.show(&shape),
                         found: sh.show(found),
-                    };
-                    self.errors.at(e, diag);
+                        kept_axis: squeeze(found) == squeeze(&shape),
+                    }
                 }
-                Ty::Tensor(_) => self.graph.outputs.push(v),
-            }
+                Ty::Tensor(_) => {
+                    self.graph.outputs.push(v);
+                    continue;
+                }
+            };
+            self.errors.at(e, diag);
         }
     }
 
@@ -249,13 +299,14 @@ impl Checker<'_> {
     }
 }
 
-/// Whether a dim expression mentions the symbol `name`.
-fn mentions(e: &Expr, name: &str) -> bool {
+/// Where a dim expression mentions the symbol `name`.
+fn mention<'e>(e: &'e Expr, name: &str) -> Option<&'e Expr> {
     match e {
-        Expr::Path(p) => p.path.is_ident(name),
-        Expr::Binary(b) => mentions(&b.left, name) || mentions(&b.right, name),
-        Expr::Paren(p) => mentions(&p.expr, name),
-        _ => false,
+        Expr::Path(p) => p.path.is_ident(name).then_some(e),
+        Expr::Binary(b) => mention(&b.left, name).or_else(|| mention(&b.right, name)),
+        Expr::Paren(p) => mention(&p.expr, name),
+        Expr::Group(g) => mention(&g.expr, name),
+        _ => None,
     }
 }
 

@@ -69,23 +69,29 @@ impl Shapes<'_> {
     }
 
     pub fn matmul(&self, a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, Diag> {
-        if a.len() < 2 {
-            return Err(Diag::MatmulRank {
-                side: "left",
-                rank: a.len(),
-            });
-        }
-        if b.len() < 2 {
-            return Err(Diag::MatmulRank {
-                side: "right",
-                rank: b.len(),
-            });
+        for (side, x) in [("left", a), ("right", b)] {
+            if x.len() < 2 {
+                // A vector becomes a row on the left and a column on the right.
+                let ones = std::iter::repeat_n(Dim::lit(1), 2 - x.len());
+                let fix: Vec<Dim> = match side {
+                    "left" => ones.chain(x.iter().copied()).collect(),
+                    _ => x.iter().copied().chain(ones).collect(),
+                };
+                return Err(Diag::MatmulRank {
+                    side,
+                    shape: self.show(x),
+                    fix: self.show(&fix),
+                });
+            }
         }
         let (k1, k2) = (a[a.len() - 1], b[b.len() - 2]);
         if k1 != k2 {
             return Err(Diag::MatmulInnerDim {
                 left: self.dim(&k1),
                 right: self.dim(&k2),
+                lhs: self.show(a),
+                rhs: self.show(b),
+                transposed: b[b.len() - 1] == k1,
             });
         }
         let mut out = self.broadcast(&a[..a.len() - 2], &b[..b.len() - 2])?;
@@ -94,12 +100,18 @@ impl Shapes<'_> {
         Ok(out)
     }
 
-    pub fn transpose(&self, x: &[Dim], a: usize, b: usize) -> Result<Vec<Dim>, Diag> {
-        if a == b {
-            return Err(Diag::SameAxis { axis: a });
+    /// Swaps two axes, each given as written and as normalised.
+    pub fn transpose(&self, x: &[Dim], a: (i64, usize), b: (i64, usize)) -> Result<Vec<Dim>, Diag> {
+        if a.1 == b.1 {
+            return Err(Diag::SameAxis {
+                first: a.0,
+                second: b.0,
+                axis: a.1,
+                rank: x.len(),
+            });
         }
         let mut out = x.to_vec();
-        out.swap(a, b);
+        out.swap(a.1, b.1);
         Ok(out)
     }
 
@@ -136,9 +148,9 @@ impl Shapes<'_> {
         if let (Some(s), Some(l), Some(n)) = (start.as_lit(), len.as_lit(), x[axis].as_lit()) {
             if s.checked_add(l).is_none_or(|end| end > n) {
                 return Err(Diag::NarrowOutOfRange {
-                    start: s.to_string(),
-                    len: l.to_string(),
-                    size: n.to_string(),
+                    start: s,
+                    len: l,
+                    size: n,
                 });
             }
         }
@@ -237,6 +249,39 @@ mod tests {
             Err(Diag::MatmulInnerDim { .. })
         ));
         assert!(matches!(s.matmul(&[d], &[d, e]), Err(Diag::MatmulRank { .. })));
+    }
+
+    #[test]
+    fn matmul_errors_say_how_to_fix() {
+        let (n, d, e) = (Dim::sym(0), Dim::sym(1), Dim::sym(2));
+        let s = shapes();
+        let Err(Diag::MatmulRank { side, fix, .. }) = s.matmul(&[d], &[d, e]) else {
+            panic!("a vector on the left is rejected")
+        };
+        assert_eq!((side, fix.as_str()), ("left", "[1, D]"));
+        let Err(Diag::MatmulRank { side, fix, .. }) = s.matmul(&[n, d], &[d]) else {
+            panic!("a vector on the right is rejected")
+        };
+        assert_eq!((side, fix.as_str()), ("right", "[D, 1]"));
+        let Err(Diag::MatmulInnerDim { transposed, .. }) = s.matmul(&[n, d], &[e, d]) else {
+            panic!("different inner dims are rejected")
+        };
+        assert!(transposed, "[N, D] x [E, D] is a transposed right side");
+    }
+
+    #[test]
+    fn transpose_rejects_one_axis_twice() {
+        let (n, d) = (Dim::sym(0), Dim::sym(1));
+        let s = shapes();
+        assert_eq!(s.transpose(&[n, d], (0, 0), (-1, 1)).unwrap(), vec![d, n]);
+        assert!(matches!(
+            s.transpose(&[n, d], (-1, 1), (1, 1)),
+            Err(Diag::SameAxis {
+                first: -1,
+                second: 1,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -247,7 +247,11 @@ impl Cx<'_> {
         // Without index remapping (narrow/cat), every column input is read at `j`: the main loop
         // then hands the body 8-element chunks of the inputs, whose indices need no checks, so
         // the body (exp included) vectorises.
-        let remaps = self.k.nodes.iter().any(|n| matches!(self.graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)));
+        let remaps = self
+            .k
+            .nodes
+            .iter()
+            .any(|n| matches!(self.graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)));
         let columns: Vec<Ident> = (0..self.k.inputs.len())
             .filter(|i| self.k.inputs[*i].1 == Access::Column)
             .map(|i| format_ident!("x{}", i))

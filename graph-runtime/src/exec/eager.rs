@@ -107,7 +107,11 @@ impl Eager<'_> {
             .shape(self.graph, node.shape, || format!("output %{o}"))?;
         // A scalar-valued output still has the declared shape. Most outputs already have their
         // shape and dtype, and are returned as they are (no new tensor on the hot path).
-        let t = if t.dims() == shape.as_slice() { t } else { t.broadcast_as(shape).within(self.func())? };
+        let t = if t.dims() == shape.as_slice() {
+            t
+        } else {
+            t.broadcast_as(shape).within(self.func())?
+        };
         if t.dtype() == dtype {
             Ok(t)
         } else {
