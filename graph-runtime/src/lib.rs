@@ -1,23 +1,27 @@
-//! Fused tensor kernels for Candle, written as `lazy_graph!` blocks.
-//!
-//! See the crate README and `lazy_graph!` for the language.
+#![doc = include_str!("../docs/language.md")]
 
 mod bind;
 mod error;
 mod exec;
+mod future;
+mod mode;
 
 pub use candle_core::Tensor;
 pub use error::{Error, Result, SymbolMismatch};
 pub use graph_ir::Graph;
 pub use graph_macros::lazy_graph;
+pub use mode::{mode, set_mode, with_mode, Mode};
 
 #[doc(hidden)]
 pub mod __private {
     //! What generated code calls. Not a stable API.
-    pub use graph_ir::plan::{Kernel, KernelKind, Step};
+    pub use graph_ir::cpu;
+    pub use graph_ir::plan::{Access, Kernel, KernelKind, Step};
     pub use graph_ir::{
         BinaryOp, DType, Dim, Graph, Lit, Node, Op, Param, ParamKind, ReduceOp, ScalarType, UnaryOp,
     };
+
+    pub use crate::future::{live_jobs, run_async, GraphFuture};
 
     use crate::{Result, Tensor};
 
@@ -40,5 +44,8 @@ pub mod __private {
 
 fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64]) -> Result<Vec<Tensor>> {
     let bound = bind::bind(graph, tensors)?;
-    exec::eager::run(graph, &bound, tensors, scalars)
+    match mode() {
+        Mode::Fused => exec::fused::run(graph, &bound, tensors, scalars),
+        Mode::Eager => exec::eager::run(graph, &bound, tensors, scalars),
+    }
 }

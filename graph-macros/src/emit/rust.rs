@@ -1,31 +1,45 @@
-//! The Rust items of one function: the public function itself and a module holding its static
-//! graph (`name::GRAPH`).
+//! The Rust items of one function: the function itself, its asynchronous twin `name_async`, and a
+//! module holding its static graph (`name::GRAPH`).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::syntax::{Function, ParamType, ReturnType, ScalarKind};
+
+/// The parameters of both generated functions: tensors by reference, scalars by value.
+fn params(f: &Function) -> impl Iterator<Item = TokenStream> + '_ {
+    f.params.iter().enumerate().map(|(i, p)| {
+        // A repeated name only reaches a placeholder, `check` having reported it: there it is `_`,
+        // so rustc adds no "bound more than once" error of its own.
+        let repeated = f.params[..i].iter().any(|q| q.name == p.name);
+        let name = &p.name;
+        let n = if repeated { quote!(_) } else { quote!(#name) };
+        match &p.ty {
+            ParamType::Tensor(_) => quote!(#n: &::graph_runtime::Tensor),
+            ParamType::Scalar(s) if s.kind == ScalarKind::F32 => quote!(#n: f32),
+            ParamType::Scalar(_) => quote!(#n: f64),
+        }
+    })
+}
+
+/// What both generated functions produce on success: a tensor, or a tuple of them.
+fn output(f: &Function) -> TokenStream {
+    match &f.ret {
+        ReturnType::Single(_) => quote!(::graph_runtime::Tensor),
+        ReturnType::Tuple(items) => {
+            let t = items.iter().map(|_| quote!(::graph_runtime::Tensor));
+            quote!((#(#t,)*))
+        }
+    }
+}
 
 /// The signature of the generated function, with `body` as its block.
 fn signature(f: &Function, body: TokenStream) -> TokenStream {
     let attrs = &f.attrs;
     let vis = &f.vis;
     let name = &f.name;
-    let params = f.params.iter().map(|p| {
-        let n = &p.name;
-        match &p.ty {
-            ParamType::Tensor(_) => quote!(#n: &::graph_runtime::Tensor),
-            ParamType::Scalar(s) if s.kind == ScalarKind::F32 => quote!(#n: f32),
-            ParamType::Scalar(_) => quote!(#n: f64),
-        }
-    });
-    let ret = match &f.ret {
-        ReturnType::Single(_) => quote!(::graph_runtime::Tensor),
-        ReturnType::Tuple(items) => {
-            let t = items.iter().map(|_| quote!(::graph_runtime::Tensor));
-            quote!((#(#t,)*))
-        }
-    };
+    let params = params(f);
+    let ret = output(f);
     quote! {
         #(#attrs)*
         #[allow(clippy::too_many_arguments)]
@@ -33,20 +47,59 @@ fn signature(f: &Function, body: TokenStream) -> TokenStream {
     }
 }
 
+/// The name of the asynchronous twin, spanned at the user's function name.
+fn async_name(f: &Function) -> Ident {
+    format_ident!("{}_async", f.name, span = f.name.span())
+}
+
+/// The signature of the asynchronous twin, with `body` as its block. It keeps the function's
+/// attributes and docs, framed by a line naming the synchronous function and one on how the
+/// future behaves.
+fn async_signature(f: &Function, body: TokenStream) -> TokenStream {
+    let attrs = &f.attrs;
+    let vis = &f.vis;
+    let name = &f.name;
+    let async_name = async_name(f);
+    let params = params(f);
+    let ret = output(f);
+    let summary = format!(
+        " Asynchronous twin of [`{name}()`]: the same computation, resolving when the device has \
+         finished it."
+    );
+    let behaviour = " The work starts at this call, off the calling thread, so calls made \
+         before awaiting run concurrently. The future resolves to exactly what the synchronous \
+         function returns, errors included, and works under any executor. Dropping it early \
+         cancels work that has not started yet; work already running finishes and its result is \
+         dropped.";
+    quote! {
+        #[doc = #summary]
+        #[doc = ""]
+        #(#attrs)*
+        #[doc = ""]
+        #[doc = #behaviour]
+        #[allow(clippy::too_many_arguments)]
+        #vis fn #async_name(#(#params),*) -> impl ::core::future::Future<
+            Output = ::graph_runtime::Result<#ret>,
+        > + ::core::marker::Send + 'static #body
+    }
+}
+
 /// The function and its graph module. `graph` is the `Graph { .. }` expression.
 pub fn function(f: &Function, graph: TokenStream) -> TokenStream {
     let name = &f.name;
     let vis = &f.vis;
-    let tensors = f
+    let tensors: Vec<_> = f
         .params
         .iter()
         .filter(|p| matches!(p.ty, ParamType::Tensor(_)))
-        .map(|p| &p.name);
-    let scalars = f
+        .map(|p| &p.name)
+        .collect();
+    let scalars: Vec<_> = f
         .params
         .iter()
         .filter(|p| matches!(p.ty, ParamType::Scalar(_)))
-        .map(|p| &p.name);
+        .map(|p| &p.name)
+        .collect();
     let n = f.ret.items().len();
     let outs: Vec<_> = (0..n).map(|i| format_ident!("__out{}", i)).collect();
     let value = match &f.ret {
@@ -62,10 +115,25 @@ pub fn function(f: &Function, graph: TokenStream) -> TokenStream {
         ::core::result::Result::Ok(#value)
     });
     let item = signature(f, body);
+    // Tensors are cloned (an `Arc` each) so the future owns its inputs and is `'static`.
+    let async_body = quote!({
+        let __run = ::graph_runtime::__private::run_async::<#n>(
+            &#name::GRAPH,
+            ::std::vec![#(::core::clone::Clone::clone(#tensors)),*],
+            ::std::vec![#(::core::convert::From::from(#scalars)),*],
+        );
+        async move {
+            let [#(#outs),*] = __run.await?;
+            ::core::result::Result::Ok(#value)
+        }
+    });
+    let async_item = async_signature(f, async_body);
     let doc =
         format!("The static graph of [`{name}()`]: print it with `{name}::GRAPH.to_text()` or `.to_dot()`.");
     quote! {
         #item
+
+        #async_item
 
         #[doc = #doc]
         #vis mod #name {
@@ -82,8 +150,20 @@ pub fn placeholder(f: &Function) -> TokenStream {
         f,
         quote!({ ::core::unreachable!("lazy_graph reported errors for this function") }),
     );
+    let ret = output(f);
+    let async_item = async_signature(
+        f,
+        quote!({
+            ::core::future::ready::<::graph_runtime::Result<#ret>>(::core::unreachable!(
+                "lazy_graph reported errors for this function"
+            ))
+        }),
+    );
     quote! {
         #[allow(unused_variables)]
         #item
+
+        #[allow(unused_variables, unreachable_code)]
+        #async_item
     }
 }

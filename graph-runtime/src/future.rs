@@ -1,0 +1,250 @@
+//! Asynchronous evaluation: the futures behind the generated `name_async` functions.
+//!
+//! A call submits its work at once and returns a [`GraphFuture`]; the future resolves with exactly
+//! what the synchronous function would have returned, errors included. Where the work runs and how
+//! its end is observed depends on the device (see [`run_async`], the one place a backend plugs in):
+//!
+//! - CPU: the graph runs on rayon's pool, never on the thread that polls. The CPU kernels split
+//!   rows over that same pool, so a call adds no second set of threads and no hand-off between
+//!   pools: under a burst each thread mostly runs its own call's rows (a separate std-thread
+//!   pool served about half the requests/s in the serve example). Jobs are not plain rayon
+//!   jobs, though: a rayon thread waiting inside one call's parallel loop would steal queued
+//!   calls onto its own stack, and thousands of them overflowed it. They wait in our queue,
+//!   drained by pumps that refuse to nest (see [`pump`]).
+//! - CUDA and Metal: for now the same path, followed by a device synchronize. They will enqueue
+//!   on the caller's thread and complete from a CUDA host callback/event or a Metal command-buffer
+//!   completion handler instead; the future side stays as it is.
+//!
+//! Completion goes through a `futures-channel` oneshot, which works under any executor.
+//! Cancellation is dropping the future: that drops the receiver; a job not started yet sees it and
+//! is skipped, a running one finishes and its result is dropped on the worker when the send fails.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll};
+use std::{fmt, thread};
+
+use candle_core::{Device, Tensor};
+use futures_channel::oneshot;
+use graph_ir::Graph;
+
+use crate::error::Context as _;
+use crate::Result;
+
+/// What a job sends back: the graph's result, or the panic it raised (re-raised where it is
+/// awaited, as the synchronous call would have raised it on the caller).
+type Answer<const N: usize> = thread::Result<Result<[Tensor; N]>>;
+
+/// Starts running `graph` on the arguments and returns a future of its `N` outputs.
+///
+/// The work is submitted here, not at the first poll, so several calls made before awaiting run
+/// concurrently. Nothing is checked on the caller: binding errors come out of the future.
+pub fn run_async<const N: usize>(
+    graph: &'static Graph,
+    tensors: Vec<Tensor>,
+    scalars: Vec<f64>,
+) -> GraphFuture<N> {
+    // A mismatched device among the other tensors is reported by binding, on whichever path runs.
+    let device = tensors.first().map_or(Device::Cpu, |t| t.device().clone());
+    let sync = move || {
+        let tensors: Vec<&Tensor> = tensors.iter().collect();
+        crate::__private::run::<N>(graph, &tensors, &scalars)
+    };
+    // The device seam: each backend decides where the work runs and what completes the future.
+    match device {
+        Device::Cpu => GraphFuture::on_worker(sync),
+        // CUDA: `run` only enqueues on Candle's stream and returns. The CUDA backend will run it
+        // right here, on the caller, then record an event and complete the oneshot from a host
+        // callback (`cuLaunchHostFunc`) or an event query, so no thread waits for the GPU.
+        // Metal: likewise, from the command buffer's completion handler (the Metal issue).
+        // Until those land, the synchronous path runs on a worker, and the worker (not the
+        // executor) blocks on a device synchronize so the future resolves only once the device
+        // has finished. That parks a rayon thread for the GPU's time, which CPU work in the same
+        // process then lacks: acceptable for a stopgap, not for the real backends.
+        Device::Cuda(_) | Device::Metal(_) => GraphFuture::on_worker(move || {
+            let outputs = sync()?;
+            device.synchronize().within(graph.name)?;
+            Ok(outputs)
+        }),
+    }
+}
+
+/// The future of one graph call; the generated `name_async` functions await it.
+///
+/// Dropping it before it resolves is safe: a call that has not started is skipped, a running one
+/// finishes on its worker, which then drops the result.
+#[must_use = "futures do nothing useful unless awaited; dropping this one cancels its work"]
+pub struct GraphFuture<const N: usize> {
+    /// `None` once the answer has been returned.
+    answer: Option<oneshot::Receiver<Answer<N>>>,
+}
+
+impl<const N: usize> GraphFuture<N> {
+    /// Runs `work` on rayon's pool; the future resolves with its result.
+    fn on_worker(work: impl FnOnce() -> Result<[Tensor; N]> + Send + 'static) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let live = LiveJob::start();
+        submit(Box::new(move || {
+            // Dropped last, after the inputs, the outputs and any panic payload.
+            let _live = live;
+            if tx.is_canceled() {
+                // Moved out so that the inputs go before `_live` does.
+                drop(work);
+                return;
+            }
+            let answer = panic::catch_unwind(AssertUnwindSafe(work));
+            // Fails only when the future was dropped meanwhile; the answer is dropped here.
+            let _ = tx.send(answer);
+        }));
+        Self { answer: Some(rx) }
+    }
+}
+
+impl<const N: usize> Future for GraphFuture<N> {
+    type Output = Result<[Tensor; N]>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let rx = self
+            .answer
+            .as_mut()
+            .expect("a lazy_graph future was polled after it resolved");
+        let answer = ready!(Pin::new(rx).poll(cx));
+        self.answer = None;
+        match answer {
+            Ok(Ok(outputs)) => Poll::Ready(outputs),
+            Ok(Err(panic)) => panic::resume_unwind(panic),
+            // Jobs catch panics (rayon aborts on one) and always send, so the sender only
+            // goes away unsent if the job was skipped, which happens only after this receiver
+            // was dropped.
+            Err(oneshot::Canceled) => unreachable!("a lazy_graph worker dropped a job unanswered"),
+        }
+    }
+}
+
+impl<const N: usize> fmt::Debug for GraphFuture<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GraphFuture")
+            .field("outputs", &N)
+            .field("resolved", &self.answer.is_none())
+            .finish()
+    }
+}
+
+/// Jobs submitted whose closure (inputs, outputs, answer) has not been dropped yet. Tests use it
+/// to prove that cancelled calls release everything they held.
+pub fn live_jobs() -> usize {
+    LIVE_JOBS.load(Ordering::Acquire)
+}
+
+static LIVE_JOBS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one job in [`LIVE_JOBS`] for as long as it lives.
+struct LiveJob(());
+
+impl LiveJob {
+    fn start() -> Self {
+        LIVE_JOBS.fetch_add(1, Ordering::AcqRel);
+        Self(())
+    }
+}
+
+impl Drop for LiveJob {
+    fn drop(&mut self) {
+        LIVE_JOBS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Jobs waiting for a pump, oldest first.
+static QUEUE: Mutex<VecDeque<Job>> = Mutex::new(VecDeque::new());
+
+thread_local! {
+    /// Whether a pump is running on this thread.
+    static PUMPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Queues `job` and starts a pump for it on rayon's pool.
+fn submit(job: Job) {
+    queue().push_back(job);
+    rayon::spawn(pump);
+}
+
+/// Runs queued jobs until none is left. A pump started while another is running on the same
+/// thread (stolen by a rayon thread waiting inside a job's parallel loop) returns at once: the
+/// outer pump takes the queue up again when its job is done, so no job is left behind and jobs
+/// never nest on one stack.
+fn pump() {
+    if PUMPING.with(Cell::get) {
+        return;
+    }
+    struct Pumping;
+    impl Drop for Pumping {
+        fn drop(&mut self) {
+            PUMPING.with(|p| p.set(false));
+        }
+    }
+    PUMPING.with(|p| p.set(true));
+    let _pumping = Pumping;
+    loop {
+        // Its own statement, so the lock is released before the job runs (a `while let` would
+        // hold the guard through the body).
+        let job = queue().pop_front();
+        let Some(job) = job else { return };
+        job();
+    }
+}
+
+/// Jobs catch their own panics, so the lock is never poisoned while one runs.
+fn queue() -> MutexGuard<'static, VecDeque<Job>> {
+    QUEUE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    use rayon::prelude::*;
+
+    use super::submit;
+
+    /// Jobs whose parallel loops make rayon threads wait, and so steal, never run nested: at most
+    /// one job is on any thread's stack at a time, however many are queued.
+    #[test]
+    fn jobs_never_nest() {
+        thread_local! {
+            static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        }
+        const JOBS: usize = 2000;
+        let deepest = Arc::new(AtomicUsize::new(0));
+        let (done, finished) = mpsc::channel();
+        for _ in 0..JOBS {
+            let (deepest, done) = (Arc::clone(&deepest), done.clone());
+            submit(Box::new(move || {
+                let depth = DEPTH.with(|d| {
+                    d.set(d.get() + 1);
+                    d.get()
+                });
+                deepest.fetch_max(depth, Ordering::Relaxed);
+                let sum: u64 = (0..4096u32)
+                    .into_par_iter()
+                    .with_max_len(64)
+                    .map(|i| u64::from(i) * u64::from(i))
+                    .sum();
+                assert_eq!(sum, (0..4096u64).map(|i| i * i).sum::<u64>());
+                DEPTH.with(|d| d.set(d.get() - 1));
+                done.send(()).unwrap();
+            }));
+        }
+        for _ in 0..JOBS {
+            finished.recv().unwrap();
+        }
+        assert_eq!(deepest.load(Ordering::Relaxed), 1);
+    }
+}
