@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod dim;
 pub mod fast;
+pub mod gpu;
 pub mod graph;
 mod inspect;
 pub mod math;
@@ -15,4 +16,5 @@ pub mod plan;
 pub use dim::{display_shape, Dim, DimError};
 pub use graph::{Graph, Node, Param, ParamKind, ScalarType};
 pub use ops::{BinaryOp, DType, Lit, Op, OpClass, ReduceOp, UnaryOp};
+pub use gpu::{ArgLayout, GpuKernel};
 pub use plan::{Access, Kernel, KernelKind, Step};

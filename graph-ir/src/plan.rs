@@ -40,6 +40,8 @@ pub struct Kernel {
     pub sizes: &'static [crate::Dim],
     /// The generated CPU code.
     pub cpu: &'static crate::cpu::CpuKernel,
+    /// The generated CUDA and Metal sources.
+    pub gpu: &'static crate::gpu::GpuKernel,
 }
 
 /// How a kernel reads one input.

@@ -1,7 +1,10 @@
-//! Code generation: the Rust items of each function (`rust.rs`) and its static graph and plan
-//! (`graph.rs`).
+//! Code generation: the Rust items of each function (`rust.rs`), its static graph and plan
+//! (`graph.rs`, `plan.rs`), and each kernel in every dialect: CPU Rust (`cpu.rs`), and the C family
+//! (`clike.rs` bodies) for CUDA (`cuda.rs`).
 
+pub mod clike;
 pub mod cpu;
+pub mod cuda;
 pub mod graph;
 pub mod plan;
 pub mod rust;

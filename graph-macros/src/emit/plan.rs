@@ -5,7 +5,7 @@ use graph_ir::{Access, KernelKind};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::emit::{cpu, graph::dim};
+use crate::emit::{cpu, cuda, graph::dim};
 use crate::ir::Graph;
 use crate::kernel::KernelIr;
 
@@ -29,6 +29,10 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                 items.push(cpu::kernel_fns(graph, k));
                 let (contiguous, strided) = (cpu::fn_name(k, false), cpu::fn_name(k, true));
                 let cpu_static = format_ident!("{}_CPU", k.name.to_uppercase());
+                let gpu_static = format_ident!("{}_GPU", k.name.to_uppercase());
+                let cuda_source = cuda::source(graph, k);
+                let remaps = cuda::remaps(graph, k);
+                let cached_inputs = cuda::cached_inputs(graph, k).len();
                 let kernel_static = format_ident!("{}", k.name.to_uppercase());
                 let variant = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
                 let (f32v, f64v) = (variant(quote!(f32)), variant(quote!(f64)));
@@ -53,6 +57,12 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                     static #cpu_static: #p::cpu::CpuKernel = #p::cpu::CpuKernel {
                         f32: #f32v, f64: #f64v, f16: #f16v, bf16: #bf16v,
                     };
+                    static #gpu_static: #p::GpuKernel = #p::GpuKernel {
+                        cuda: #cuda_source,
+                        metal: "",
+                        remaps: #remaps,
+                        cached_inputs: #cached_inputs,
+                    };
                     static #kernel_static: #p::Kernel = #p::Kernel {
                         name: #name,
                         kind: #kind,
@@ -63,6 +73,7 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                         outputs: &[#(#outputs),*],
                         sizes: &[#(#sizes),*],
                         cpu: &#cpu_static,
+                        gpu: &#gpu_static,
                     };
                 });
                 quote!(#p::Step::Kernel(&#kernel_static))

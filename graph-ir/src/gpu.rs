@@ -1,0 +1,118 @@
+//! What GPU kernels share between the macro that writes them and the runtime that launches them:
+//! the generated sources of one kernel, and the layout of the single argument every generated GPU
+//! kernel takes.
+//!
+//! A kernel's arguments travel as one flat array of 64-bit words (pointers, strides, sizes, and
+//! scalars as `f64` bits), passed by value: one launch argument, nothing uploaded per launch, and
+//! a layout that the emitters and the runtime both compute from [`ArgLayout`], so they cannot
+//! drift apart.
+
+/// The generated GPU sources of one kernel, written by the macro at build time.
+#[derive(Debug)]
+pub struct GpuKernel {
+    /// CUDA C++: the kernel body, without the runtime's prelude and configuration defines.
+    pub cuda: &'static str,
+    /// Metal Shading Language: the kernel body, without the runtime's prelude and configuration.
+    pub metal: &'static str,
+    /// Whether the kernel reads inputs at remapped columns (`narrow`, `cat`). Such kernels read
+    /// each column from memory where it is needed; the others may keep a row in registers.
+    pub remaps: bool,
+    /// How many column inputs a row kernel keeps in registers (those several loops read); the
+    /// runtime budgets registers with it.
+    pub cached_inputs: usize,
+}
+
+/// Word offsets in a kernel's argument array, for `inputs` inputs, `outputs` outputs, a row prefix
+/// of rank `rank` and `sizes` run-time sizes.
+///
+/// In order: input pointers, output pointers, each input's column stride, each input's row
+/// strides (one per prefix dim, outermost first), the prefix dims, each input's scalar value (as
+/// `f64` bits; unused for tensor inputs), the sizes, each output's row length, and the row count.
+/// Strides and sizes count elements; pointers are device addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgLayout {
+    pub inputs: usize,
+    pub outputs: usize,
+    pub rank: usize,
+    pub sizes: usize,
+}
+
+impl ArgLayout {
+    pub fn in_ptr(&self, k: usize) -> usize {
+        k
+    }
+
+    pub fn out_ptr(&self, k: usize) -> usize {
+        self.inputs + k
+    }
+
+    pub fn col_stride(&self, k: usize) -> usize {
+        self.inputs + self.outputs + k
+    }
+
+    pub fn row_stride(&self, k: usize, dim: usize) -> usize {
+        2 * self.inputs + self.outputs + k * self.rank + dim
+    }
+
+    pub fn prefix(&self, dim: usize) -> usize {
+        2 * self.inputs + self.outputs + self.inputs * self.rank + dim
+    }
+
+    pub fn scalar(&self, k: usize) -> usize {
+        self.prefix(self.rank) + k
+    }
+
+    pub fn size(&self, s: usize) -> usize {
+        self.scalar(self.inputs) + s
+    }
+
+    pub fn out_len(&self, k: usize) -> usize {
+        self.size(self.sizes) + k
+    }
+
+    pub fn rows(&self) -> usize {
+        self.out_len(self.outputs)
+    }
+
+    /// The number of words.
+    pub fn words(&self) -> usize {
+        self.rows() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ArgLayout;
+
+    #[test]
+    fn every_word_has_one_owner() {
+        let l = ArgLayout {
+            inputs: 3,
+            outputs: 2,
+            rank: 2,
+            sizes: 4,
+        };
+        let mut owners = vec![0; l.words()];
+        let mut own = |w: usize| owners[w] += 1;
+        for k in 0..l.inputs {
+            own(l.in_ptr(k));
+            own(l.col_stride(k));
+            own(l.scalar(k));
+            for d in 0..l.rank {
+                own(l.row_stride(k, d));
+            }
+        }
+        for k in 0..l.outputs {
+            own(l.out_ptr(k));
+            own(l.out_len(k));
+        }
+        for d in 0..l.rank {
+            own(l.prefix(d));
+        }
+        for s in 0..l.sizes {
+            own(l.size(s));
+        }
+        own(l.rows());
+        assert!(owners.iter().all(|&n| n == 1), "{owners:?}");
+    }
+}
