@@ -84,6 +84,15 @@ pub enum Error {
         size: usize,
     },
 
+    /// A generated GPU kernel could not be compiled, loaded or launched. This is a bug in
+    /// lazy_graph or a broken GPU setup, not a mistake in the inputs: the message says which.
+    #[error("{func}: GPU kernel {kernel}: {message}")]
+    Gpu {
+        func: &'static str,
+        kernel: &'static str,
+        message: String,
+    },
+
     /// An operation failed inside Candle.
     #[error("{func}: {source}")]
     Candle {

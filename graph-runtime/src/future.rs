@@ -11,13 +11,17 @@
 //!   jobs, though: a rayon thread waiting inside one call's parallel loop would steal queued
 //!   calls onto its own stack, and thousands of them overflowed it. They wait in our queue,
 //!   drained by pumps that refuse to nest (see [`pump`]).
-//! - CUDA and Metal: for now the same path, followed by a device synchronize. They will enqueue
-//!   on the caller's thread and complete from a CUDA host callback/event or a Metal command-buffer
-//!   completion handler instead; the future side stays as it is.
+//! - CUDA: the kernels are queued on the caller's thread, on the stream its other Candle work
+//!   goes to (queuing is quick: nothing waits for the GPU), followed by a host function
+//!   (`cuLaunchHostFunc`) that the driver runs once the stream reaches it; it completes the
+//!   future. No thread, executor or worker, waits for the GPU.
+//! - Metal: for now the synchronous path on a worker followed by a device synchronize, until the
+//!   Metal backend completes futures from its command buffer's completion handler.
 //!
 //! Completion goes through a `futures-channel` oneshot, which works under any executor.
-//! Cancellation is dropping the future: that drops the receiver; a job not started yet sees it and
-//! is skipped, a running one finishes and its result is dropped on the worker when the send fails.
+//! Cancellation is dropping the future: that drops the receiver; a CPU job not started yet sees
+//! it and is skipped, a running one finishes and its result is dropped on the worker when the
+//! send fails; queued GPU work finishes and its outputs are freed in stream order.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -58,15 +62,12 @@ pub fn run_async<const N: usize>(
     // The device seam: each backend decides where the work runs and what completes the future.
     match device {
         Device::Cpu => GraphFuture::on_worker(sync),
-        // CUDA: `run` only enqueues on Candle's stream and returns. The CUDA backend will run it
-        // right here, on the caller, then record an event and complete the oneshot from a host
-        // callback (`cuLaunchHostFunc`) or an event query, so no thread waits for the GPU.
-        // Metal: likewise, from the command buffer's completion handler (the Metal issue).
-        // Until those land, the synchronous path runs on a worker, and the worker (not the
-        // executor) blocks on a device synchronize so the future resolves only once the device
-        // has finished. That parks a rayon thread for the GPU's time, which CPU work in the same
-        // process then lacks: acceptable for a stopgap, not for the real backends.
-        Device::Cuda(_) | Device::Metal(_) => GraphFuture::on_worker(move || {
+        #[cfg(feature = "cuda")]
+        Device::Cuda(cuda) => GraphFuture::on_stream(graph, &cuda, sync),
+        // Metal (until its backend wires the command buffer's completion handler), and CUDA
+        // without the `cuda` feature's kernels: the synchronous path on a worker, which then
+        // blocks on a device synchronize so the future resolves once the device has finished.
+        _ => GraphFuture::on_worker(move || {
             let outputs = sync()?;
             device.synchronize().within(graph.name)?;
             Ok(outputs)
@@ -76,12 +77,27 @@ pub fn run_async<const N: usize>(
 
 /// The future of one graph call; the generated `name_async` functions await it.
 ///
-/// Dropping it before it resolves is safe: a call that has not started is skipped, a running one
-/// finishes on its worker, which then drops the result.
+/// Dropping it before it resolves is safe: a CPU call that has not started is skipped and a
+/// running one finishes on its worker, which then drops the result; GPU work already queued runs
+/// to its end, and the outputs it writes are freed in stream order.
 #[must_use = "futures do nothing useful unless awaited; dropping this one cancels its work"]
 pub struct GraphFuture<const N: usize> {
-    /// `None` once the answer has been returned.
-    answer: Option<oneshot::Receiver<Answer<N>>>,
+    state: State<N>,
+}
+
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+enum State<const N: usize> {
+    /// Running on a worker, which sends the answer.
+    Worker(oneshot::Receiver<Answer<N>>),
+    /// Queued on a device stream: the outputs exist (their values once `done` completes).
+    Device {
+        outputs: [Tensor; N],
+        done: oneshot::Receiver<()>,
+    },
+    /// Known already (an error found before anything was queued, or a caught panic).
+    Ready(Answer<N>),
+    /// Returned.
+    Taken,
 }
 
 impl<const N: usize> GraphFuture<N> {
@@ -101,7 +117,36 @@ impl<const N: usize> GraphFuture<N> {
             // Fails only when the future was dropped meanwhile; the answer is dropped here.
             let _ = tx.send(answer);
         }));
-        Self { answer: Some(rx) }
+        Self {
+            state: State::Worker(rx),
+        }
+    }
+
+    /// Queues `work` on the calling thread's stream of `device` (the stream the caller's other
+    /// Candle work on this thread goes to), then a host function behind it that completes the
+    /// future: no thread waits for the GPU.
+    #[cfg(feature = "cuda")]
+    fn on_stream(
+        graph: &'static Graph,
+        device: &candle_core::CudaDevice,
+        work: impl FnOnce() -> Result<[Tensor; N]>,
+    ) -> Self {
+        let state = match panic::catch_unwind(AssertUnwindSafe(work)) {
+            Ok(Ok(outputs)) => match crate::exec::cuda::done::when_done(device) {
+                Ok(done) => State::Device { outputs, done },
+                // No host function: wait here, as the synchronous path's caller would.
+                Err(e) => State::Ready(Ok(match candle_core::backend::BackendDevice::synchronize(device) {
+                    Ok(()) => Ok(outputs),
+                    Err(s) => Err(crate::Error::Gpu {
+                        func: graph.name,
+                        kernel: "(completion)",
+                        message: format!("{e}; synchronize: {s}"),
+                    }),
+                })),
+            },
+            other => State::Ready(other),
+        };
+        Self { state }
     }
 }
 
@@ -109,19 +154,33 @@ impl<const N: usize> Future for GraphFuture<N> {
     type Output = Result<[Tensor; N]>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let rx = self
-            .answer
-            .as_mut()
-            .expect("a lazy_graph future was polled after it resolved");
-        let answer = ready!(Pin::new(rx).poll(cx));
-        self.answer = None;
+        let answer = match &mut self.state {
+            State::Worker(rx) => match ready!(Pin::new(rx).poll(cx)) {
+                Ok(answer) => answer,
+                // Jobs catch panics (rayon aborts on one) and always send, so the sender only
+                // goes away unsent if the job was skipped, which happens only after this
+                // receiver was dropped.
+                Err(oneshot::Canceled) => unreachable!("a lazy_graph worker dropped a job unanswered"),
+            },
+            State::Device { done, .. } => {
+                // A cancelled host function (the context torn down) also means nothing more
+                // will run: the outputs are as final as they will get.
+                let _ = ready!(Pin::new(done).poll(cx));
+                match std::mem::replace(&mut self.state, State::Taken) {
+                    State::Device { outputs, .. } => Ok(Ok(outputs)),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            State::Ready(_) => match std::mem::replace(&mut self.state, State::Taken) {
+                State::Ready(answer) => answer,
+                _ => unreachable!("matched above"),
+            },
+            State::Taken => panic!("a lazy_graph future was polled after it resolved"),
+        };
+        self.state = State::Taken;
         match answer {
-            Ok(Ok(outputs)) => Poll::Ready(outputs),
-            Ok(Err(panic)) => panic::resume_unwind(panic),
-            // Jobs catch panics (rayon aborts on one) and always send, so the sender only
-            // goes away unsent if the job was skipped, which happens only after this receiver
-            // was dropped.
-            Err(oneshot::Canceled) => unreachable!("a lazy_graph worker dropped a job unanswered"),
+            Ok(outputs) => Poll::Ready(outputs),
+            Err(panic) => panic::resume_unwind(panic),
         }
     }
 }
@@ -130,7 +189,7 @@ impl<const N: usize> fmt::Debug for GraphFuture<N> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GraphFuture")
             .field("outputs", &N)
-            .field("resolved", &self.answer.is_none())
+            .field("resolved", &matches!(self.state, State::Taken))
             .finish()
     }
 }

@@ -1,11 +1,13 @@
 #![doc = include_str!("../docs/language.md")]
 
 mod bind;
+mod cache_dir;
 mod error;
 mod exec;
 mod future;
 mod mode;
 
+pub use cache_dir::{kernel_cache_dir, set_kernel_cache_dir};
 pub use candle_core::Tensor;
 pub use error::{Error, Result, SymbolMismatch};
 pub use graph_ir::Graph;
@@ -16,12 +18,25 @@ pub use mode::{mode, set_mode, with_mode, Mode};
 pub mod __private {
     //! What generated code calls. Not a stable API.
     pub use graph_ir::cpu;
+    pub use graph_ir::gpu::GpuKernel;
     pub use graph_ir::plan::{Access, Kernel, KernelKind, Step};
     pub use graph_ir::{
         BinaryOp, DType, Dim, Graph, Lit, Node, Op, Param, ParamKind, ReduceOp, ScalarType, UnaryOp,
     };
 
     pub use crate::future::{live_jobs, run_async, GraphFuture};
+    pub use linkme;
+
+    /// The CUDA backend's compiler, for tests that check every generated kernel compiles.
+    #[cfg(feature = "cuda")]
+    pub mod cuda {
+        pub use crate::exec::cuda::compile::{compile, full_source, nvrtc_version, Image};
+        pub use crate::exec::cuda::{covering_configs, Config, Shape};
+    }
+
+    /// Every generated graph linked into the program; see [`crate::graphs`].
+    #[linkme::distributed_slice]
+    pub static GRAPHS: [&'static Graph];
 
     use crate::{Result, Tensor};
 
@@ -40,6 +55,19 @@ pub mod __private {
             )
         }))
     }
+}
+
+/// Every graph that `lazy_graph!` generated in this program (its own crate and the crates it
+/// links), for tools that inspect or precompile them; in no particular order.
+///
+/// ```
+/// graph_runtime::lazy_graph! {
+///     fn twice(x: Tensor[N]) -> Tensor[N] { x * 2.0 }
+/// }
+/// assert!(graph_runtime::graphs().any(|g| g.name == "twice"));
+/// ```
+pub fn graphs() -> impl Iterator<Item = &'static Graph> {
+    __private::GRAPHS.iter().copied()
 }
 
 fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64]) -> Result<Vec<Tensor>> {

@@ -139,6 +139,11 @@ pub fn function(f: &Function, graph: TokenStream) -> TokenStream {
         #vis mod #name {
             /// The checked, optimised and planned graph.
             pub static GRAPH: ::graph_runtime::Graph = #graph;
+
+            // Lists the graph in `graph_runtime::graphs()`.
+            #[::graph_runtime::__private::linkme::distributed_slice(::graph_runtime::__private::GRAPHS)]
+            #[linkme(crate = ::graph_runtime::__private::linkme)]
+            static REGISTERED: &::graph_runtime::Graph = &GRAPH;
         }
     }
 }

@@ -3,8 +3,9 @@
 //!
 //! Values stay in their storage dtype between steps, except the results of library reductions,
 //! which keep the compute dtype. A kernel whose inputs or outputs are not all in the graph's
-//! dtype (such a reduction, or a `cast` crossing a kernel boundary), or whose device has no
-//! generated code, runs its nodes through the eager executor instead, with the same results.
+//! dtype (such a reduction, or a `cast` crossing a kernel boundary), whose device has no
+//! generated code, or with an empty output (CUDA launches nothing for those), runs its nodes
+//! through the eager executor instead, with the same results.
 
 use candle_core::{Device, Tensor};
 use graph_ir::{Graph, Kernel, Op, OpClass, ParamKind, Step};
@@ -133,17 +134,24 @@ fn run_kernel(
         _ => true,
     });
     let uniform = inputs_uniform && k.outputs.iter().all(|&n| graph.nodes[n as usize].dtype.is_none());
-    if uniform && matches!(bound.device, Device::Cpu) {
+    if uniform {
         let args: Vec<&Value> = k
             .inputs
             .iter()
             .map(|&n| values[n as usize].as_ref().expect("kernel inputs come first"))
             .collect();
-        let outs = cpu::run(graph, k, bound, &args)?;
-        for (&o, t) in k.outputs.iter().zip(outs) {
-            values[o as usize] = Some(Value::Tensor(t));
+        let outs = match &bound.device {
+            Device::Cpu => Some(cpu::run(graph, k, bound, &args)?),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(device) => crate::exec::cuda::run(graph, k, bound, &args, device)?,
+            _ => None,
+        };
+        if let Some(outs) = outs {
+            for (&o, t) in k.outputs.iter().zip(outs) {
+                values[o as usize] = Some(Value::Tensor(t));
+            }
+            return Ok(());
         }
-        return Ok(());
     }
     // No generated code applies: the kernel's nodes, one by one, in the compute dtype.
     let mut local: Vec<Option<Value>> = vec![None; graph.nodes.len()];

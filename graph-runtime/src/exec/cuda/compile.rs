@@ -1,0 +1,239 @@
+//! Turning a kernel's CUDA source into a loaded function: NVRTC compiles the prelude, the launch
+//! configuration and the kernel to machine code (CUBIN) for the device's architecture, once per
+//! kernel, configuration and device.
+//!
+//! Caches, in order: per device in memory (a map of once-cells, so that many threads making the
+//! same first call compile once while the others wait, and different kernels compile in
+//! parallel); then on disk, one CUBIN file per source, architecture and NVRTC version, written
+//! atomically, in the `cuda` folder of [`crate::kernel_cache_dir`].
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, CStr, CString};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction};
+use candle_core::cuda_backend::cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
+use candle_core::CudaDevice;
+use sha2::{Digest, Sha256};
+
+/// The prelude every generated kernel is compiled with.
+pub const PRELUDE: &str = include_str!("prelude.cuh");
+
+/// What NVRTC produced: machine code for the architecture, or PTX for the driver to finish when
+/// this NVRTC does not know the device's architecture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Image {
+    Cubin(Vec<u8>),
+    Ptx(Vec<u8>),
+}
+
+/// The full text NVRTC compiles: configuration defines, prelude, kernel.
+pub fn full_source(defines: &str, kernel: &str) -> String {
+    format!("{defines}{PRELUDE}\n{kernel}")
+}
+
+/// The NVRTC version as `major.minor`.
+pub fn nvrtc_version() -> Result<String, String> {
+    let (mut major, mut minor) = (0 as c_int, 0 as c_int);
+    // SAFETY: plain out-parameters.
+    unsafe { nvrtc_sys::nvrtcVersion(&mut major, &mut minor) }
+        .result()
+        .map_err(|e| format!("NVRTC is not usable: {e:?}"))?;
+    Ok(format!("{major}.{minor}"))
+}
+
+/// The architectures this NVRTC compiles for, as `sm_XY` numbers (`90` for sm_90).
+fn supported_archs() -> Vec<i32> {
+    let mut n: c_int = 0;
+    // SAFETY: plain out-parameters, sized by the first call.
+    unsafe {
+        if nvrtc_sys::nvrtcGetNumSupportedArchs(&mut n).result().is_err() || n <= 0 {
+            return Vec::new();
+        }
+        let mut archs = vec![0 as c_int; n as usize];
+        if nvrtc_sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()).result().is_err() {
+            return Vec::new();
+        }
+        archs
+    }
+}
+
+/// Compiles `source` for compute capability `arch` (`90` for sm_90): CUBIN when this NVRTC knows
+/// the architecture, else PTX for the newest one it knows below it. `name` labels the program in
+/// NVRTC's messages. The error is NVRTC's log.
+pub fn compile(source: &str, arch: i32, name: &str) -> Result<Image, String> {
+    let supported = supported_archs();
+    let (target, cubin) = if supported.is_empty() || supported.contains(&arch) {
+        (format!("sm_{arch}"), true)
+    } else {
+        let below = supported.iter().copied().filter(|a| *a <= arch).max();
+        let fallback = below.ok_or_else(|| {
+            format!("this NVRTC compiles for {supported:?}, none at or below the device's sm_{arch}")
+        })?;
+        (format!("compute_{fallback}"), false)
+    };
+    let src = CString::new(source).map_err(|_| "the kernel source holds a NUL byte".to_string())?;
+    let cname = CString::new(name).map_err(|_| "the kernel name holds a NUL byte".to_string())?;
+    let prog = nvrtc::create_program(&src, Some(&cname)).map_err(|e| format!("{e:?}"))?;
+    struct Program(nvrtc_sys::nvrtcProgram);
+    impl Drop for Program {
+        fn drop(&mut self) {
+            // SAFETY: created above, destroyed once.
+            let _ = unsafe { nvrtc::destroy_program(self.0) };
+        }
+    }
+    let prog = Program(prog);
+    let options = [
+        format!("--gpu-architecture={target}"),
+        "--std=c++17".to_string(),
+        "--fmad=true".to_string(),
+    ];
+    // SAFETY: `prog` is a live program.
+    if let Err(e) = unsafe { nvrtc::compile_program(prog.0, &options) } {
+        // SAFETY: as above.
+        let log = unsafe { nvrtc::get_program_log(prog.0) }.unwrap_or_default();
+        // SAFETY: NVRTC's log is NUL-terminated.
+        let log = unsafe { CStr::from_ptr(log.as_ptr()) }.to_string_lossy().into_owned();
+        return Err(format!("NVRTC {e:?} for {target}:\n{log}"));
+    }
+    if cubin {
+        let mut size = 0usize;
+        // SAFETY: out-parameters sized by NVRTC.
+        unsafe {
+            nvrtc_sys::nvrtcGetCUBINSize(prog.0, &mut size)
+                .result()
+                .map_err(|e| format!("{e:?}"))?;
+            let mut data = vec![0u8; size];
+            nvrtc_sys::nvrtcGetCUBIN(prog.0, data.as_mut_ptr() as *mut c_char)
+                .result()
+                .map_err(|e| format!("{e:?}"))?;
+            Ok(Image::Cubin(data))
+        }
+    } else {
+        // SAFETY: as above.
+        let ptx = unsafe { nvrtc::get_ptx(prog.0) }.map_err(|e| format!("{e:?}"))?;
+        Ok(Image::Ptx(ptx.iter().map(|c| *c as u8).take_while(|b| *b != 0).collect()))
+    }
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    crate::kernel_cache_dir().map(|d| d.join("cuda"))
+}
+
+/// Compiles through the disk cache.
+fn image(source: &str, arch: i32, name: &str) -> Result<Image, String> {
+    let version = nvrtc_version()?;
+    let key = {
+        let mut h = Sha256::new();
+        for part in [source, &arch.to_string(), &version] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let dir = cache_dir();
+    let path = |ext: &str| dir.as_ref().map(|d| d.join(format!("{name}-{}.{ext}", &key[..32])));
+    for (ext, wrap) in [("cubin", Image::Cubin as fn(_) -> _), ("ptx", Image::Ptx)] {
+        if let Some(data) = path(ext).and_then(|p| std::fs::read(p).ok()) {
+            return Ok(wrap(data));
+        }
+    }
+    let image = compile(source, arch, name)?;
+    let (ext, data) = match &image {
+        Image::Cubin(d) => ("cubin", d),
+        Image::Ptx(d) => ("ptx", d),
+    };
+    // A failed write only costs the next process a compile.
+    if let (Some(dir), Some(file)) = (&dir, path(ext)) {
+        let tmp = dir.join(format!(".{}.{}.tmp", &key[..32], std::process::id()));
+        let written = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&tmp, data))
+            .and_then(|()| std::fs::rename(&tmp, &file));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(image)
+}
+
+/// A loaded function, or why there is none (kept, so a failing kernel is not recompiled).
+type Slot = Arc<OnceLock<Result<CudaFunction, String>>>;
+
+/// What the runtime keeps per CUDA device.
+pub struct DeviceState {
+    /// Compute capability as `major * 10 + minor`.
+    pub arch: i32,
+    /// Streaming multiprocessors.
+    pub sms: u32,
+    functions: Mutex<HashMap<(usize, String), Slot>>,
+}
+
+/// The state of `device`'s GPU, created on first use. Keyed by GPU ordinal: Candle's devices for
+/// one GPU share its primary context, in which loaded modules stay valid (the cache keeps the
+/// context alive).
+pub fn device_state(device: &CudaDevice) -> Result<Arc<DeviceState>, String> {
+    static DEVICES: Mutex<Vec<(usize, Arc<DeviceState>)>> = Mutex::new(Vec::new());
+    let ordinal = device.cuda_stream().context().ordinal();
+    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, s)) = devices.iter().find(|(o, _)| *o == ordinal) {
+        return Ok(s.clone());
+    }
+    let stream = device.cuda_stream();
+    let ctx = stream.context();
+    let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
+    let sms = ctx
+        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+        .map_err(|e| format!("{e:?}"))?;
+    let state = Arc::new(DeviceState {
+        arch: major * 10 + minor,
+        sms: sms.max(1) as u32,
+        functions: Mutex::new(HashMap::new()),
+    });
+    devices.push((ordinal, state.clone()));
+    Ok(state)
+}
+
+impl DeviceState {
+    /// The function `name` of `source` (configured by `defines`), compiled and loaded on
+    /// `device` at first use. `kernel` identifies the kernel (its static address).
+    pub fn function(
+        &self,
+        device: &CudaDevice,
+        kernel: usize,
+        name: &str,
+        defines: &str,
+        source: &str,
+    ) -> Result<CudaFunction, String> {
+        let slot = self
+            .functions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((kernel, defines.to_string()))
+            .or_default()
+            .clone();
+        slot.get_or_init(|| {
+            if std::env::var_os("LAZY_GRAPH_LOG_KERNELS").is_some() {
+                eprintln!("lazy_graph: compiling {name} for sm_{} with {}", self.arch, defines.replace('\n', "; "));
+            }
+            let text = full_source(defines, source);
+            let image = image(&text, self.arch, name)?;
+            let ptx = match image {
+                Image::Cubin(d) => Ptx::from_binary(d),
+                Image::Ptx(d) => Ptx::from_src(String::from_utf8_lossy(&d).into_owned()),
+            };
+            let module = device
+                .cuda_stream()
+                .context()
+                .load_module(ptx)
+                .map_err(|e| format!("loading {name}: {e:?}"))?;
+            module
+                .load_function(name)
+                .map_err(|e| format!("finding {name}: {e:?}"))
+        })
+        .clone()
+    }
+}

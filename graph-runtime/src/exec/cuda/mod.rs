@@ -1,0 +1,406 @@
+//! Runs a generated kernel on a CUDA device: picks a launch configuration from the bound shapes,
+//! gets the compiled function (see `compile`), fills the argument words, allocates the outputs and
+//! launches on Candle's stream for the device.
+//!
+//! The launch passes device addresses inside one by-value argument, so it goes through
+//! `cuLaunchKernel` directly rather than cudarc's argument builder. Ordering is Candle's: every
+//! address comes from `device_ptr`, which makes the stream wait on the buffer's last write when
+//! Candle's device tracks streams with events (its default single stream needs none), and its
+//! guard records our read (or write) when dropped after the launch.
+
+pub mod compile;
+pub mod done;
+
+use std::ffi::c_void;
+
+use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr, DevicePtrMut, DeviceRepr};
+use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
+use candle_core::op::BackpropOp;
+use candle_core::{DType, Storage, Tensor, WithDType};
+use graph_ir::{Access, ArgLayout, Graph, Kernel, KernelKind};
+
+use crate::bind::Bound;
+use crate::error::{Error, Result};
+use crate::exec::eager::Value;
+
+/// How one launch is shaped; becomes the defines a kernel is compiled with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `LG_DTYPE`: 0 f32, 1 f64, 2 f16, 3 bf16.
+    pub dtype: u8,
+    /// Elements per memory access.
+    pub vec: u32,
+    pub shape: Shape,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Pointwise { block: u32, wide_index: bool },
+    Row { group: u32, rows_per_block: u32, cache: u32 },
+}
+
+impl Config {
+    /// The `#define` lines of this configuration.
+    pub fn defines(&self) -> String {
+        let mut d = format!("#define LG_DTYPE {}\n#define LG_VEC {}\n", self.dtype, self.vec);
+        match self.shape {
+            Shape::Pointwise { block, wide_index } => {
+                let idx = if wide_index {
+                    "unsigned long long"
+                } else {
+                    "unsigned int"
+                };
+                d += &format!("#define LG_BLOCK {block}\n#define LG_IDX {idx}\n");
+            }
+            Shape::Row {
+                group,
+                rows_per_block,
+                cache,
+            } => {
+                d += &format!(
+                    "#define LG_GROUP {group}\n#define LG_RPB {rows_per_block}\n#define LG_CACHE {cache}\n"
+                );
+            }
+        }
+        d
+    }
+
+    fn block(&self) -> u32 {
+        match self.shape {
+            Shape::Pointwise { block, .. } => block,
+            Shape::Row {
+                group,
+                rows_per_block,
+                ..
+            } => group * rows_per_block,
+        }
+    }
+}
+
+/// The `LG_DTYPE` code and element size of a storage dtype.
+pub fn dtype_code(dtype: DType) -> Option<(u8, usize)> {
+    match dtype {
+        DType::F32 => Some((0, 4)),
+        DType::F64 => Some((1, 8)),
+        DType::F16 => Some((2, 2)),
+        DType::BF16 => Some((3, 2)),
+        _ => None,
+    }
+}
+
+/// One tensor input as the kernel reads it.
+struct Input {
+    /// Device address of its first element.
+    addr: u64,
+    col_stride: usize,
+    /// One per kernel prefix dim (0 where it broadcasts).
+    row_strides: Vec<usize>,
+    /// Its row length (last dim), for column inputs.
+    len: usize,
+}
+
+/// Runs kernel `k` on CUDA tensors of `bound.dtype`; returns its outputs in order, or `None`
+/// when some output is empty (the caller then runs the kernel's nodes through Candle).
+pub fn run(
+    graph: &'static Graph,
+    k: &'static Kernel,
+    bound: &Bound,
+    args: &[&Value],
+    device: &CudaDevice,
+) -> Result<Option<Vec<Tensor>>> {
+    match bound.dtype {
+        DType::F32 => run_typed::<f32>(graph, k, bound, args, device),
+        DType::F64 => run_typed::<f64>(graph, k, bound, args, device),
+        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, device),
+        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, device),
+        other => unreachable!("binding accepts float dtypes only, found {other:?}"),
+    }
+}
+
+fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
+    Error::Gpu {
+        func: graph.name,
+        kernel: k.name,
+        message,
+    }
+}
+
+fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
+    graph: &'static Graph,
+    k: &'static Kernel,
+    bound: &Bound,
+    args: &[&Value],
+    device: &CudaDevice,
+) -> Result<Option<Vec<Tensor>>> {
+    let fail = |m: String| gpu_error(graph, k, m);
+    let (code, size) = dtype_code(bound.dtype).expect("float dtype");
+    let sizes = bound.shape(graph, k.sizes, || format!("kernel {}", k.name))?;
+    let prefix = bound.shape(graph, k.prefix, || format!("kernel {} rows", k.name))?;
+    let rows: usize = prefix.iter().product();
+    let out_shapes: Vec<Vec<usize>> = k
+        .outputs
+        .iter()
+        .map(|&o| bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}")))
+        .collect::<Result<_>>()?;
+    if out_shapes.iter().any(|s| s.contains(&0)) {
+        return Ok(None);
+    }
+    let out_lens: Vec<usize> = out_shapes.iter().map(|s| s.last().copied().unwrap_or(1)).collect();
+
+    let stream = device.cuda_stream();
+    let state = compile::device_state(device).map_err(fail)?;
+
+    // Inputs: storage guards and read guards live until after the launch.
+    let guards: Vec<_> = args
+        .iter()
+        .map(|v| match v {
+            Value::Tensor(t) => Some(t.storage_and_layout()),
+            Value::Scalar(_) => None,
+        })
+        .collect();
+    let mut reads = Vec::new();
+    let mut inputs: Vec<Option<Input>> = Vec::with_capacity(args.len());
+    for (guard, access) in guards.iter().zip(k.access) {
+        let Some((storage, layout)) = guard else {
+            inputs.push(None);
+            continue;
+        };
+        let Storage::Cuda(cuda) = &**storage else {
+            unreachable!("binding keeps every tensor on the inputs' CUDA device")
+        };
+        let slice = cuda.as_cuda_slice::<T>().map_err(|e| fail(e.to_string()))?;
+        let (base, read) = slice.device_ptr(&stream);
+        reads.push(read);
+        let (dims, strides) = (layout.dims(), layout.stride());
+        let rank = dims.len();
+        let (row_dims, col_stride, len) = match access {
+            Access::Column => (
+                &dims[..rank - 1],
+                if dims[rank - 1] == 1 { 1 } else { strides[rank - 1] },
+                dims[rank - 1],
+            ),
+            _ => (&dims[..rank.saturating_sub(1)], 0, 1),
+        };
+        let mut row_strides = vec![0; prefix.len()];
+        for (j, d) in row_dims.iter().enumerate() {
+            if *d != 1 {
+                row_strides[prefix.len() + j - row_dims.len()] = strides[j];
+            }
+        }
+        inputs.push(Some(Input {
+            addr: base + (layout.start_offset() * size) as u64,
+            col_stride,
+            row_strides,
+            len,
+        }));
+    }
+
+    let config = choose(k, code, size, rows, &inputs, &out_lens, state.sms);
+    let defines = config.defines();
+    let function = state
+        .function(device, k as *const Kernel as usize, k.name, &defines, k.gpu.cuda)
+        .map_err(fail)?;
+
+    // Outputs, contiguous.
+    let mut outs = Vec::with_capacity(k.outputs.len());
+    for shape in &out_shapes {
+        let n: usize = shape.iter().product();
+        // SAFETY: the kernel writes every element before anything reads the tensor.
+        let slice = unsafe { device.alloc::<T>(n) }.map_err(|e| fail(e.to_string()))?;
+        outs.push(slice);
+    }
+
+    let l = ArgLayout {
+        inputs: k.inputs.len(),
+        outputs: k.outputs.len(),
+        rank: k.prefix.len(),
+        sizes: k.sizes.len(),
+    };
+    let mut words = vec![0i64; l.words()];
+    for (i, (input, value)) in inputs.iter().zip(args).enumerate() {
+        match (input, value) {
+            (Some(input), _) => {
+                words[l.in_ptr(i)] = input.addr as i64;
+                words[l.col_stride(i)] = input.col_stride as i64;
+                for (d, s) in input.row_strides.iter().enumerate() {
+                    words[l.row_stride(i, d)] = *s as i64;
+                }
+            }
+            (None, Value::Scalar(s)) => words[l.scalar(i)] = s.to_bits() as i64,
+            (None, Value::Tensor(_)) => unreachable!("tensors have inputs"),
+        }
+    }
+    for (d, p) in prefix.iter().enumerate() {
+        words[l.prefix(d)] = *p as i64;
+    }
+    for (s, v) in sizes.iter().enumerate() {
+        words[l.size(s)] = *v as i64;
+    }
+    for (o, len) in out_lens.iter().enumerate() {
+        words[l.out_len(o)] = *len as i64;
+    }
+    words[l.rows()] = rows as i64;
+    let mut writes = Vec::with_capacity(outs.len());
+    for (o, slice) in outs.iter_mut().enumerate() {
+        let (addr, write) = slice.device_ptr_mut(&stream);
+        words[l.out_ptr(o)] = addr as i64;
+        writes.push(write);
+    }
+
+    let (grid, block) = launch_dims(&config, rows, &out_lens, state.sms);
+    let mut params = [words.as_mut_ptr() as *mut c_void];
+    stream
+        .context()
+        .bind_to_thread()
+        .map_err(|e| fail(format!("{e:?}")))?;
+    // SAFETY: the function takes one argument, `LgArgs<words>`, which `params` points at; every
+    // address in it is a live allocation of the sizes the words describe (held by `guards` and
+    // `outs` until the launch is queued, and stream-ordered after it).
+    unsafe {
+        result::launch_kernel(
+            function.cu_function(),
+            (grid, 1, 1),
+            (block, 1, 1),
+            0,
+            stream.cu_stream(),
+            &mut params,
+        )
+    }
+    .map_err(|e| fail(format!("launch: {e:?}")))?;
+    drop(writes);
+    drop(reads);
+    drop(guards);
+    Ok(Some(
+        outs.into_iter()
+            .zip(out_shapes)
+            .map(|(slice, shape)| {
+                let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
+                Tensor::from_storage(Storage::Cuda(storage), shape, BackpropOp::none(), false)
+            })
+            .collect(),
+    ))
+}
+
+fn next_pow2(n: usize) -> usize {
+    n.max(1).next_power_of_two()
+}
+
+/// Registers a thread may spend on cached row values; past this a row is re-read instead.
+const CACHE_REGISTERS: usize = 64;
+
+fn choose(
+    k: &Kernel,
+    dtype: u8,
+    size: usize,
+    rows: usize,
+    inputs: &[Option<Input>],
+    out_lens: &[usize],
+    sms: u32,
+) -> Config {
+    let columns: Vec<&Input> = inputs
+        .iter()
+        .zip(k.access)
+        .filter(|(_, a)| **a == Access::Column)
+        .filter_map(|(i, _)| i.as_ref())
+        .collect();
+    // Row length of the loops: every column input and written row, when they agree.
+    let written = out_lens.iter().copied().filter(|l| *l != 1);
+    let lens: Vec<usize> = columns.iter().map(|c| c.len).chain(written).collect();
+    let n = lens.iter().copied().max().unwrap_or(1);
+    let uniform = lens.iter().all(|l| *l == n);
+    let wide = 16 / size;
+    let vectorisable = !k.gpu.remaps
+        && uniform
+        && n % wide == 0
+        && columns.iter().all(|c| {
+            c.col_stride == 1 && c.addr % 16 == 0 && c.row_strides.iter().all(|s| s % wide == 0)
+        });
+    let vec = if vectorisable { wide } else { 1 };
+    let shape = match k.kind {
+        KernelKind::Pointwise => {
+            let block = 256;
+            let total = rows * n;
+            let wide_index = total + (sms as usize) * 32 * block * vec >= (1 << 31);
+            Shape::Pointwise {
+                block: block as u32,
+                wide_index,
+            }
+        }
+        KernelKind::Row => {
+            let chunks = n.div_ceil(vec);
+            let (group, cache) = if chunks <= 256 {
+                let group = next_pow2(chunks).min(32);
+                (group, next_pow2(chunks.div_ceil(group)))
+            } else {
+                let group = next_pow2(chunks.div_ceil(4)).min(1024);
+                (group, next_pow2(chunks.div_ceil(group)))
+            };
+            let fits = cache * vec * k.gpu.cached_inputs <= CACHE_REGISTERS;
+            let (group, cache) = if k.gpu.remaps || !uniform || !fits {
+                // Re-read: enough threads for the row, a block at most.
+                (next_pow2(n.div_ceil(4)).clamp(32, 1024), 0)
+            } else {
+                (group, cache)
+            };
+            // Blocks of at least 128 threads; past a warp, one row per block (the reductions'
+            // shared memory is per block).
+            let rows_per_block = if group > 32 { 1 } else { 128 / group };
+            Shape::Row {
+                group: group as u32,
+                rows_per_block: rows_per_block as u32,
+                cache: cache as u32,
+            }
+        }
+    };
+    Config {
+        dtype,
+        vec: vec as u32,
+        shape,
+    }
+}
+
+fn launch_dims(config: &Config, rows: usize, out_lens: &[usize], sms: u32) -> (u32, u32) {
+    let block = config.block();
+    let per_sm = (2048 / block).clamp(1, 32) as usize;
+    let resident = sms as usize * per_sm;
+    let needed = match config.shape {
+        Shape::Pointwise { .. } => {
+            let n = out_lens.iter().copied().max().unwrap_or(1);
+            (rows * n / config.vec as usize).div_ceil(block as usize)
+        }
+        Shape::Row { rows_per_block, .. } => rows.div_ceil(rows_per_block as usize),
+    };
+    let grid = match config.shape {
+        // Grid-stride past a few waves: fewer blocks, each with more work.
+        Shape::Pointwise { .. } => needed.min(resident * 4),
+        Shape::Row { .. } => needed.min(resident * 2),
+    };
+    (grid.max(1) as u32, block)
+}
+
+/// Configurations that between them cover every code path of kernel `k`'s template, for
+/// checking that it compiles: each dtype, scalar and vector accesses, registers and re-reads,
+/// a warp split across rows and a block per row, 32- and 64-bit indices.
+pub fn covering_configs(k: &Kernel) -> Vec<Config> {
+    let mut configs = Vec::new();
+    for (dtype, size) in [(0u8, 4u32), (1, 8), (2, 2), (3, 2)] {
+        let wide = 16 / size;
+        let shapes: Vec<(u32, Shape)> = match k.kind {
+            KernelKind::Pointwise => vec![
+                (1, Shape::Pointwise { block: 256, wide_index: true }),
+                (wide, Shape::Pointwise { block: 256, wide_index: false }),
+            ],
+            KernelKind::Row if k.gpu.remaps => vec![
+                (1, Shape::Row { group: 32, rows_per_block: 4, cache: 0 }),
+                (1, Shape::Row { group: 256, rows_per_block: 1, cache: 0 }),
+            ],
+            KernelKind::Row => vec![
+                (1, Shape::Row { group: 8, rows_per_block: 16, cache: 2 }),
+                (wide, Shape::Row { group: 256, rows_per_block: 1, cache: 4 }),
+                (wide, Shape::Row { group: 1024, rows_per_block: 1, cache: 0 }),
+            ],
+        };
+        configs.extend(shapes.into_iter().map(|(vec, shape)| Config { dtype, vec, shape }));
+    }
+    configs
+}
