@@ -1,0 +1,274 @@
+//! GPU benchmark: each DESIGN.md kernel at its DESIGN.md shape, in bf16 and f32, three ways in one
+//! process: the generated function (`lazy_graph`), the same math as composed Candle ops, and
+//! Candle's fused op where one exists. Prints µs per call, GB/s (each input read once, each output
+//! written once, over the time), that as a percentage of a device-to-device copy measured here,
+//! and the ratios.
+//!
+//! ```text
+//! cargo bench --features cuda --bench gpu                # on a machine with a GPU
+//! BENCH_FILTER=softmax cargo bench --features cuda --bench gpu
+//! python3 benches/torch_ref.py                            # torch eager and torch.compile, same shapes
+//! ```
+//!
+//! Timing: after warm-up, calls run back to back for at least `BENCH_MS` milliseconds (default
+//! 300) between two device synchronisations; the per-call time is the wall time over the count,
+//! the best of 3 such runs. Inputs rotate among copies that together exceed the GPU's L2, so
+//! reads come from memory. The 1x4096 row measures the whole per-call cost, host included.
+
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device, Result, Tensor, D};
+use graph_runtime::lazy_graph;
+
+lazy_graph! {
+    fn gelu(x: Tensor[N, D]) -> Tensor[N, D] { gelu(x) }
+
+    fn softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }
+
+    fn rms_norm(x: Tensor[N, D], w: Tensor[D], eps: f32) -> Tensor[N, D] {
+        x * rsqrt(mean(x * x, -1) + eps) * w
+    }
+
+    fn layer_norm(x: Tensor[N, D], w: Tensor[D], b: Tensor[D], eps: f32) -> Tensor[N, D] {
+        let c = x - mean(x, -1);
+        c * rsqrt(mean(c * c, -1) + eps) * w + b
+    }
+
+    fn swiglu(g: Tensor[N, F], u: Tensor[N, F]) -> Tensor[N, F] { silu(g) * u }
+
+    fn rope(x: Tensor[B, H, S, D], cos: Tensor[S, D / 2], sin: Tensor[S, D / 2]) -> Tensor[B, H, S, D] {
+        let x1 = narrow(x, -1, 0, D / 2);
+        let x2 = narrow(x, -1, D / 2, D / 2);
+        x * cat([cos, cos], -1) + cat([-x2, x1], -1) * cat([sin, sin], -1)
+    }
+}
+
+fn composed_softmax(x: &Tensor) -> Result<Tensor> {
+    let e = x.broadcast_sub(&x.max_keepdim(D::Minus1)?)?.exp()?;
+    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
+}
+
+fn composed_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Result<Tensor> {
+    let r = (x.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    x.broadcast_mul(&r)?.broadcast_mul(w)
+}
+
+fn composed_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor, eps: f64) -> Result<Tensor> {
+    let c = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
+    let r = (c.sqr()?.mean_keepdim(D::Minus1)? + eps)?.sqrt()?.recip()?;
+    c.broadcast_mul(&r)?.broadcast_mul(w)?.broadcast_add(b)
+}
+
+fn composed_gelu(x: &Tensor) -> Result<Tensor> {
+    let inner = ((x + x.powf(3.0)? * 0.044715)? * (2.0 / std::f64::consts::PI).sqrt())?;
+    ((inner.tanh()? + 1.0)? * x)? * 0.5
+}
+
+fn composed_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let d = x.dim(D::Minus1)?;
+    let (x1, x2) = (x.narrow(D::Minus1, 0, d / 2)?, x.narrow(D::Minus1, d / 2, d / 2)?);
+    let (c, s) = (
+        Tensor::cat(&[cos, cos], D::Minus1)?,
+        Tensor::cat(&[sin, sin], D::Minus1)?,
+    );
+    x.broadcast_mul(&c)? + Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?.broadcast_mul(&s)?
+}
+
+/// Inputs of one call; several sets rotate so reads miss the L2.
+type Inputs = Vec<Tensor>;
+
+struct Row {
+    kernel: String,
+    dtype: DType,
+    bytes: usize,
+    lazy: f64,
+    composed: f64,
+    fused: Option<f64>,
+}
+
+/// Seconds per call of `f` over the rotating `sets`.
+fn time(device: &Device, sets: &[Inputs], f: &dyn Fn(&Inputs) -> Result<Tensor>) -> Result<f64> {
+    let budget = Duration::from_millis(
+        std::env::var("BENCH_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(300),
+    );
+    for s in sets.iter().cycle().take(3 * sets.len()) {
+        f(s)?;
+    }
+    device.synchronize()?;
+    // Calls per timed run: enough to fill the budget, from a short probe.
+    let probe = Instant::now();
+    let mut n = 0usize;
+    while probe.elapsed() < budget / 10 {
+        f(&sets[n % sets.len()])?;
+        n += 1;
+    }
+    device.synchronize()?;
+    let per = probe.elapsed().as_secs_f64() / n as f64;
+    let count = ((budget.as_secs_f64() / per) as usize).clamp(3, 1_000_000);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        device.synchronize()?;
+        let start = Instant::now();
+        for i in 0..count {
+            f(&sets[i % sets.len()])?;
+        }
+        device.synchronize()?;
+        best = best.min(start.elapsed().as_secs_f64() / count as f64);
+    }
+    Ok(best)
+}
+
+/// Device-to-device copy bandwidth in bytes per second (read + written).
+fn copy_bandwidth(device: &Device) -> Result<f64> {
+    let n = 1 << 29; // 1 GiB of bf16
+    let src = Tensor::zeros(n, DType::BF16, device)?.affine(1.0, 1.0)?;
+    let sets = vec![vec![src]];
+    let t = time(device, &sets, &|s| s[0].copy())?;
+    Ok(2.0 * (n * 2) as f64 / t)
+}
+
+fn rand(device: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    Tensor::randn(0f32, 1.0, shape, device)?.to_dtype(dtype)
+}
+
+/// Enough copies of an input set of `bytes` to exceed 256 MB, at most 8.
+fn sets_for(bytes: usize) -> usize {
+    (256usize << 20).div_ceil(bytes.max(1)).clamp(1, 8)
+}
+
+fn main() -> Result<()> {
+    let device = match Device::new_cuda(0) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("**** no usable GPU ({e}): the GPU benchmark needs one; nothing measured ****");
+            return Ok(());
+        }
+    };
+    let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
+    let copy = copy_bandwidth(&device)?;
+    println!("device-to-device copy: {:.0} GB/s (read + written)", copy / 1e9);
+    let mut rows: Vec<Row> = Vec::new();
+    let dtypes = [DType::BF16, DType::F32];
+    for dtype in dtypes {
+        let size = dtype.size_in_bytes();
+        let mut bench = |kernel: String,
+                         shapes: &[&[usize]],
+                         out_elems: usize,
+                         lazy: &dyn Fn(&Inputs) -> Result<Tensor>,
+                         composed: &dyn Fn(&Inputs) -> Result<Tensor>,
+                         fused: Option<&dyn Fn(&Inputs) -> Result<Tensor>>|
+         -> Result<()> {
+            if !kernel.contains(&filter) {
+                return Ok(());
+            }
+            let in_elems: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+            let bytes = (in_elems + out_elems) * size;
+            let sets: Vec<Inputs> = (0..sets_for(bytes))
+                .map(|_| shapes.iter().map(|s| rand(&device, s, dtype)).collect())
+                .collect::<Result<_>>()?;
+            let row = Row {
+                kernel,
+                dtype,
+                bytes,
+                lazy: time(&device, &sets, lazy)?,
+                composed: time(&device, &sets, composed)?,
+                fused: fused.map(|f| time(&device, &sets, f)).transpose()?,
+            };
+            print_row(&row, copy);
+            rows.push(row);
+            Ok(())
+        };
+        let (n, d) = (8192, 8192);
+        bench(
+            format!("gelu_tanh {n}x{d}"),
+            &[&[n, d]],
+            n * d,
+            &|i| Ok(gelu(&i[0])?),
+            &|i| composed_gelu(&i[0]),
+            Some(&|i| i[0].gelu()),
+        )?;
+        for (n, d) in [(4096, 4096), (32768, 1024), (8192, 32000)] {
+            bench(
+                format!("softmax {n}x{d}"),
+                &[&[n, d]],
+                n * d,
+                &|i| Ok(softmax(&i[0])?),
+                &|i| composed_softmax(&i[0]),
+                Some(&|i| candle_nn::ops::softmax_last_dim(&i[0])),
+            )?;
+        }
+        for (n, d) in [(8192, 4096), (1, 4096)] {
+            bench(
+                format!("rms_norm {n}x{d}"),
+                &[&[n, d], &[d]],
+                n * d,
+                &|i| Ok(rms_norm(&i[0], &i[1], 1e-6)?),
+                &|i| composed_rms_norm(&i[0], &i[1], 1e-6),
+                Some(&|i| candle_nn::ops::rms_norm(&i[0], &i[1], 1e-6)),
+            )?;
+        }
+        let (n, d) = (8192, 4096);
+        bench(
+            format!("layer_norm {n}x{d}"),
+            &[&[n, d], &[d], &[d]],
+            n * d,
+            &|i| Ok(layer_norm(&i[0], &i[1], &i[2], 1e-5)?),
+            &|i| composed_layer_norm(&i[0], &i[1], &i[2], 1e-5),
+            Some(&|i| candle_nn::ops::layer_norm(&i[0], &i[1], &i[2], 1e-5)),
+        )?;
+        let (n, f) = (8192, 11008);
+        bench(
+            format!("silu(g)*u {n}x{f}"),
+            &[&[n, f], &[n, f]],
+            n * f,
+            &|i| Ok(swiglu(&i[0], &i[1])?),
+            &|i| i[0].silu()? * &i[1],
+            None,
+        )?;
+        let (b, h, s, d) = (8, 32, 2048, 128);
+        bench(
+            format!("rope {b}x{h}x{s}x{d}"),
+            &[&[b, h, s, d], &[s, d / 2], &[s, d / 2]],
+            b * h * s * d,
+            &|i| Ok(rope(&i[0], &i[1], &i[2])?),
+            &|i| composed_rope(&i[0], &i[1], &i[2]),
+            Some(&|i| candle_nn::rotary_emb::rope(&i[0], &i[1], &i[2])),
+        )?;
+    }
+    println!();
+    println!("| kernel | dtype | lazy_graph µs | GB/s | % of copy | composed µs | candle-nn fused µs | vs composed | vs fused |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let fused = r.fused.map_or("—".to_string(), |f| format!("{:.1}", f * 1e6));
+        let vs_fused = r.fused.map_or("—".to_string(), |f| format!("{:.2}x", f / r.lazy));
+        println!(
+            "| {} | {:?} | {:.1} | {:.0} | {:.0}% | {:.1} | {} | {:.2}x | {} |",
+            r.kernel,
+            r.dtype,
+            r.lazy * 1e6,
+            r.bytes as f64 / r.lazy / 1e9,
+            100.0 * r.bytes as f64 / r.lazy / copy,
+            r.composed * 1e6,
+            fused,
+            r.composed / r.lazy,
+            vs_fused
+        );
+    }
+    Ok(())
+}
+
+fn print_row(r: &Row, copy: f64) {
+    println!(
+        "{:<24} {:?}: lazy_graph {:>9.1} µs ({:>4.0} GB/s, {:>3.0}% of copy), composed {:>9.1} µs, fused {}",
+        r.kernel,
+        r.dtype,
+        r.lazy * 1e6,
+        r.bytes as f64 / r.lazy / 1e9,
+        100.0 * r.bytes as f64 / r.lazy / copy,
+        r.composed * 1e6,
+        r.fused.map_or("—".to_string(), |f| format!("{:.1} µs", f * 1e6)),
+    );
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Times torch eager and torch.compile on the GPU benchmark's kernels and shapes (benches/gpu.rs),
+with the same method: warm-up, then calls back to back between two synchronisations for at least
+BENCH_MS milliseconds, best of 3, inputs rotating among copies that together exceed the L2.
+
+    python3 benches/torch_ref.py            # BENCH_FILTER=softmax to select rows
+"""
+import math
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+
+BUDGET = float(os.environ.get("BENCH_MS", "300")) / 1e3
+FILTER = os.environ.get("BENCH_FILTER", "")
+dev = "cuda"
+
+
+def gelu(x):
+    return F.gelu(x, approximate="tanh")
+
+
+def softmax(x):
+    return torch.softmax(x, dim=-1)
+
+
+def rms_norm(x, w):
+    xf = x.float()
+    return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6)).to(x.dtype) * w
+
+
+def layer_norm(x, w, b):
+    return F.layer_norm(x, (x.shape[-1],), w, b, 1e-5)
+
+
+def swiglu(g, u):
+    return F.silu(g) * u
+
+
+def rope(x, cos, sin):
+    c = torch.cat([cos, cos], -1)
+    s = torch.cat([sin, sin], -1)
+    h = x.shape[-1] // 2
+    x1, x2 = x[..., :h], x[..., h:]
+    return x * c + torch.cat([-x2, x1], -1) * s
+
+
+def timed(f, sets):
+    for s in sets * 3:
+        f(*s)
+    torch.cuda.synchronize()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < BUDGET / 10:
+        f(*sets[n % len(sets)])
+        n += 1
+    torch.cuda.synchronize()
+    per = (time.perf_counter() - t0) / n
+    count = max(3, min(1_000_000, int(BUDGET / per)))
+    best = math.inf
+    for _ in range(3):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for i in range(count):
+            f(*sets[i % len(sets)])
+        torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - t0) / count)
+    return best
+
+
+def main():
+    rows = []
+    for dtype in (torch.bfloat16, torch.float32):
+        size = torch.tensor([], dtype=dtype).element_size()
+        cases = [(f"gelu_tanh 8192x8192", gelu, [(8192, 8192)], 8192 * 8192)]
+        for n, d in [(4096, 4096), (32768, 1024), (8192, 32000)]:
+            cases.append((f"softmax {n}x{d}", softmax, [(n, d)], n * d))
+        for n, d in [(8192, 4096), (1, 4096)]:
+            cases.append((f"rms_norm {n}x{d}", rms_norm, [(n, d), (d,)], n * d))
+        cases.append(("layer_norm 8192x4096", layer_norm, [(8192, 4096), (4096,), (4096,)], 8192 * 4096))
+        cases.append(("silu(g)*u 8192x11008", swiglu, [(8192, 11008), (8192, 11008)], 8192 * 11008))
+        cases.append(("rope 8x32x2048x128", rope, [(8, 32, 2048, 128), (2048, 64), (2048, 64)], 8 * 32 * 2048 * 128))
+        for name, f, shapes, out in cases:
+            if FILTER not in name:
+                continue
+            nbytes = (sum(math.prod(s) for s in shapes) + out) * size
+            copies = max(1, min(8, -(-(256 << 20) // nbytes)))
+            sets = [[torch.randn(s, device=dev, dtype=dtype) for s in shapes] for _ in range(copies)]
+            eager = timed(f, sets)
+            compiled = torch.compile(f, dynamic=False)
+            comp = timed(compiled, sets)
+            rows.append((name, str(dtype).replace("torch.", ""), eager, comp, nbytes))
+            print(f"{name:<24} {rows[-1][1]}: eager {eager * 1e6:9.1f} µs, torch.compile {comp * 1e6:9.1f} µs", flush=True)
+    print()
+    print("| kernel | dtype | torch eager µs | torch.compile µs | torch.compile GB/s |")
+    print("|---|---|---|---|---|")
+    for name, dt, eager, comp, nbytes in rows:
+        print(f"| {name} | {dt} | {eager * 1e6:.1f} | {comp * 1e6:.1f} | {nbytes / comp / 1e9:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

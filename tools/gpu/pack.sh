@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the CUDA test and benchmark binaries here (no GPU needed) and packs them, compressed,
+# into gpu-out/ for a machine with a GPU and no cargo; tools/gpu/run.sh runs them there.
+#
+#   tools/gpu/pack.sh            # then carry gpu-out/ and run: bash gpu-out/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo fetch -q
+eval "$(../shared/tools/cuda-toolchain.sh 2>/dev/null || ./shared/tools/cuda-toolchain.sh)"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lazy-graph-cuda-target}
+msgs=$(cargo test --release --features cuda --no-run --message-format=json --test fused --test eager --test bind --test async --test cuda 2>/dev/null)
+bench=$(cargo bench --features cuda --bench gpu --no-run --message-format=json 2>/dev/null)
+rm -rf gpu-out && mkdir -p gpu-out
+for line in $(printf '%s\n%s\n' "$msgs" "$bench" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    try: m = json.loads(l)
+    except ValueError: continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["name"] + "=" + m["executable"])'); do
+  name=${line%%=*}; exe=${line#*=}
+  strip -o "gpu-out/$name" "$exe"
+  xz -T2 -6 "gpu-out/$name"
+done
+cp tools/gpu/run.sh benches/torch_ref.py gpu-out/
+ls -la gpu-out

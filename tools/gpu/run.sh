@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs what tools/gpu/pack.sh packed, on the GPU machine, from the repository root:
+#   bash gpu-out/run.sh [tests] [bench] [torch]     (default: all three)
+# Logs go to $OUT (or gpu-out/logs) as tests.log, bench.log, torch.log.
+set -uo pipefail
+export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/logs}
+mkdir -p "$out" /tmp/lg-bin
+export LAZY_GRAPH_CACHE_DIR=/tmp/lg-cache
+for f in "$here"/*.xz; do n=$(basename "$f" .xz); [ -x /tmp/lg-bin/$n ] || { xz -dc "$f" > /tmp/lg-bin/$n && chmod +x /tmp/lg-bin/$n; }; done
+what=${*:-tests bench torch}
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/device.txt"
+if [[ $what == *tests* ]]; then
+  for t in cuda fused eager bind async; do
+    echo "=== $t (cuda tests)"
+    /tmp/lg-bin/$t cuda --test-threads=4 2>&1 | grep -v '^test .* ok$'
+  done 2>&1 | tee "$out/tests.log"
+fi
+if [[ $what == *bench* ]]; then
+  LAZY_GRAPH_LOG_KERNELS=1 /tmp/lg-bin/gpu 2>&1 | tee "$out/bench.log"
+fi
+if [[ $what == *torch* ]]; then
+  PYTHONUNBUFFERED=1 python3 "$here/torch_ref.py" 2>&1 | grep -v Warning | tee "$out/torch.log"
+fi
