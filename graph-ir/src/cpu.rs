@@ -6,8 +6,10 @@
 //! for wide pointwise kernels, column ranges), finds each input's row, and calls the kernel with
 //! safe slices.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
-use std::ops::{Add, Div, Mul, Neg, Range, Sub};
+use std::ops::{Add, Deref, DerefMut, Div, Mul, Neg, Range, Sub};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub use half;
 use half::{bf16, f16};
@@ -15,6 +17,7 @@ use half::{bf16, f16};
 /// The type kernels compute in: f32 or f64.
 pub trait Float:
     Copy
+    + Default
     + PartialOrd
     + Add<Output = Self>
     + Sub<Output = Self>
@@ -44,6 +47,10 @@ pub trait Float:
     /// IEEE maxNum, as [`crate::math::maximum`].
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
+    /// This thread's scratch row for kernels, with at least `len` values: see [`Scratch`].
+    fn scratch(len: usize) -> Scratch<Self>;
+    #[doc(hidden)]
+    fn give_back(row: Vec<Self>);
 
     fn rsqrt(self) -> Self {
         Self::ONE / self.sqrt()
@@ -96,7 +103,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $erf:path, $exp:path, $tanh:path) => {
+    ($t:ty, $erf:path, $exp:path, $tanh:path, $pool:ident) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -158,12 +165,61 @@ macro_rules! float_impl {
             fn min(self, other: Self) -> Self {
                 <$t>::min(self, other)
             }
+            #[inline]
+            fn scratch(len: usize) -> Scratch<Self> {
+                let mut row = $pool.with(|p| p.take());
+                if row.len() < len {
+                    row.resize(len, 0.0);
+                }
+                Scratch { row }
+            }
+            fn give_back(row: Vec<Self>) {
+                $pool.with(|p| p.set(row));
+            }
         }
     };
 }
 
-float_impl!(f32, libm::erff, crate::fast::exp_f32, crate::fast::tanh_f32);
-float_impl!(f64, libm::erf, f64::exp, f64::tanh);
+thread_local! {
+    static POOL_F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static POOL_F64: Cell<Vec<f64>> = const { Cell::new(Vec::new()) };
+}
+
+/// A row of compute values a kernel keeps between two passes over its columns (softmax's
+/// `exp(x - max)`, computed for the sum and read back for the output). Lent by the thread's
+/// pool and given back on drop, so only a thread's first, or longest yet, such row allocates.
+#[derive(Debug)]
+pub struct Scratch<C: Float> {
+    row: Vec<C>,
+}
+
+impl<C: Float> Deref for Scratch<C> {
+    type Target = [C];
+    fn deref(&self) -> &[C] {
+        &self.row
+    }
+}
+
+impl<C: Float> DerefMut for Scratch<C> {
+    fn deref_mut(&mut self) -> &mut [C] {
+        &mut self.row
+    }
+}
+
+impl<C: Float> Drop for Scratch<C> {
+    fn drop(&mut self) {
+        C::give_back(std::mem::take(&mut self.row));
+    }
+}
+
+float_impl!(
+    f32,
+    libm::erff,
+    crate::fast::exp_f32,
+    crate::fast::tanh_f32,
+    POOL_F32
+);
+float_impl!(f64, libm::erf, f64::exp, f64::tanh, POOL_F64);
 
 /// A storage type: how a kernel loads it into its compute type and stores results back.
 pub trait Elem: Copy + Send + Sync + 'static {
@@ -208,16 +264,113 @@ impl Elem for f16 {
     }
 }
 
+/// bf16 conversions without branches, so kernel loops over bf16 vectorise (`half`'s test for NaN
+/// is a branch). The same values as `half` (`tests` below compares them): the high half of the
+/// f32 on load; on store, rounding to nearest even, and NaN kept NaN.
 impl Elem for bf16 {
     type C = f32;
     #[inline(always)]
     fn load(self) -> f32 {
-        self.to_f32()
+        f32::from_bits(u32::from(self.to_bits()) << 16)
     }
     #[inline(always)]
     fn store(v: f32) -> bf16 {
-        bf16::from_f32(v)
+        let x = v.to_bits();
+        let rounded = x.wrapping_add(0x7FFF + ((x >> 16) & 1)) >> 16;
+        // A NaN whose payload sits in the low half would round to infinity: set a high bit.
+        let nan = (x >> 16) | 0x40;
+        let bits = if x & 0x7FFF_FFFF > 0x7F80_0000 {
+            nan
+        } else {
+            rounded
+        };
+        bf16::from_bits(bits as u16)
     }
+}
+
+/// Row reductions accumulate in this many independent lanes: enough additions in flight to hide
+/// their latency (four 8-wide AVX2 registers of f32).
+pub const LANES: usize = 32;
+/// The lanes of a reduction's second, narrower pass over the columns the wide pass leaves.
+pub const NARROW_LANES: usize = 8;
+
+/// Combines a reduction's lanes into one value, halves pairwise.
+///
+/// Not inlined: seeing this tree of lane combinations, the compiler would pack the kernel's
+/// accumulators for it, in pairs, and no longer keep them as whole vector registers in the loop.
+#[inline(never)]
+pub fn fold_lanes<C: Float>(wide: [C; LANES], narrow: [C; NARROW_LANES], op: impl Fn(C, C) -> C) -> C {
+    let mut r = wide;
+    let mut half = LANES / 2;
+    while half >= NARROW_LANES {
+        for l in 0..half {
+            r[l] = op(r[l], r[l + half]);
+        }
+        half /= 2;
+    }
+    for l in 0..NARROW_LANES {
+        r[l] = op(r[l], narrow[l]);
+    }
+    let mut half = NARROW_LANES / 2;
+    while half >= 1 {
+        for l in 0..half {
+            r[l] = op(r[l], r[l + half]);
+        }
+        half /= 2;
+    }
+    r[0]
+}
+
+/// Runs a kernel body, compiled for AVX2 where the CPU has it.
+///
+/// Generated code is compiled for the target's baseline (SSE2 on x86-64), where a vectorised
+/// loop handles 4 f32 at a time; most x86-64 CPUs in use run 8 with AVX2. `body` is an
+/// `#[inline(always)]` closure over an `#[inline(always)]` kernel body, so it is inlined into
+/// the AVX2 copy below and compiled again with AVX2 enabled: one source, two machine codes, the
+/// choice made per call by a cached CPU feature test. Both compute the same operations in the
+/// same order, so their results are equal bit for bit.
+#[inline(always)]
+pub fn dispatch<R>(body: impl FnOnce() -> R) -> R {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    {
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
+            body()
+        }
+        if simd() {
+            // SAFETY: `simd` is true only where the CPU has AVX2.
+            return unsafe { avx2(body) };
+        }
+    }
+    body()
+}
+
+/// 0 while unknown, then 1 (baseline code) or 2 (AVX2 code).
+static SIMD: AtomicU8 = AtomicU8::new(0);
+
+/// Whether [`dispatch`] runs the AVX2 copy.
+#[inline(always)]
+fn simd() -> bool {
+    match SIMD.load(Ordering::Relaxed) {
+        0 => {
+            set_simd(true);
+            SIMD.load(Ordering::Relaxed) == 2
+        }
+        s => s == 2,
+    }
+}
+
+/// Lets [`dispatch`] use AVX2 where the CPU has it (the default), or makes it run the baseline
+/// code everywhere: for tests that compare the two, and for measuring what AVX2 brings.
+pub fn set_simd(enabled: bool) {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    let enabled = enabled && std::is_x86_feature_detected!("avx2");
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+    let enabled = {
+        let _ = enabled;
+        false
+    };
+    SIMD.store(if enabled { 2 } else { 1 }, Ordering::Relaxed);
 }
 
 /// `v` rounded to the storage type `E` and back: the value of a `cast`.
@@ -253,4 +406,43 @@ pub struct CpuKernel {
     pub f64: [RowFn<f64>; 2],
     pub f16: [RowFn<f16>; 2],
     pub bf16: [RowFn<bf16>; 2],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bf16_loads_like_half() {
+        for bits in 0..=u16::MAX {
+            let b = bf16::from_bits(bits);
+            let (ours, theirs) = (b.load(), b.to_f32());
+            if theirs.is_nan() {
+                assert!(ours.is_nan(), "{bits:#06x}");
+            } else {
+                assert_eq!(ours.to_bits(), theirs.to_bits(), "{bits:#06x}");
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_stores_like_half() {
+        let edges = [
+            0,
+            0x7F7F_FFFF,
+            0x7F80_0000,
+            0x7F80_0001,
+            0x7FC0_0000,
+            0x0000_8000,
+            0x0001_8000,
+            0x3F80_8000,
+            0x3F81_8000,
+        ];
+        let sweep = (0..=u32::MAX).step_by(997);
+        for bits in edges.into_iter().flat_map(|e| [e, e | 0x8000_0000]).chain(sweep) {
+            let v = f32::from_bits(bits);
+            let (ours, theirs) = (<bf16 as Elem>::store(v), bf16::from_f32(v));
+            assert_eq!(ours.to_bits(), theirs.to_bits(), "{bits:#010x}");
+        }
+    }
 }
