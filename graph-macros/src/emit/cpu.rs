@@ -1,19 +1,24 @@
 //! The CPU dialect: one generic Rust function per kernel and variant (contiguous inputs, or any
 //! column strides), computing one row. rustc monomorphises it per storage type and vectorises the
-//! contiguous loops; reductions accumulate in 8 lanes so they vectorise without reassociation
-//! flags.
+//! contiguous loops, which run compiled for AVX2 where the CPU has it (`cpu::dispatch`).
+//!
+//! What keeps the loops vectorisable:
+//! - reductions accumulate in independent lanes, so they vectorise without reassociation flags;
+//! - a value a reduction pass computes at a transcendental's cost and the write pass needs again
+//!   (softmax's `exp(x - max)`) is kept in a scratch row instead of computed twice ([`stash`]);
+//! - a write loop whose `cat`s pick parts by column is split into segments without branches
+//!   ([`Cx::segmented_write`]).
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
+use graph_ir::cpu::{LANES, NARROW_LANES};
 use graph_ir::{Access, BinaryOp, DType, Op, ReduceOp, UnaryOp};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{Graph, NodeId};
 use crate::kernel::{KernelIr, Stmt};
-
-/// Reductions accumulate in this many independent lanes.
-const LANES: usize = 8;
 
 /// The two variants of `k` as items named `{name}` (contiguous) and `{name}_strided`.
 pub fn kernel_fns(graph: &Graph, k: &KernelIr) -> TokenStream {
@@ -32,7 +37,15 @@ pub fn fn_name(k: &KernelIr, strided: bool) -> Ident {
 
 fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     let name = fn_name(k, strided);
-    let cx = Cx { graph, k, strided };
+    let stash = if strided { None } else { stash(graph, k) };
+    let cx = Cx {
+        graph,
+        k,
+        strided,
+        stash,
+        picks: RefCell::default(),
+        segment: RefCell::default(),
+    };
     let mut prologue = Vec::new();
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         let x = format_ident!("x{}", i);
@@ -68,18 +81,101 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     let outs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("o{}", i)).collect();
     let body: Vec<TokenStream> = k.stmts.iter().map(|s| cx.stmt(s)).collect();
     let p = quote!(::graph_runtime::__private::cpu);
+    let args = quote!(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [::core::mem::MaybeUninit<T>]]);
+    let row = quote! {
+        use #p::{Elem as _, Float as _};
+        let [#(#outs),*] = outs else {
+            ::core::unreachable!("the runtime passes one row per output")
+        };
+        #(#prologue)*
+        #(#body)*
+    };
+    let allow = quote!(#[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]);
+    if strided {
+        return quote! {
+            #allow
+            #[inline(never)]
+            fn #name<T: #p::Elem>(#args) { #row }
+        };
+    }
+    // The contiguous variant is the hot path: `dispatch` runs it compiled for AVX2 where the CPU
+    // has it.
     quote! {
-        #[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]
+        #allow
         #[inline(never)]
-        fn #name<T: #p::Elem>(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [::core::mem::MaybeUninit<T>]]) {
-            use #p::{Elem as _, Float as _};
-            let [#(#outs),*] = outs else {
-                ::core::unreachable!("the runtime passes one row per output")
-            };
-            #(#prologue)*
-            #(#body)*
+        fn #name<T: #p::Elem>(#args) {
+            #allow
+            #[inline(always)]
+            fn row<T: #p::Elem>(#args) { #row }
+            #p::dispatch(#[inline(always)] || row::<T>(a, outs))
         }
     }
+}
+
+/// The column value worth keeping from the last reduction pass for the write pass after it: a
+/// reduction's argument that costs a transcendental function per element and that the write
+/// pass reads, as `exp(x - max)` in softmax. Kept in a scratch row of the compute type, so
+/// reading it back gives exactly what computing it again would. Only for kernels without index
+/// remapping (every value is read at the column being written) and one row length.
+fn stash(graph: &Graph, k: &KernelIr) -> Option<NodeId> {
+    if remaps(graph, k) {
+        return None;
+    }
+    let (at, len, reductions) = k.stmts.iter().enumerate().rev().find_map(|(i, s)| match s {
+        Stmt::Reduce { len, reductions } => Some((i, *len, reductions)),
+        _ => None,
+    })?;
+    let outputs: Vec<NodeId> = k.stmts[at..]
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Write { len: l, outputs } if *l == len => Some(outputs),
+            _ => None,
+        })
+        .flatten()
+        .map(|&i| k.outputs[i])
+        .collect();
+    // The column nodes a value is computed from, itself included (row scalars and inputs end
+    // the walk: they are read, not computed, in a column loop).
+    let column_nodes = |from: &[NodeId]| {
+        let mut seen: Vec<NodeId> = Vec::new();
+        let mut todo = from.to_vec();
+        while let Some(id) = todo.pop() {
+            if seen.contains(&id) || !k.nodes.contains(&id) || k.row_scalars.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            todo.extend(graph.node(id).args.iter().copied());
+        }
+        seen
+    };
+    let written = column_nodes(&outputs);
+    reductions.iter().map(|r| graph.node(*r).args[0]).find(|v| {
+        written.contains(v)
+            && column_nodes(&[*v]).iter().any(|n| {
+                matches!(
+                    graph.node(*n).op,
+                    Op::Unary(
+                        UnaryOp::Exp
+                            | UnaryOp::Log
+                            | UnaryOp::Tanh
+                            | UnaryOp::Erf
+                            | UnaryOp::Sin
+                            | UnaryOp::Cos
+                            | UnaryOp::Sigmoid
+                            | UnaryOp::Silu
+                            | UnaryOp::Gelu
+                            | UnaryOp::GeluErf
+                    ) | Op::Binary(BinaryOp::Pow)
+                )
+            })
+    })
+}
+
+/// Whether a kernel reads columns other than the one it computes (narrow, cat).
+fn remaps(graph: &Graph, k: &KernelIr) -> bool {
+    k.nodes
+        .iter()
+        .any(|n| matches!(graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)))
 }
 
 fn size_ident(k: &KernelIr, graph: &Graph, id: NodeId) -> Ident {
@@ -96,6 +192,34 @@ struct Cx<'a> {
     graph: &'a Graph,
     k: &'a KernelIr,
     strided: bool,
+    /// A column value the last reduction pass keeps for the write pass, which would otherwise
+    /// compute it again.
+    stash: Option<NodeId>,
+    /// The `cat` picks met while generating the current write loop.
+    picks: RefCell<Vec<Pick>>,
+    /// While generating one segment of a segmented write loop: see [`Cx::segmented_write`].
+    segment: RefCell<Option<Segment>>,
+}
+
+/// Write loops with more picks than this keep a branch per pick and column: each pick doubles
+/// the specialised loops.
+const MAX_PICKS: usize = 3;
+
+/// One `cat` choosing its first part where `col < size`.
+struct Pick {
+    /// `col < size`, as text: picks with equal keys are one pick.
+    key: String,
+    size: Ident,
+    plus: Vec<Ident>,
+    minus: Vec<Ident>,
+}
+
+/// What one segment of a segmented write loop knows and needs.
+struct Segment {
+    /// Each pick's outcome, by key.
+    decided: Vec<(String, bool)>,
+    /// The input slices its loads read: input index and column; the `k`th is named `xs{k}`.
+    slices: Vec<(usize, Col)>,
 }
 
 /// A column index expression and its canonical key, for memoisation.
@@ -103,6 +227,22 @@ struct Cx<'a> {
 struct Col {
     tokens: TokenStream,
     key: String,
+    /// The sizes added to and subtracted from the loop's column to give this one.
+    plus: Vec<Ident>,
+    minus: Vec<Ident>,
+}
+
+impl Col {
+    /// The loop's own column, `var`.
+    fn at(var: &str) -> Col {
+        let v = Ident::new(var, Span::call_site());
+        Col {
+            tokens: quote!(#v),
+            key: var.into(),
+            plus: Vec::new(),
+            minus: Vec::new(),
+        }
+    }
 }
 
 /// Statements of one block and the values already bound in it.
@@ -128,6 +268,8 @@ impl Cx<'_> {
                 let col = Col {
                     tokens: quote!(0usize),
                     key: "0".into(),
+                    plus: Vec::new(),
+                    minus: Vec::new(),
                 };
                 let lets = nodes.iter().map(|id| {
                     let v = self.op_value(&mut scope, *id, &col);
@@ -138,46 +280,7 @@ impl Cx<'_> {
                 quote!(#(#lets)*)
             }
             Stmt::Reduce { len, reductions } => self.reduce(*len, reductions),
-            Stmt::Write { len, outputs } => {
-                let n = format_ident!("n{}", len);
-                let mut scope = Scope::default();
-                let col = Col {
-                    tokens: quote!(c),
-                    key: "c".into(),
-                };
-                let stores: Vec<TokenStream> = outputs
-                    .iter()
-                    .map(|&i| {
-                        let v = self.value(&mut scope, self.k.outputs[i], &col);
-                        let o = format_ident!("o{}", i);
-                        quote!(#o[c - c0] = ::core::mem::MaybeUninit::new(T::store(#v));)
-                    })
-                    .collect();
-                let stmts = scope.stmts;
-                // Pointwise kernels may get a chunk of a row: outputs then start at `a.cols.start`.
-                // Bounding the loop by `n` (the inputs' row length) lets the compiler drop bounds
-                // checks and vectorise.
-                let (range, first, count) = match self.k.kind {
-                    graph_ir::KernelKind::Pointwise => (
-                        quote!(c0..a.cols.end.min(#n)),
-                        quote!(a.cols.start),
-                        quote!(a.cols.end.min(#n) - c0),
-                    ),
-                    graph_ir::KernelKind::Row => (quote!(0..#n), quote!(0usize), quote!(#n)),
-                };
-                let bounds = outputs.iter().map(|&i| {
-                    let o = format_ident!("o{}", i);
-                    quote!(let #o: &mut [::core::mem::MaybeUninit<T>] = &mut #o[..#count];)
-                });
-                quote!({
-                    let c0: usize = #first;
-                    #(#bounds)*
-                    for c in #range {
-                        #(#stmts)*
-                        #(#stores)*
-                    }
-                })
-            }
+            Stmt::Write { len, outputs } => self.write(*len, outputs),
             Stmt::WriteRowScalars(outputs) => {
                 let stores = outputs.iter().map(|&i| {
                     let o = format_ident!("o{}", i);
@@ -189,21 +292,155 @@ impl Cx<'_> {
         }
     }
 
+    /// One loop over the columns writing `outputs`. Where `cat` picks a part by column, the
+    /// loop is split into segments of columns within which every pick is the same, each a
+    /// branch-free loop over slices of equal length: see [`Self::segmented_write`].
+    fn write(&self, len: usize, outputs: &[usize]) -> TokenStream {
+        let n = format_ident!("n{}", len);
+        self.picks.borrow_mut().clear();
+        let (stmts, stores) = self.write_body(outputs, &Col::at("c"), |o| quote!(#o[c - c0]));
+        let picks = std::mem::take(&mut *self.picks.borrow_mut());
+        if !self.strided && self.k.kind == graph_ir::KernelKind::Row && (1..=MAX_PICKS).contains(&picks.len())
+        {
+            return self.segmented_write(&n, outputs, &picks);
+        }
+        // Pointwise kernels may get a chunk of a row: outputs then start at `a.cols.start`.
+        // Bounding the loop by `n` (the inputs' row length) lets the compiler drop bounds
+        // checks and vectorise.
+        let (range, first, count) = match self.k.kind {
+            graph_ir::KernelKind::Pointwise => (
+                quote!(c0..a.cols.end.min(#n)),
+                quote!(a.cols.start),
+                quote!(a.cols.end.min(#n) - c0),
+            ),
+            graph_ir::KernelKind::Row => (quote!(0..#n), quote!(0usize), quote!(#n)),
+        };
+        let bounds = outputs.iter().map(|&i| {
+            let o = format_ident!("o{}", i);
+            quote!(let #o: &mut [::core::mem::MaybeUninit<T>] = &mut #o[..#count];)
+        });
+        quote!({
+            let c0: usize = #first;
+            #(#bounds)*
+            for c in #range {
+                #(#stmts)*
+                #(#stores)*
+            }
+        })
+    }
+
+    /// The statements computing `outputs` at `col`, and their stores (`at(o)` is the element
+    /// output `o` is stored into).
+    fn write_body(
+        &self,
+        outputs: &[usize],
+        col: &Col,
+        at: impl Fn(&Ident) -> TokenStream,
+    ) -> (Vec<TokenStream>, Vec<TokenStream>) {
+        let mut scope = Scope::default();
+        let stores: Vec<TokenStream> = outputs
+            .iter()
+            .map(|&i| {
+                let v = self.value(&mut scope, self.k.outputs[i], col);
+                let o = at(&format_ident!("o{}", i));
+                quote!(#o = ::core::mem::MaybeUninit::new(T::store(#v));)
+            })
+            .collect();
+        (scope.stmts, stores)
+    }
+
+    /// The write loop of a row kernel whose `cat`s pick parts by column (rotate-half RoPE).
+    ///
+    /// Each pick is `col < n`, where `col` is the loop's column `c` plus and minus some sizes,
+    /// so it holds for `c` below a bound computed once per row. The bounds cut the row into
+    /// segments; in each, every pick is known, and one of the `2^picks` specialised loops runs
+    /// it: no branch per column, and every input read through a slice exactly as long as the
+    /// segment, so the loop vectorises like a pointwise one.
+    fn segmented_write(&self, n: &Ident, outputs: &[usize], picks: &[Pick]) -> TokenStream {
+        let count = picks.len();
+        let bounds = picks.iter().map(|p| {
+            let (size, plus, minus) = (&p.size, &p.plus, &p.minus);
+            quote!((#size #(+ #minus)*).saturating_sub(0usize #(+ #plus)*).min(#n))
+        });
+        let arms = (0..1usize << picks.len()).map(|mask| {
+            let decided: Vec<(String, bool)> = picks
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.key.clone(), mask >> i & 1 == 1))
+                .collect();
+            *self.segment.borrow_mut() = Some(Segment {
+                decided,
+                slices: Vec::new(),
+            });
+            let (stmts, stores) = self.write_body(outputs, &Col::at("c"), |o| {
+                let s = format_ident!("{}s", o);
+                quote!(#s[i])
+            });
+            let segment = self.segment.borrow_mut().take().expect("set above");
+            let slices = segment.slices.iter().enumerate().map(|(k, (input, col))| {
+                let x = format_ident!("x{}", input);
+                let xs = format_ident!("xs{}", k);
+                let (plus, minus) = (&col.plus, &col.minus);
+                quote! {
+                    let #xs: &[T] = &#x[(lo #(+ #plus)*) #(- #minus)*..][..len];
+                }
+            });
+            let outs = outputs.iter().map(|&i| {
+                let o = format_ident!("o{}", i);
+                let os = format_ident!("o{}s", i);
+                quote!(let #os: &mut [::core::mem::MaybeUninit<T>] = &mut #o[lo..hi];)
+            });
+            quote! {
+                #mask => {
+                    #(#slices)*
+                    #(#outs)*
+                    for i in 0..len {
+                        let c = lo + i;
+                        #(#stmts)*
+                        #(#stores)*
+                    }
+                }
+            }
+        });
+        let tests = (0..picks.len()).map(|i| quote!(((lo < bounds[#i]) as usize) << #i));
+        quote!({
+            let bounds: [usize; #count] = [#(#bounds),*];
+            let mut lo = 0usize;
+            while lo < #n {
+                let hi = bounds.iter().fold(#n, |hi, &b| if b > lo && b < hi { b } else { hi });
+                let len = hi - lo;
+                match 0usize #(| #tests)* {
+                    #(#arms)*
+                    _ => ::core::unreachable!("one arm per combination of picks"),
+                }
+                lo = hi;
+            }
+        })
+    }
+
     fn reduce(&self, len: usize, reductions: &[NodeId]) -> TokenStream {
         let c = self.c();
         let n = format_ident!("n{}", len);
         let mut scope = Scope::default();
-        let col = Col {
-            tokens: quote!(j),
-            key: "j".into(),
-        };
+        let col = Col::at("j");
         let values: Vec<TokenStream> = reductions
             .iter()
             .map(|r| self.value(&mut scope, self.graph.node(*r).args[0], &col))
             .collect();
+        // The stashed value goes last in the tuple each column returns.
+        let keep = self
+            .stash
+            .filter(|v| reductions.iter().any(|r| self.graph.node(*r).args[0] == *v));
+        let kept = keep.map(|v| self.value(&mut scope, v, &col));
         let stmts = scope.stmts;
-        let accs: Vec<Ident> = (0..reductions.len()).map(|i| format_ident!("acc{}", i)).collect();
         let vs: Vec<Ident> = (0..reductions.len()).map(|i| format_ident!("v{}", i)).collect();
+        let pattern: Vec<Ident> = vs
+            .iter()
+            .cloned()
+            .chain(keep.map(|_| format_ident!("kept")))
+            .collect();
+        let values: Vec<TokenStream> = values.into_iter().chain(kept).collect();
+        let keep_stmt = |at: TokenStream| keep.map(|_| quote!(#at = kept;));
         let ops: Vec<ReduceOp> = reductions
             .iter()
             .map(|r| match self.graph.node(*r).op {
@@ -211,15 +448,22 @@ impl Cx<'_> {
                 _ => unreachable!("reduce statements hold reductions"),
             })
             .collect();
-        let init = ops.iter().map(|op| {
-            let identity = match op {
-                ReduceOp::Sum | ReduceOp::Mean => quote!(#c::ZERO),
-                ReduceOp::Max => quote!(#c::NEG_INFINITY),
-                ReduceOp::Min => quote!(#c::INFINITY),
-            };
-            quote!([#identity; #LANES])
-        });
-        let step = |lane: TokenStream| -> Vec<TokenStream> {
+        let identity = |op: &ReduceOp| match op {
+            ReduceOp::Sum | ReduceOp::Mean => quote!(#c::ZERO),
+            ReduceOp::Max => quote!(#c::NEG_INFINITY),
+            ReduceOp::Min => quote!(#c::INFINITY),
+        };
+        // One accumulator array per reduction and pass: a wide pass for long rows (LANES
+        // independent additions in flight hide their latency), then a narrow one so rows of a
+        // few dozen columns still vectorise; a scalar tail adds into the narrow array's lane 0.
+        // Each array has one width, so the compiler keeps it in vector registers.
+        let passes = [("w", LANES), ("n", NARROW_LANES)];
+        let accs = |pass: &str| -> Vec<Ident> {
+            (0..reductions.len())
+                .map(|i| format_ident!("acc{}_{}", pass, i))
+                .collect()
+        };
+        let step = |accs: &[Ident], lane: TokenStream| -> Vec<TokenStream> {
             ops.iter()
                 .zip(accs.iter().zip(&vs))
                 .map(|(op, (acc, v))| match op {
@@ -230,64 +474,89 @@ impl Cx<'_> {
                 })
                 .collect()
         };
-        let main = step(quote!(l));
-        let tail = step(quote!(0));
-        let finish = ops.iter().zip(&accs).zip(reductions).map(|((op, acc), r)| {
-            let out = local(*r);
-            let combine = match op {
-                ReduceOp::Sum | ReduceOp::Mean => quote!(#acc.iter().fold(#c::ZERO, |s, x| s + *x)),
-                ReduceOp::Max => quote!(#acc.iter().fold(#c::NEG_INFINITY, |s, x| s.max(*x))),
-                ReduceOp::Min => quote!(#acc.iter().fold(#c::INFINITY, |s, x| s.min(*x))),
-            };
-            match op {
-                ReduceOp::Mean => quote!(let #out = #combine / #c::from_usize(#n);),
-                _ => quote!(let #out = #combine;),
-            }
-        });
-        // Without index remapping (narrow/cat), every column input is read at `j`: the main loop
-        // then hands the body 8-element chunks of the inputs, whose indices need no checks, so
+        // Without index remapping (narrow/cat), every column input is read at `j`: the passes
+        // then hand the body fixed-length chunks of the inputs, whose indices need no checks, so
         // the body (exp included) vectorises.
-        let remaps = self
-            .k
-            .nodes
-            .iter()
-            .any(|n| matches!(self.graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)));
+        let remaps = remaps(self.graph, self.k);
         let columns: Vec<Ident> = (0..self.k.inputs.len())
             .filter(|i| self.k.inputs[*i].1 == Access::Column)
             .map(|i| format_ident!("x{}", i))
             .collect();
-        let lanes = std::iter::repeat_n(LANES, columns.len());
-        let main_loop = if self.strided || remaps {
+        let chunked = !self.strided && !remaps;
+        let tail = step(&accs("n"), quote!(0));
+        let ct = quote!(<T as ::graph_runtime::__private::cpu::Elem>::C);
+        let stash_row = keep.map(|_| {
             quote! {
-                while jj + #LANES <= #n {
-                    for l in 0..#LANES {
-                        let (#(#vs,)*) = body(jj + l);
-                        #(#main)*
-                    }
-                    jj += #LANES;
-                }
+                let mut stash_row = <#ct as ::graph_runtime::__private::cpu::Float>::scratch(#n);
+                let stash: &mut [#ct] = &mut stash_row[..#n];
             }
-        } else {
+        });
+        let loops = passes.map(|(pass, width)| {
+            let accs = accs(pass);
+            let init = ops.iter().map(identity);
+            let main = step(&accs, quote!(l));
+            let pass = if chunked {
+                let widths = std::iter::repeat_n(width, columns.len());
+                let stash_chunk = keep.map(|_| quote!(let stash_chunk = &mut stash[jj..jj + #width];));
+                let keep_chunk = keep_stmt(quote!(stash_chunk[l]));
+                quote! {
+                    while jj + #width <= #n {
+                        #(let #columns: &[T] = &#columns[jj..jj + #widths];)*
+                        #stash_chunk
+                        for l in 0..#width {
+                            let (#(#pattern,)*) = chunk(l, #(#columns),*);
+                            #(#main)*
+                            #keep_chunk
+                        }
+                        jj += #width;
+                    }
+                }
+            } else {
+                let keep_body = keep_stmt(quote!(stash[jj + l]));
+                quote! {
+                    while jj + #width <= #n {
+                        for l in 0..#width {
+                            let (#(#pattern,)*) = body(jj + l);
+                            #(#main)*
+                            #keep_body
+                        }
+                        jj += #width;
+                    }
+                }
+            };
             quote! {
-                let chunk = |j: usize, #(#columns: &[T]),*| { #(#stmts)* (#(#values,)*) };
-                while jj + #LANES <= #n {
-                    #(let #columns: &[T] = &#columns[jj..jj + #lanes];)*
-                    for l in 0..#LANES {
-                        let (#(#vs,)*) = chunk(l, #(#columns),*);
-                        #(#main)*
-                    }
-                    jj += #LANES;
-                }
+                #(let mut #accs = [#init; #width];)*
+                #pass
             }
-        };
+        });
+        let keep_tail = keep_stmt(quote!(stash[jj]));
+        let finish = ops.iter().enumerate().zip(reductions).map(|((i, op), r)| {
+            let out = local(*r);
+            let (w, nw) = (format_ident!("accw_{}", i), format_ident!("accn_{}", i));
+            let combine = match op {
+                ReduceOp::Sum | ReduceOp::Mean => quote!(|s, x| s + x),
+                // As in the lanes: a NaN is never selected (IEEE maxNum/minNum).
+                ReduceOp::Max => quote!(|s: #ct, x| s.max(x)),
+                ReduceOp::Min => quote!(|s: #ct, x| s.min(x)),
+            };
+            let all = quote!(::graph_runtime::__private::cpu::fold_lanes(#w, #nw, #combine));
+            match op {
+                ReduceOp::Mean => quote!(let #out = #all / #c::from_usize(#n);),
+                _ => quote!(let #out = #all;),
+            }
+        });
+        let chunk = chunked
+            .then(|| quote!(let chunk = |j: usize, #(#columns: &[T]),*| { #(#stmts)* (#(#values,)*) };));
         quote! {
-            #(let mut #accs = #init;)*
             let body = |j: usize| { #(#stmts)* (#(#values,)*) };
+            #chunk
+            #stash_row
             let mut jj = 0usize;
-            #main_loop
+            #(#loops)*
             while jj < #n {
-                let (#(#vs,)*) = body(jj);
+                let (#(#pattern,)*) = body(jj);
                 #(#tail)*
+                #keep_tail
                 jj += 1;
             }
             #(#finish)*
@@ -302,6 +571,12 @@ impl Cx<'_> {
         }
         let key = (id, col.key.clone());
         if let Some(v) = scope.memo.get(&key) {
+            return quote!(#v);
+        }
+        if self.stash == Some(id) && col.key == "c" {
+            let v = format_ident!("e{}_{}", id.0, scope.memo.len());
+            scope.stmts.push(quote!(let #v = stash[c];));
+            scope.memo.insert(key, v.clone());
             return quote!(#v);
         }
         let expr = match self.k.input_index(id) {
@@ -319,6 +594,20 @@ impl Cx<'_> {
         let s = format_ident!("s{}", i);
         let c = &col.tokens;
         let v = format_ident!("in{}", i);
+        if self.k.inputs[i].1 == Access::Column {
+            if let Some(segment) = self.segment.borrow_mut().as_mut() {
+                let slices = &mut segment.slices;
+                let k = match slices.iter().position(|(j, s)| *j == i && s.key == col.key) {
+                    Some(k) => k,
+                    None => {
+                        slices.push((i, col.clone()));
+                        slices.len() - 1
+                    }
+                };
+                let xs = format_ident!("xs{}", k);
+                return quote!(#xs[i].load());
+            }
+        }
         match self.k.inputs[i].1 {
             Access::Scalar | Access::RowScalar => quote!(#v),
             Access::Column if self.strided => quote!(#x[(#c) * #s].load()),
@@ -393,17 +682,41 @@ impl Cx<'_> {
     /// lengths before it.
     fn cat(&self, scope: &mut Scope, parts: &[NodeId], col: &Col) -> TokenStream {
         let (first, rest) = parts.split_first().expect("cat has parts");
+        if rest.is_empty() {
+            return self.value(scope, *first, col);
+        }
+        let n = size_ident(self.k, self.graph, *first);
+        let shifted = shift(col, &n, "-");
+        let key = format!("{}<{}", col.key, n);
+        let decided = self.segment.borrow().as_ref().map(|s| {
+            s.decided
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, first)| *first)
+                .expect("a segment decides every pick")
+        });
+        match decided {
+            Some(true) => return self.value(scope, *first, col),
+            Some(false) => return self.cat(scope, rest, &shifted),
+            None => {}
+        }
+        let mut picks = self.picks.borrow_mut();
+        if !picks.iter().any(|p| p.key == key) {
+            picks.push(Pick {
+                key,
+                size: n.clone(),
+                plus: col.plus.clone(),
+                minus: col.minus.clone(),
+            });
+        }
+        drop(picks);
+        // Each branch binds its values in a scope of its own: they are computed only there.
         let mut inner = Scope {
             stmts: Vec::new(),
             memo: scope.memo.clone(),
         };
         let a = self.value(&mut inner, *first, col);
         let a_stmts = inner.stmts;
-        if rest.is_empty() {
-            return quote!({ #(#a_stmts)* #a });
-        }
-        let n = size_ident(self.k, self.graph, *first);
-        let shifted = shift(col, &n, "-");
         let mut inner = Scope {
             stmts: Vec::new(),
             memo: scope.memo.clone(),
@@ -417,14 +730,19 @@ impl Cx<'_> {
 
 fn shift(col: &Col, n: &Ident, sign: &str) -> Col {
     let c = &col.tokens;
+    let (mut plus, mut minus) = (col.plus.clone(), col.minus.clone());
     let tokens = if sign == "+" {
+        plus.push(n.clone());
         quote!((#c + #n))
     } else {
+        minus.push(n.clone());
         quote!((#c - #n))
     };
     Col {
         tokens,
         key: format!("({}{sign}{n})", col.key),
+        plus,
+        minus,
     }
 }
 
