@@ -1,20 +1,25 @@
 //! Runs a generated CPU kernel: finds each input's data and strides, allocates the outputs, and
 //! calls the kernel once per row (or per column chunk of a wide pointwise row), spreading rows
 //! over threads when there is enough work.
+//!
+//! A call on a small input is latency-bound (a 1x4096 RMSNorm computes for a fraction of a
+//! microsecond), so the bookkeeping lives on the stack ([`Few`]): the only allocations are the
+//! outputs (data and shape) and the list returning them.
 
 use candle_core::{DType, Device, Storage, Tensor, WithDType};
 use graph_ir::cpu::{Elem, Float, RowArgs, RowFn};
-use graph_ir::{Access, Graph, Kernel, KernelKind};
-use rayon::prelude::*;
+use graph_ir::{Access, Dim, Graph, Kernel, KernelKind};
 use std::mem::MaybeUninit;
+use std::ops::{Deref, DerefMut, Range};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
 use crate::exec::eager::Value;
 
-/// Below this many output elements a kernel runs on the calling thread: spawning costs more than
-/// it saves, and small calls are latency-bound.
-const PARALLEL_ELEMENTS: usize = 1 << 16;
+/// Below this much work (rows times the longest row loop) a kernel runs on the calling thread:
+/// waking other threads costs more than it saves, and small calls are latency-bound.
+const PARALLEL_WORK: usize = 1 << 18;
 
 /// Runs kernel `k` on CPU tensors of `bound.dtype`; returns its outputs in order.
 pub fn run(graph: &'static Graph, k: &'static Kernel, bound: &Bound, args: &[&Value]) -> Result<Vec<Tensor>> {
@@ -27,17 +32,125 @@ pub fn run(graph: &'static Graph, k: &'static Kernel, bound: &Bound, args: &[&Va
     }
 }
 
-/// One input as the kernel sees it.
-struct Input<'a, T> {
-    data: &'a [T],
-    /// Stride of each kernel prefix dim (0 where the input broadcasts).
-    row_strides: Vec<usize>,
-    col_stride: usize,
+/// A short list on the stack, moving to the heap past `N` items: kernels have a handful of
+/// inputs, outputs, sizes and row dims.
+enum Few<T, const N: usize> {
+    Stack { items: [T; N], len: usize },
+    Heap(Vec<T>),
+}
+
+impl<T: Default, const N: usize> Few<T, N> {
+    #[inline]
+    fn new() -> Self {
+        Few::Stack {
+            items: std::array::from_fn(|_| T::default()),
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, v: T) {
+        match self {
+            Few::Stack { items, len } if *len < N => {
+                items[*len] = v;
+                *len += 1;
+            }
+            Few::Stack { items, len } => {
+                let mut heap: Vec<T> = items[..*len].iter_mut().map(std::mem::take).collect();
+                heap.push(v);
+                *self = Few::Heap(heap);
+            }
+            Few::Heap(heap) => heap.push(v),
+        }
+    }
+
+    #[inline]
+    fn clear(&mut self) {
+        match self {
+            Few::Stack { len, .. } => *len = 0,
+            Few::Heap(heap) => heap.clear(),
+        }
+    }
+}
+
+impl<T: Default, const N: usize> Extend<T> for Few<T, N> {
+    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
+        for v in iter {
+            self.push(v);
+        }
+    }
+}
+
+impl<T: Default, const N: usize> Default for Few<T, N> {
+    fn default() -> Self {
+        Few::new()
+    }
+}
+
+impl<T: Default, const N: usize> FromIterator<T> for Few<T, N> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        let mut few = Few::new();
+        for v in iter {
+            few.push(v);
+        }
+        few
+    }
+}
+
+impl<T, const N: usize> Deref for Few<T, N> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match self {
+            Few::Stack { items, len } => &items[..*len],
+            Few::Heap(heap) => heap,
+        }
+    }
+}
+
+impl<T, const N: usize> DerefMut for Few<T, N> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            Few::Stack { items, len } => &mut items[..*len],
+            Few::Heap(heap) => heap,
+        }
+    }
+}
+
+/// `dims` under the bound symbols; the binding's error for a size that is not whole.
+fn eval<C: Default + Extend<usize>>(
+    graph: &Graph,
+    bound: &Bound,
+    dims: &[Dim],
+    what: impl FnOnce() -> String,
+) -> Result<C> {
+    let mut out = C::default();
+    for d in dims {
+        // Most dims are a symbol or a literal: read them without `Dim::eval`'s wide arithmetic.
+        let v = match (d.as_sym(), d.as_lit()) {
+            (Some(s), _) => Some(bound.symbols[s as usize]),
+            (_, Some(n)) => usize::try_from(n).ok(),
+            _ => d.eval(&bound.symbols),
+        };
+        match v {
+            Some(v) => out.extend([v]),
+            None => return Err(bound.shape(graph, dims, what).expect_err("a size is not whole")),
+        }
+    }
+    Ok(out)
 }
 
 /// A pointer that may cross threads: each thread writes disjoint rows of the outputs.
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut MaybeUninit<T>);
+
+impl<T> Default for OutPtr<T> {
+    fn default() -> Self {
+        OutPtr(std::ptr::null_mut())
+    }
+}
+
 // SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task.
 unsafe impl<T: Send> Send for OutPtr<T> {}
 unsafe impl<T: Send> Sync for OutPtr<T> {}
@@ -50,60 +163,53 @@ fn run_typed<T: Elem + WithDType>(
     fns: [RowFn<T>; 2],
 ) -> Result<Vec<Tensor>> {
     let func = graph.name;
-    let sizes = bound.shape(graph, k.sizes, || format!("kernel {}", k.name))?;
-    let prefix = bound.shape(graph, k.prefix, || format!("kernel {} rows", k.name))?;
+    let sizes: Few<usize, 4> = eval(graph, bound, k.sizes, || format!("kernel {}", k.name))?;
+    let prefix: Few<usize, 4> = eval(graph, bound, k.prefix, || format!("kernel {} rows", k.name))?;
     let rows: usize = prefix.iter().product();
+    let rank = prefix.len();
 
     // Hold every input's storage lock for the whole kernel.
-    let tensors: Vec<Option<&Tensor>> = args
+    let guards: Few<_, 6> = args
         .iter()
         .map(|v| match v {
-            Value::Tensor(t) => Some(t),
+            Value::Tensor(t) => Some(t.storage_and_layout()),
             Value::Scalar(_) => None,
         })
         .collect();
-    let guards: Vec<_> = tensors
-        .iter()
-        .map(|t| t.map(|t| t.storage_and_layout()))
-        .collect();
-    let mut scalars = Vec::with_capacity(args.len());
-    let mut inputs = Vec::with_capacity(args.len());
-    for ((v, guard), access) in args.iter().zip(&guards).zip(k.access) {
+    let mut scalars: Few<T::C, 6> = Few::new();
+    let mut data: Few<&[T], 6> = Few::new();
+    let mut col_strides: Few<usize, 6> = Few::new();
+    // The stride of each input along each prefix dim (0 where it broadcasts), input-major.
+    let mut row_strides: Few<usize, 12> = Few::new();
+    for ((v, guard), access) in args.iter().zip(guards.iter()).zip(k.access) {
         match (v, guard) {
             (Value::Scalar(s), _) => {
                 scalars.push(T::C::from_f64(*s));
-                inputs.push(Input {
-                    data: &[][..],
-                    row_strides: vec![0; prefix.len()],
-                    col_stride: 0,
-                });
+                data.push(&[]);
+                col_strides.push(0);
+                (0..rank).for_each(|_| row_strides.push(0));
             }
             (Value::Tensor(_), Some((storage, layout))) => {
                 scalars.push(T::C::ZERO);
-                let data: &[T] = match &**storage {
+                let all: &[T] = match &**storage {
                     Storage::Cpu(cpu) => cpu.as_slice::<T>().within(func)?,
                     _ => unreachable!("the CPU kernel runs on CPU tensors only"),
                 };
                 let (dims, strides) = (layout.dims(), layout.stride());
-                let rank = dims.len();
+                let r = dims.len();
                 let (prefix_dims, col_stride) = match access {
-                    Access::Column if dims[rank - 1] == 1 => (&dims[..rank - 1], 1),
-                    Access::Column => (&dims[..rank - 1], strides[rank - 1]),
-                    _ => (&dims[..rank.saturating_sub(1)], 0),
+                    Access::Column if dims[r - 1] == 1 => (&dims[..r - 1], 1),
+                    Access::Column => (&dims[..r - 1], strides[r - 1]),
+                    _ => (&dims[..r.saturating_sub(1)], 0),
                 };
-                let mut row_strides = vec![0; prefix.len()];
-                for (j, d) in prefix_dims.iter().enumerate().rev() {
-                    let slot = prefix.len() + j - prefix_dims.len();
-                    if *d != 1 {
-                        row_strides[slot] = strides[j];
-                    }
+                // Right-aligned against the kernel's prefix, as broadcasting aligns dims.
+                let skip = rank - prefix_dims.len();
+                (0..skip).for_each(|_| row_strides.push(0));
+                for (j, d) in prefix_dims.iter().enumerate() {
+                    row_strides.push(if *d == 1 { 0 } else { strides[j] });
                 }
-                let data = &data[layout.start_offset()..];
-                inputs.push(Input {
-                    data,
-                    row_strides,
-                    col_stride,
-                });
+                data.push(&all[layout.start_offset()..]);
+                col_strides.push(col_stride);
             }
             (Value::Tensor(_), None) => unreachable!("tensors have guards"),
         }
@@ -112,66 +218,93 @@ fn run_typed<T: Elem + WithDType>(
     // Outputs: contiguous, one row of `len` elements per kernel row.
     // Uninitialised: the kernel writes every element exactly once (rows x len, split into
     // disjoint units below), so no fill pass is spent.
-    let mut outputs: Vec<(Vec<MaybeUninit<T>>, Vec<usize>, usize)> = Vec::with_capacity(k.outputs.len());
+    let mut outputs: Few<(Vec<MaybeUninit<T>>, Vec<usize>), 2> = Few::new();
     for &o in k.outputs {
-        let shape = bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}"))?;
+        let shape: Vec<usize> = eval(graph, bound, graph.nodes[o as usize].shape, || {
+            format!("output %{o}")
+        })?;
         let len = shape.last().copied().unwrap_or(1);
-        let mut data = Vec::with_capacity(rows * len);
+        let mut buffer = Vec::with_capacity(rows * len);
         // SAFETY: `MaybeUninit<T>` needs no initialisation.
-        unsafe { data.set_len(rows * len) };
-        outputs.push((data, shape, len));
+        unsafe { buffer.set_len(rows * len) };
+        outputs.push((buffer, shape));
     }
     let contiguous = k
         .access
         .iter()
-        .zip(&inputs)
-        .all(|(a, i)| *a != Access::Column || i.col_stride == 1);
+        .zip(col_strides.iter())
+        .all(|(a, s)| *a != Access::Column || *s == 1);
     let f = fns[usize::from(!contiguous)];
-    let out_ptrs: Vec<(OutPtr<T>, usize)> = outputs
+    let outs: Few<(OutPtr<T>, usize), 2> = outputs
         .iter_mut()
-        .map(|(v, _, len)| (OutPtr(v.as_mut_ptr()), *len))
+        .map(|(v, shape)| (OutPtr(v.as_mut_ptr()), shape.last().copied().unwrap_or(1)))
         .collect();
-    let row_len = outputs.iter().map(|(_, _, len)| *len).max().unwrap_or(1);
+    let row_len = outs.iter().map(|(_, len)| *len).max().unwrap_or(1);
 
     // Wide pointwise rows split into column chunks so a [1, N] kernel still uses every thread.
     let threads = rayon::current_num_threads();
     let chunk =
-        if k.kind == KernelKind::Pointwise && rows < 2 * threads && outputs.iter().all(|o| o.2 == row_len) {
+        if k.kind == KernelKind::Pointwise && rows < 2 * threads && outs.iter().all(|o| o.1 == row_len) {
             (row_len / (4 * threads)).max(4096).min(row_len.max(1))
         } else {
             row_len.max(1)
         };
     let chunks_per_row = row_len.div_ceil(chunk).max(1);
     let units = rows * chunks_per_row;
+    // A row's work is its longest loop: the output row, or a reduction over a longer input row.
+    let work = rows * sizes.iter().copied().fold(row_len, usize::max);
     let cx = Cx {
         prefix: &prefix,
-        inputs: &inputs,
+        data: &data,
+        col_strides: &col_strides,
+        row_strides: &row_strides,
         scalars: &scalars,
         sizes: &sizes,
-        outs: &out_ptrs,
+        outs: &outs,
         f,
         chunk,
         chunks_per_row,
         row_len,
     };
-    if rows * row_len >= PARALLEL_ELEMENTS && units > 1 {
-        let per_task = units.div_ceil(threads * 4).max(1);
-        (0..units.div_ceil(per_task))
-            .into_par_iter()
-            .for_each(|t| cx.run_units(t * per_task..((t + 1) * per_task).min(units)));
+    if work >= PARALLEL_WORK && units > 1 && threads > 1 {
+        // The calling thread works from the start, taking tasks from a shared counter with the
+        // pool's threads as they wake: waking them takes microseconds, and a call should not
+        // wait for that before any work starts, nor for a sleeping caller to wake at the end.
+        let per_task = units.div_ceil(threads * 8).max(1);
+        let tasks = units.div_ceil(per_task);
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let t = next.fetch_add(1, Ordering::Relaxed);
+            if t >= tasks {
+                break;
+            }
+            cx.run_units(t * per_task..((t + 1) * per_task).min(units));
+        };
+        rayon::in_place_scope(|s| {
+            for _ in 1..threads.min(tasks) {
+                s.spawn(|_| work());
+            }
+            work();
+        });
     } else {
         cx.run_units(0..units);
     }
     drop(guards);
-    outputs
-        .into_iter()
-        .map(|(data, shape, _)| Tensor::from_vec(assume_init(data), shape, &Device::Cpu).within(func))
-        .collect()
+    let mut tensors = Vec::with_capacity(outputs.len());
+    for (buffer, shape) in outputs.iter_mut() {
+        let (buffer, shape) = (assume_init(std::mem::take(buffer)), std::mem::take(shape));
+        tensors.push(Tensor::from_vec(buffer, shape, &Device::Cpu).within(func)?);
+    }
+    Ok(tensors)
 }
 
 struct Cx<'a, T: Elem> {
     prefix: &'a [usize],
-    inputs: &'a [Input<'a, T>],
+    /// Each input from its first element (empty for scalars).
+    data: &'a [&'a [T]],
+    col_strides: &'a [usize],
+    /// Input `i`'s stride along prefix dim `d` at `i * prefix.len() + d`.
+    row_strides: &'a [usize],
     scalars: &'a [T::C],
     sizes: &'a [usize],
     outs: &'a [(OutPtr<T>, usize)],
@@ -186,27 +319,33 @@ unsafe impl<T: Elem> Sync for Cx<'_, T> where T::C: Sync {}
 
 impl<T: Elem> Cx<'_, T> {
     /// Runs work units `range`: unit `u` is row `u / chunks_per_row`, column chunk
-    /// `u % chunks_per_row`.
-    fn run_units(&self, range: std::ops::Range<usize>) {
-        let mut ins: Vec<&[T]> = vec![&[]; self.inputs.len()];
-        let strides: Vec<usize> = self.inputs.iter().map(|i| i.col_stride).collect();
-        let mut outs: Vec<&mut [MaybeUninit<T>]> = Vec::with_capacity(self.outs.len());
-        let mut index = vec![0usize; self.prefix.len()];
-        for u in range {
-            let (row, part) = (u / self.chunks_per_row, u % self.chunks_per_row);
-            // Row multi-index, last prefix dim fastest.
-            let mut r = row;
-            for (i, d) in self.prefix.iter().enumerate().rev() {
-                index[i] = r % d.max(&1);
-                r /= d.max(&1);
-            }
-            for (slot, input) in ins.iter_mut().zip(self.inputs) {
-                let base: usize = index.iter().zip(&input.row_strides).map(|(i, s)| i * s).sum();
-                *slot = if input.data.is_empty() {
-                    input.data
-                } else {
-                    &input.data[base..]
-                };
+    /// `u % chunks_per_row`. Rows are visited in order, their index counted up digit by digit
+    /// (no division per row).
+    fn run_units(&self, range: Range<usize>) {
+        if range.is_empty() {
+            return;
+        }
+        let rank = self.prefix.len();
+        let mut ins: Few<&[T], 6> = self.data.iter().copied().collect();
+        let mut outs: Few<&mut [MaybeUninit<T>], 2> = Few::new();
+        let (mut row, mut part) = (
+            range.start / self.chunks_per_row,
+            range.start % self.chunks_per_row,
+        );
+        // Row multi-index, last prefix dim fastest.
+        let mut index: Few<usize, 4> = (0..rank).map(|_| 0).collect();
+        let mut r = row;
+        for (i, d) in self.prefix.iter().enumerate().rev() {
+            index[i] = r % d.max(&1);
+            r /= d.max(&1);
+        }
+        for _ in range {
+            for (i, (slot, data)) in ins.iter_mut().zip(self.data).enumerate() {
+                if !data.is_empty() {
+                    let strides = &self.row_strides[i * rank..(i + 1) * rank];
+                    let base: usize = index.iter().zip(strides).map(|(i, s)| i * s).sum();
+                    *slot = &data[base..];
+                }
             }
             let cols = part * self.chunk..((part + 1) * self.chunk).min(self.row_len);
             outs.clear();
@@ -223,12 +362,24 @@ impl<T: Elem> Cx<'_, T> {
             }
             let args = RowArgs {
                 ins: &ins,
-                strides: &strides,
+                strides: self.col_strides,
                 scalars: self.scalars,
                 sizes: self.sizes,
                 cols,
             };
             (self.f)(&args, &mut outs);
+            part += 1;
+            if part == self.chunks_per_row {
+                part = 0;
+                row += 1;
+                for (i, d) in self.prefix.iter().enumerate().rev() {
+                    index[i] += 1;
+                    if index[i] < *d {
+                        break;
+                    }
+                    index[i] = 0;
+                }
+            }
         }
     }
 }
