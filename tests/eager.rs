@@ -252,3 +252,44 @@ fn views(device: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(views);
+
+// ---------------------------------------------------------------------------------------------
+// Choosing the executor from the environment.
+
+/// `LAZY_GRAPH_MODE=eager` runs every call on the eager executor, and `fused` on the fused one.
+/// The variable is read once per process, so each value is tried in a child process running
+/// only this test; the child checks the mode and that a call without `with_mode` returns what
+/// the named executor returns.
+#[test]
+fn mode_from_environment() -> Result<()> {
+    use graph_runtime::{with_mode, Mode};
+    if let Ok(expected) = std::env::var("LAZY_GRAPH_TEST_EXPECT") {
+        let expected = if expected == "eager" {
+            Mode::Eager
+        } else {
+            Mode::Fused
+        };
+        assert_eq!(graph_runtime::mode(), expected);
+        let x = common::randn(&mut common::rng(), &[37, 1001], 0.0, 3.0)?.to_dtype(DType::F32)?;
+        let got = common::softmax(&x).expect("runs");
+        let want = with_mode(expected, || common::softmax(&x)).expect("runs");
+        return assert_close(&got, &want, 0.0, "a call in the environment's mode");
+    }
+    for mode in ["eager", "fused"] {
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args(["--exact", "mode_from_environment", "--nocapture"])
+            .env("LAZY_GRAPH_MODE", mode)
+            .env("LAZY_GRAPH_TEST_EXPECT", mode)
+            .output()?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr),
+        );
+        assert!(
+            child.status.success(),
+            "LAZY_GRAPH_MODE={mode}:\n{stdout}\n{stderr}"
+        );
+        assert!(stdout.contains("1 passed"), "the child ran the test:\n{stdout}");
+    }
+    Ok(())
+}

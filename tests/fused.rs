@@ -134,3 +134,113 @@ fn plan_text_shows_kernels() {
     assert_eq!(lora.matches("library").count(), 3, "{lora}");
     assert_eq!(lora.matches("Pointwise kernel").count(), 1, "{lora}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Kernel shapes the example graphs do not reach.
+
+graph_runtime::lazy_graph! {
+    /// Three unequal parts, two of them narrowed: the write loop splits each row at two bounds.
+    fn shuffle(x: Tensor[N, 6], y: Tensor[N, 3], s: f32) -> Tensor[N, 9] {
+        cat([narrow(x, -1, 4, 2), x * s, -narrow(y, -1, 1, 1)], -1)
+    }
+
+    /// Five parts: more bounds than the write loop specialises, so it keeps a branch per column.
+    fn spread(x: Tensor[N, 4]) -> Tensor[N, 10] {
+        let a = narrow(x, -1, 3, 1);
+        cat([a, narrow(x, -1, 0, 1), exp(a), x, -narrow(x, -1, 1, 3)], -1)
+    }
+
+    /// Nine inputs and five outputs in one kernel: more than the runtime keeps on the stack.
+    fn many(
+        x0: Tensor[N, D], x1: Tensor[N, D], x2: Tensor[N, D], x3: Tensor[N, D], x4: Tensor[N, D],
+        x5: Tensor[N, D], x6: Tensor[N, D], x7: Tensor[N, D], w: Tensor[D],
+    ) -> (Tensor[N, D], Tensor[N, D], Tensor[N, D], Tensor[N, D], Tensor[N, D]) {
+        let s = x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7;
+        (s, s * w, s - x0, exp(x1) * s, x3 / (s * s + 1.0))
+    }
+}
+
+/// Fused equals eager on `inputs` (tensors stored as `dtype`), output by output.
+fn check_against_eager(
+    what: &str,
+    inputs: &[Tensor],
+    dtype: DType,
+    f: impl Fn(&[Tensor]) -> graph_runtime::Result<Vec<Tensor>>,
+) -> Result<()> {
+    let stored: Vec<Tensor> = inputs.iter().map(|t| t.to_dtype(dtype)).collect::<Result<_>>()?;
+    let a = fused(|| f(&stored)).expect("fused runs");
+    let b = with_mode(Mode::Eager, || f(&stored)).expect("eager runs");
+    for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+        let what = format!(
+            "{what} {dtype:?} {:?} output {k}: fused vs eager",
+            stored[0].dims()
+        );
+        assert_close(a, b, 2.0 * tolerance(dtype), &what)?;
+    }
+    Ok(())
+}
+
+/// Rows of `cat`s with unequal and narrowed parts, on odd row counts, one row, none, and enough
+/// rows to spread over threads; contiguous and transposed.
+#[test]
+fn cat_parts_of_unequal_length() -> Result<()> {
+    let mut rng = common::rng();
+    for dtype in DTYPES {
+        for n in [0, 1, 7, 9000] {
+            let x = common::randn(&mut rng, &[n, 6], 0.0, 1.0)?;
+            let y = common::randn(&mut rng, &[n, 3], 0.0, 1.0)?;
+            for view in [Ok as fn(Tensor) -> Result<Tensor>, |t: Tensor| transposed(&t)] {
+                let inputs = [view(x.clone())?, view(y.clone())?];
+                check_against_eager("shuffle", &inputs, dtype, |t| {
+                    Ok(vec![shuffle(&t[0], &t[1], 0.5)?])
+                })?;
+                // Four of the six columns: rows 6 apart.
+                let inputs = [view(x.narrow(1, 0, 4)?)?];
+                check_against_eager("spread", &inputs, dtype, |t| Ok(vec![spread(&t[0])?]))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A kernel with more inputs and outputs than the runtime's stack lists hold.
+#[test]
+fn many_inputs_and_outputs() -> Result<()> {
+    let mut rng = common::rng();
+    for dtype in DTYPES {
+        for (n, d) in [(0, 5), (1, 1), (3, 33), (70, 1001)] {
+            let mut inputs: Vec<Tensor> = (0..8)
+                .map(|_| common::randn(&mut rng, &[n, d], 0.0, 1.0))
+                .collect::<Result<_>>()?;
+            inputs.push(common::randn(&mut rng, &[d], 1.0, 0.5)?);
+            check_against_eager("many", &inputs, dtype, |t| {
+                let (a, b, c, d, e) = many(&t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6], &t[7], &t[8])?;
+                Ok(vec![a, b, c, d, e])
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The contiguous kernels run compiled for AVX2 where the CPU has it, and for the target's
+/// baseline otherwise: the same operations in the same order, so the same bits.
+#[test]
+fn simd_and_baseline_kernels_agree_exactly() -> Result<()> {
+    let mut rng = common::rng();
+    for case in CASES {
+        for dtype in DTYPES {
+            for sizes in [Sizes::Small, Sizes::LongRows] {
+                let inputs = (case.draw)(&mut rng, sizes)?.to(dtype, &Device::Cpu)?;
+                graph_ir::cpu::set_simd(false);
+                let baseline = fused(|| (case.graph)(&inputs)).expect("baseline runs");
+                graph_ir::cpu::set_simd(true);
+                let simd = fused(|| (case.graph)(&inputs)).expect("simd runs");
+                for (k, (a, b)) in simd.iter().zip(&baseline).enumerate() {
+                    let what = format!("{} {dtype:?} output {k}: simd vs baseline", case.name);
+                    assert_close(a, b, 0.0, &what)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
