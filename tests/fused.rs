@@ -244,3 +244,27 @@ fn simd_and_baseline_kernels_agree_exactly() -> Result<()> {
     }
     Ok(())
 }
+
+/// Inputs large enough to be split over threads, with prefix dims that do not divide the tasks
+/// evenly: the executor hands the kernel runs of rows along the last prefix dim, which tasks
+/// start and end in the middle of. A broadcast view makes an input's rows repeat.
+#[test]
+fn rows_split_over_threads() -> Result<()> {
+    let mut rng = common::rng();
+    let x = common::randn(&mut rng, &[3, 5, 7, 2500], 0.0, 1.0)?;
+    let (cos, sin) = common::rope_tables(&mut rng, 7, 1250)?;
+    let h = common::randn(&mut rng, &[3, 7, 12_503], 0.5, 1.5)?;
+    let w = common::randn(&mut rng, &[12_503], 1.0, 0.5)?;
+    let repeated = h.narrow(0, 1, 1)?.broadcast_as(h.shape())?;
+    for dtype in [DType::F32, DType::BF16] {
+        check_against_eager("rope", &[x.clone(), cos.clone(), sin.clone()], dtype, |t| {
+            Ok(vec![common::rope(&t[0], &t[1], &t[2])?])
+        })?;
+        for h in [&h, &repeated] {
+            check_against_eager("rms_norm", &[h.clone(), w.clone()], dtype, |t| {
+                Ok(vec![common::rms_norm(&t[0], &t[1], 1e-5)?])
+            })?;
+        }
+    }
+    Ok(())
+}

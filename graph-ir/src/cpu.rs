@@ -294,33 +294,6 @@ pub const LANES: usize = 32;
 /// The lanes of a reduction's second, narrower pass over the columns the wide pass leaves.
 pub const NARROW_LANES: usize = 8;
 
-/// Combines a reduction's lanes into one value, halves pairwise.
-///
-/// Not inlined: seeing this tree of lane combinations, the compiler would pack the kernel's
-/// accumulators for it, in pairs, and no longer keep them as whole vector registers in the loop.
-#[inline(never)]
-pub fn fold_lanes<C: Float>(wide: [C; LANES], narrow: [C; NARROW_LANES], op: impl Fn(C, C) -> C) -> C {
-    let mut r = wide;
-    let mut half = LANES / 2;
-    while half >= NARROW_LANES {
-        for l in 0..half {
-            r[l] = op(r[l], r[l + half]);
-        }
-        half /= 2;
-    }
-    for l in 0..NARROW_LANES {
-        r[l] = op(r[l], narrow[l]);
-    }
-    let mut half = NARROW_LANES / 2;
-    while half >= 1 {
-        for l in 0..half {
-            r[l] = op(r[l], r[l + half]);
-        }
-        half /= 2;
-    }
-    r[0]
-}
-
 /// Runs a kernel body, compiled for AVX2 where the CPU has it.
 ///
 /// Generated code is compiled for the target's baseline (SSE2 on x86-64), where a vectorised
@@ -378,24 +351,30 @@ pub fn round_through<E: Elem>(v: f64) -> f64 {
     E::store(E::C::from_f64(v)).load().to_f64()
 }
 
-/// One row of work for a generated kernel.
+/// One call's work for a generated kernel: `rows` consecutive rows, or a column chunk of one.
 #[derive(Debug)]
 pub struct RowArgs<'a, T: Elem> {
-    /// Each tensor input from its element at this row and column 0 to the end of its storage.
-    /// Scalar inputs have an empty slice here and their value in `scalars`.
+    /// Each tensor input from its element at the first row and column 0 to the end of its
+    /// storage. Scalar inputs have an empty slice here and their value in `scalars`.
     pub ins: &'a [&'a [T]],
     /// The column stride of each input (0 where it broadcasts along the row).
     pub strides: &'a [usize],
+    /// How far each input moves from one row to the next (0 where it broadcasts over rows).
+    pub row_steps: &'a [usize],
+    /// How many rows to compute, at least 1: each output holds them one after another.
+    pub rows: usize,
     /// Each input's value when it is a scalar, in the compute type.
     pub scalars: &'a [T::C],
     /// The kernel's run-time sizes ([`crate::plan::Kernel::sizes`] evaluated).
     pub sizes: &'a [usize],
-    /// The columns to write: the whole row for row kernels, a chunk for wide pointwise kernels.
+    /// The columns to write: the whole row for row kernels, a chunk of one row (`rows` is 1)
+    /// for wide pointwise kernels.
     pub cols: Range<usize>,
 }
 
-/// A generated kernel for one storage type: writes every element of each output's row (or
-/// column chunk); `outs[i]` starts at the first element to write. Outputs start uninitialised.
+/// A generated kernel for one storage type: writes every element of each output's rows (or
+/// column chunk); `outs[i]` holds exactly those elements, rows back to back. Outputs start
+/// uninitialised.
 pub type RowFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [MaybeUninit<T>]]);
 
 /// A generated kernel for every storage type, in two variants: `[contiguous, strided]`. The

@@ -46,7 +46,10 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
         picks: RefCell::default(),
         segment: RefCell::default(),
     };
+    // Once per call: sizes, scalars, column strides, each output's row length.
     let mut prologue = Vec::new();
+    // Once per row: each input's row, each output's row.
+    let mut per_row = Vec::new();
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         let x = format_ident!("x{}", i);
         let s = format_ident!("s{}", i);
@@ -55,9 +58,9 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
         let v = format_ident!("in{}", i);
         match access {
             Access::Scalar => prologue.push(quote!(let #v = a.scalars[#i];)),
-            Access::RowScalar => prologue.push(quote!(let #v = a.ins[#i][0].load();)),
+            Access::RowScalar => per_row.push(quote!(let #v = a.ins[#i][r * a.row_steps[#i]].load();)),
             Access::Column => {
-                prologue.push(quote!(let #x: &[T] = a.ins[#i];));
+                per_row.push(quote!(let #x: &[T] = &a.ins[#i][r * a.row_steps[#i]..];));
                 if strided {
                     prologue.push(quote!(let #s: usize = a.strides[#i];));
                 }
@@ -74,21 +77,28 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             if *access == Access::Column {
                 let x = format_ident!("x{}", i);
                 let n = size_ident(k, graph, *id);
-                prologue.push(quote!(let #x: &[T] = &#x[..#n];));
+                per_row.push(quote!(let #x: &[T] = &#x[..#n];));
             }
         }
     }
     let outs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("o{}", i)).collect();
+    let runs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("run{}", i)).collect();
+    let lens: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("len{}", i)).collect();
     let body: Vec<TokenStream> = k.stmts.iter().map(|s| cx.stmt(s)).collect();
     let p = quote!(::graph_runtime::__private::cpu);
     let args = quote!(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [::core::mem::MaybeUninit<T>]]);
     let row = quote! {
         use #p::{Elem as _, Float as _};
-        let [#(#outs),*] = outs else {
-            ::core::unreachable!("the runtime passes one row per output")
+        let [#(#runs),*] = outs else {
+            ::core::unreachable!("the runtime passes one row run per output")
         };
         #(#prologue)*
-        #(#body)*
+        #(let #lens: usize = #runs.len() / a.rows;)*
+        for r in 0..a.rows {
+            #(let #outs: &mut [::core::mem::MaybeUninit<T>] = &mut #runs[r * #lens..][..#lens];)*
+            #(#per_row)*
+            #(#body)*
+        }
     };
     let allow = quote!(#[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]);
     if strided {
@@ -493,9 +503,8 @@ impl Cx<'_> {
         });
         let loops = passes.map(|(pass, width)| {
             let accs = accs(pass);
-            let init = ops.iter().map(identity);
             let main = step(&accs, quote!(l));
-            let pass = if chunked {
+            if chunked {
                 let widths = std::iter::repeat_n(width, columns.len());
                 let stash_chunk = keep.map(|_| quote!(let stash_chunk = &mut stash[jj..jj + #width];));
                 let keep_chunk = keep_stmt(quote!(stash_chunk[l]));
@@ -523,23 +532,39 @@ impl Cx<'_> {
                         jj += #width;
                     }
                 }
-            };
-            quote! {
-                #(let mut #accs = [#init; #width];)*
-                #pass
             }
         });
+        let [wide, narrow] = loops;
         let keep_tail = keep_stmt(quote!(stash[jj]));
-        let finish = ops.iter().enumerate().zip(reductions).map(|((i, op), r)| {
+        let (accw, accn) = (accs("w"), accs("n"));
+        let combine = |op: &ReduceOp, a: TokenStream, b: TokenStream| match op {
+            ReduceOp::Sum | ReduceOp::Mean => quote!(#a + #b),
+            // As in the lanes: a NaN is never selected (IEEE maxNum/minNum).
+            ReduceOp::Max => quote!(#a.max(#b)),
+            ReduceOp::Min => quote!(#a.min(#b)),
+        };
+        let init_wide = ops.iter().map(identity);
+        // The wide lanes fold lane-aligned into the narrow ones (whole vector registers added
+        // together), and the narrow lanes in order: a shuffling fold here would make the
+        // compiler pack the accumulators in pairs inside the loop.
+        let (lanes, nl) = (LANES, NARROW_LANES);
+        let merge = ops.iter().zip(accw.iter().zip(&accn)).map(|(op, (w, nw))| {
+            let parts: Vec<TokenStream> = (0..LANES / NARROW_LANES)
+                .map(|k| {
+                    let at = k * NARROW_LANES;
+                    quote!(#w[l + #at])
+                })
+                .collect();
+            let all = parts
+                .into_iter()
+                .reduce(|a, b| combine(op, a, b))
+                .expect("LANES is a multiple of NARROW_LANES");
+            quote!(let mut #nw = [#c::ZERO; #nl]; for l in 0..#nl { #nw[l] = #all; })
+        });
+        let finish = ops.iter().zip(&accn).zip(reductions).map(|((op, nw), r)| {
             let out = local(*r);
-            let (w, nw) = (format_ident!("accw_{}", i), format_ident!("accn_{}", i));
-            let combine = match op {
-                ReduceOp::Sum | ReduceOp::Mean => quote!(|s, x| s + x),
-                // As in the lanes: a NaN is never selected (IEEE maxNum/minNum).
-                ReduceOp::Max => quote!(|s: #ct, x| s.max(x)),
-                ReduceOp::Min => quote!(|s: #ct, x| s.min(x)),
-            };
-            let all = quote!(::graph_runtime::__private::cpu::fold_lanes(#w, #nw, #combine));
+            let all = combine(op, quote!(s), quote!(*x));
+            let all = quote!(#nw[1..].iter().fold(#nw[0], |s, x| #all));
             match op {
                 ReduceOp::Mean => quote!(let #out = #all / #c::from_usize(#n);),
                 _ => quote!(let #out = #all;),
@@ -552,7 +577,10 @@ impl Cx<'_> {
             #chunk
             #stash_row
             let mut jj = 0usize;
-            #(#loops)*
+            #(let mut #accw = [#init_wide; #lanes];)*
+            #wide
+            #(#merge)*
+            #narrow
             while jj < #n {
                 let (#(#pattern,)*) = body(jj);
                 #(#tail)*

@@ -319,13 +319,21 @@ unsafe impl<T: Elem> Sync for Cx<'_, T> where T::C: Sync {}
 
 impl<T: Elem> Cx<'_, T> {
     /// Runs work units `range`: unit `u` is row `u / chunks_per_row`, column chunk
-    /// `u % chunks_per_row`. Rows are visited in order, their index counted up digit by digit
-    /// (no division per row).
+    /// `u % chunks_per_row`. Whole rows go to the kernel in runs along the last prefix dim,
+    /// where every input moves by a fixed step from one row to the next; the row index is
+    /// counted up digit by digit (no division per row).
     fn run_units(&self, range: Range<usize>) {
         if range.is_empty() {
             return;
         }
         let rank = self.prefix.len();
+        let inner = self.prefix.last().copied().unwrap_or(1);
+        let steps: Few<usize, 6> = (0..self.data.len())
+            .map(|i| match rank {
+                0 => 0,
+                _ => self.row_strides[i * rank + rank - 1],
+            })
+            .collect();
         let mut ins: Few<&[T], 6> = self.data.iter().copied().collect();
         let mut outs: Few<&mut [MaybeUninit<T>], 2> = Few::new();
         let (mut row, mut part) = (
@@ -339,7 +347,14 @@ impl<T: Elem> Cx<'_, T> {
             index[i] = r % d.max(&1);
             r /= d.max(&1);
         }
-        for _ in range {
+        let mut u = range.start;
+        while u < range.end {
+            let rows = if self.chunks_per_row > 1 {
+                1
+            } else {
+                let at = index.last().copied().unwrap_or(0);
+                (range.end - u).min(inner - at)
+            };
             for (i, (slot, data)) in ins.iter_mut().zip(self.data).enumerate() {
                 if !data.is_empty() {
                     let strides = &self.row_strides[i * rank..(i + 1) * rank];
@@ -350,11 +365,11 @@ impl<T: Elem> Cx<'_, T> {
             let cols = part * self.chunk..((part + 1) * self.chunk).min(self.row_len);
             outs.clear();
             for &(OutPtr(ptr), len) in self.outs {
-                // A chunked row hands out only its own columns; a whole row hands out all of them.
+                // A chunked row hands out only its own columns; whole rows hand out all of them.
                 let (start, n) = if self.chunks_per_row > 1 {
                     (row * len + cols.start, cols.len())
                 } else {
-                    (row * len, len)
+                    (row * len, rows * len)
                 };
                 // SAFETY: `ptr` points at `rows * len` elements, and each unit's range is disjoint
                 // from every other unit's.
@@ -363,22 +378,31 @@ impl<T: Elem> Cx<'_, T> {
             let args = RowArgs {
                 ins: &ins,
                 strides: self.col_strides,
+                row_steps: &steps,
+                rows,
                 scalars: self.scalars,
                 sizes: self.sizes,
                 cols,
             };
             (self.f)(&args, &mut outs);
-            part += 1;
-            if part == self.chunks_per_row {
-                part = 0;
-                row += 1;
-                for (i, d) in self.prefix.iter().enumerate().rev() {
-                    index[i] += 1;
-                    if index[i] < *d {
-                        break;
-                    }
-                    index[i] = 0;
+            u += rows;
+            if self.chunks_per_row > 1 {
+                part += 1;
+                if part < self.chunks_per_row {
+                    continue;
                 }
+                part = 0;
+            }
+            row += rows;
+            // Count `rows` up in the last digit, carrying into the ones before it.
+            let mut carry = rows;
+            for (i, d) in self.prefix.iter().enumerate().rev() {
+                index[i] += carry;
+                if index[i] < *d {
+                    break;
+                }
+                index[i] = 0;
+                carry = 1;
             }
         }
     }
