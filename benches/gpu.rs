@@ -77,6 +77,9 @@ fn composed_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 /// Inputs of one call; several sets rotate so reads miss the L2.
 type Inputs = Vec<Tensor>;
 
+/// One way of computing a row's kernel.
+type Way<'a> = &'a dyn Fn(&Inputs) -> Result<Tensor>;
+
 struct Row {
     kernel: String,
     dtype: DType,
@@ -157,9 +160,9 @@ fn main() -> Result<()> {
         let mut bench = |kernel: String,
                          shapes: &[&[usize]],
                          out_elems: usize,
-                         lazy: &dyn Fn(&Inputs) -> Result<Tensor>,
-                         composed: &dyn Fn(&Inputs) -> Result<Tensor>,
-                         fused: Option<&dyn Fn(&Inputs) -> Result<Tensor>>|
+                         lazy: Way,
+                         composed: Way,
+                         fused: Option<Way>|
          -> Result<()> {
             if !kernel.contains(&filter) {
                 return Ok(());
@@ -169,11 +172,16 @@ fn main() -> Result<()> {
             let sets: Vec<Inputs> = (0..sets_for(bytes))
                 .map(|_| shapes.iter().map(|s| rand(&device, s, dtype)).collect())
                 .collect::<Result<_>>()?;
+            graph_runtime::reset_host_profile();
+            let lazy_time = time(&device, &sets, lazy)?;
+            if let Some(profile) = graph_runtime::host_profile() {
+                println!("host time per phase, {kernel} {dtype:?}:\n{profile}");
+            }
             let row = Row {
                 kernel,
                 dtype,
                 bytes,
-                lazy: time(&device, &sets, lazy)?,
+                lazy: lazy_time,
                 composed: time(&device, &sets, composed)?,
                 fused: fused.map(|f| time(&device, &sets, f)).transpose()?,
             };

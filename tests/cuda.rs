@@ -21,7 +21,9 @@ fn fused<T>(f: impl FnOnce() -> T) -> T {
 
 /// Standard-normal values of `shape`, drawn on the CPU, stored as `dtype` on `device`.
 fn randn(rng: &mut rand::rngs::StdRng, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
-    common::randn(rng, shape, 0.0, 1.5)?.to_dtype(dtype)?.to_device(device)
+    common::randn(rng, shape, 0.0, 1.5)?
+        .to_dtype(dtype)?
+        .to_device(device)
 }
 
 /// `f` on `inputs` fused on the GPU against `f` run eagerly on the CPU in f64 from the same
@@ -53,18 +55,27 @@ const ROW_LENGTHS: [usize; 12] = [1, 3, 7, 32, 100, 127, 1000, 1024, 4096, 4099,
 
 #[test]
 fn every_launch_shape_matches_f64() -> Result<()> {
-    let Some(dev) = common::cuda_device() else { return Ok(()) };
+    let Some(dev) = common::cuda_device() else {
+        return Ok(());
+    };
     let mut rng = common::rng();
     for dtype in [DType::BF16, DType::F32, DType::F16, DType::F64] {
-        for &d in ROW_LENGTHS.iter().chain(if dtype == DType::F64 { &[300000][..] } else { &[] }) {
+        for &d in ROW_LENGTHS
+            .iter()
+            .chain(if dtype == DType::F64 { &[300000][..] } else { &[] })
+        {
             for n in [1, 5, 67] {
                 let what = |g: &str| format!("{g} [{n}, {d}] {dtype:?}");
                 let x = randn(&mut rng, &[n, d], dtype, &dev)?;
                 let r = randn(&mut rng, &[n, d], dtype, &dev)?;
                 let w = randn(&mut rng, &[d], dtype, &dev)?;
                 let b = randn(&mut rng, &[d], dtype, &dev)?;
-                check(&what("softmax"), &[x.clone()], |t| Ok(vec![common::softmax(&t[0])?]))?;
-                check(&what("logsumexp"), &[x.clone()], |t| Ok(vec![common::logsumexp(&t[0])?]))?;
+                check(&what("softmax"), std::slice::from_ref(&x), |t| {
+                    Ok(vec![common::softmax(&t[0])?])
+                })?;
+                check(&what("logsumexp"), std::slice::from_ref(&x), |t| {
+                    Ok(vec![common::logsumexp(&t[0])?])
+                })?;
                 check(&what("layer_norm"), &[x.clone(), w.clone(), b.clone()], |t| {
                     Ok(vec![common::layer_norm(&t[0], &t[1], &t[2], 1e-5)?])
                 })?;
@@ -72,7 +83,9 @@ fn every_launch_shape_matches_f64() -> Result<()> {
                     let (h, y) = common::add_rms_norm(&t[0], &t[1], &t[2], 1e-6)?;
                     Ok(vec![h, y])
                 })?;
-                check(&what("gelu"), &[x.clone()], |t| Ok(vec![common::gelu(&t[0])?]))?;
+                check(&what("gelu"), std::slice::from_ref(&x), |t| {
+                    Ok(vec![common::gelu(&t[0])?])
+                })?;
                 // Misaligned and strided rows take the scalar path.
                 let wide = randn(&mut rng, &[n, d + 1], dtype, &dev)?;
                 let shifted = wide.narrow(1, 1, d)?;
@@ -80,9 +93,11 @@ fn every_launch_shape_matches_f64() -> Result<()> {
                     Ok(vec![common::softmax(&t[0])?])
                 })?;
                 let transposed = randn(&mut rng, &[d, n], dtype, &dev)?.t()?;
-                check(&what("rms_norm of a transposed view"), &[transposed.unsqueeze(0)?, w.clone()], |t| {
-                    Ok(vec![common::rms_norm(&t[0], &t[1], 1e-6)?])
-                })?;
+                check(
+                    &what("rms_norm of a transposed view"),
+                    &[transposed.unsqueeze(0)?, w.clone()],
+                    |t| Ok(vec![common::rms_norm(&t[0], &t[1], 1e-6)?]),
+                )?;
             }
         }
         // Rotary embeddings: rows of 2 to 256, tables broadcast over batch and heads.
@@ -91,9 +106,11 @@ fn every_launch_shape_matches_f64() -> Result<()> {
             let x = randn(&mut rng, &[b, h, s, d], dtype, &dev)?;
             let cos = randn(&mut rng, &[s, d / 2], dtype, &dev)?;
             let sin = randn(&mut rng, &[s, d / 2], dtype, &dev)?;
-            check(&format!("rope [{b}, {h}, {s}, {d}] {dtype:?}"), &[x, cos, sin], |t| {
-                Ok(vec![common::rope(&t[0], &t[1], &t[2])?])
-            })?;
+            check(
+                &format!("rope [{b}, {h}, {s}, {d}] {dtype:?}"),
+                &[x, cos, sin],
+                |t| Ok(vec![common::rope(&t[0], &t[1], &t[2])?]),
+            )?;
         }
     }
     Ok(())
@@ -103,7 +120,9 @@ fn every_launch_shape_matches_f64() -> Result<()> {
 /// `candle_nn_tolerance` (candle-nn rounds intermediates of halves to the half type).
 #[test]
 fn equals_candle_nn_fused_ops_at_benchmark_shapes() -> Result<()> {
-    let Some(dev) = common::cuda_device() else { return Ok(()) };
+    let Some(dev) = common::cuda_device() else {
+        return Ok(());
+    };
     let mut rng = common::rng();
     for dtype in [DType::BF16, DType::F32] {
         let tol = candle_nn_tolerance(dtype);
@@ -146,7 +165,9 @@ lazy_graph! {
 /// the compiled kernel lands in the disk cache.
 #[test]
 fn first_calls_from_many_threads_at_once() -> Result<()> {
-    let Some(dev) = common::cuda_device() else { return Ok(()) };
+    let Some(dev) = common::cuda_device() else {
+        return Ok(());
+    };
     let dir = std::env::temp_dir().join(format!("lazy-graph-cache-test-{}", std::process::id()));
     graph_runtime::set_kernel_cache_dir(Some(dir.clone()));
     let mut rng = common::rng();
@@ -174,7 +195,9 @@ fn first_calls_from_many_threads_at_once() -> Result<()> {
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(
-        cached.iter().any(|f| f.to_string_lossy().starts_with("first_call_k0-")),
+        cached
+            .iter()
+            .any(|f| f.to_string_lossy().starts_with("first_call_k0-")),
         "no cached kernel in {dir:?}: {cached:?}"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -185,20 +208,33 @@ fn first_calls_from_many_threads_at_once() -> Result<()> {
 /// middle and the end are right.
 #[test]
 fn more_than_two_to_the_31_elements() -> Result<()> {
-    let Some(dev) = common::cuda_device() else { return Ok(()) };
+    let Some(dev) = common::cuda_device() else {
+        return Ok(());
+    };
     let (n, d) = (65537, 32768); // 2^31 + 2^15 elements, 4 GiB of bf16
     let x = (Tensor::rand(0f32, 1.0, (n, d), &dev)?.to_dtype(DType::BF16)? * 6.0)?.affine(1.0, -3.0)?;
     let y = fused(|| common::gelu(&x)).expect("gelu runs");
     for row in [0, 1, n / 2, n - 2, n - 1] {
-        let xr = x.narrow(0, row, 1)?.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+        let xr = x
+            .narrow(0, row, 1)?
+            .to_device(&Device::Cpu)?
+            .to_dtype(DType::F64)?;
         let want = with_mode(Mode::Eager, || common::gelu(&xr)).expect("eager runs");
         let got = y.narrow(0, row, 1)?;
-        assert_close(&got, &want, tolerance(DType::BF16), &format!("gelu row {row} of {n}"))?;
+        assert_close(
+            &got,
+            &want,
+            tolerance(DType::BF16),
+            &format!("gelu row {row} of {n}"),
+        )?;
     }
     // The last element of the last row, alone.
     let last = y.narrow(0, n - 1, 1)?.narrow(1, d - 1, 1)?;
-    let xl = x.narrow(0, n - 1, 1)?.narrow(1, d - 1, 1)?.to_device(&Device::Cpu)?.to_dtype(DType::F64)?;
+    let xl = x
+        .narrow(0, n - 1, 1)?
+        .narrow(1, d - 1, 1)?
+        .to_device(&Device::Cpu)?
+        .to_dtype(DType::F64)?;
     let want = with_mode(Mode::Eager, || common::gelu(&xl)).expect("eager runs");
     assert_close(&last, &want, tolerance(DType::BF16), "the last element")
-
 }

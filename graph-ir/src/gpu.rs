@@ -26,9 +26,10 @@ pub struct GpuKernel {
 /// of rank `rank` and `sizes` run-time sizes.
 ///
 /// In order: input pointers, output pointers, each input's column stride, each input's row
-/// strides (one per prefix dim, outermost first), the prefix dims, each input's scalar value (as
-/// `f64` bits; unused for tensor inputs), the sizes, each output's row length, and the row count.
-/// Strides and sizes count elements; pointers are device addresses.
+/// strides (one per prefix dim, outermost first), the prefix dims, each prefix dim's division
+/// magic (see [`magic`]), each input's scalar value (as `f64` bits; unused for tensor inputs), the
+/// sizes, each output's row length, the row count, and the division magic of the row length of
+/// a pointwise kernel. Strides and sizes count elements; pointers are device addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArgLayout {
     pub inputs: usize,
@@ -58,8 +59,12 @@ impl ArgLayout {
         2 * self.inputs + self.outputs + self.inputs * self.rank + dim
     }
 
+    pub fn prefix_magic(&self, dim: usize) -> usize {
+        self.prefix(self.rank) + dim
+    }
+
     pub fn scalar(&self, k: usize) -> usize {
-        self.prefix(self.rank) + k
+        self.prefix_magic(self.rank) + k
     }
 
     pub fn size(&self, s: usize) -> usize {
@@ -74,15 +79,52 @@ impl ArgLayout {
         self.out_len(self.outputs)
     }
 
-    /// The number of words.
-    pub fn words(&self) -> usize {
+    pub fn width_magic(&self) -> usize {
         self.rows() + 1
     }
+
+    /// The number of words.
+    pub fn words(&self) -> usize {
+        self.width_magic() + 1
+    }
+}
+
+/// Division by the invariant `divisor` (1 ..= 2^31 - 1) as a multiply and a shift: the word
+/// `m | shift << 32`, with which `n / divisor == (umulhi(n, m) + n) >> shift` for every
+/// `n < 2^31` (Granlund and Montgomery; PyTorch's `IntegerDivider`). Kernels divide row indices
+/// by dims with it, a few instructions instead of a few dozen.
+pub fn magic(divisor: u32) -> u64 {
+    assert!(
+        (1..1 << 31).contains(&divisor),
+        "magic division needs 1 <= d < 2^31"
+    );
+    let shift = (0..32).find(|s| (1u64 << s) >= u64::from(divisor)).unwrap_or(31);
+    let m = ((1u64 << 32) * ((1u64 << shift) - u64::from(divisor))) / u64::from(divisor) + 1;
+    (m & 0xffff_ffff) | (shift << 32)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ArgLayout;
+    use super::{magic, ArgLayout};
+
+    /// What the kernels compute with a magic word.
+    fn divide(n: u32, word: u64) -> u32 {
+        let (m, shift) = (word as u32, (word >> 32) as u32);
+        let hi = ((u64::from(n) * u64::from(m)) >> 32) as u32;
+        (hi + n) >> shift
+    }
+
+    #[test]
+    fn magic_division_is_exact_below_two_to_the_31() {
+        let divisors = (1..2000).chain([4095, 4096, 4097, 65535, 65536, 1 << 20, (1 << 31) - 1]);
+        for d in divisors {
+            let w = magic(d);
+            let ns = (0..3000).chain([d - 1, d, d + 1, 2 * d, (1 << 31) - 2, (1 << 31) - 1]);
+            for n in ns.filter(|n| *n < 1 << 31) {
+                assert_eq!(divide(n, w), n / d, "{n} / {d}");
+            }
+        }
+    }
 
     #[test]
     fn every_word_has_one_owner() {
@@ -108,11 +150,13 @@ mod tests {
         }
         for d in 0..l.rank {
             own(l.prefix(d));
+            own(l.prefix_magic(d));
         }
         for s in 0..l.sizes {
             own(l.size(s));
         }
         own(l.rows());
+        own(l.width_magic());
         assert!(owners.iter().all(|&n| n == 1), "{owners:?}");
     }
 }

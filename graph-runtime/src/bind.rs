@@ -161,11 +161,11 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
             if d.as_sym().is_some() {
                 continue;
             }
-            let shown = display_shape(declared, graph.symbols);
             let Some(expected) = d.eval(&bound.symbols) else {
                 return Err(bound.fraction(graph, d, format!("parameter `{param}` dim {i}")));
             };
             if expected != actual {
+                let shown = display_shape(declared, graph.symbols);
                 return match d.symbols().next() {
                     None => Err(Error::Dim {
                         func,

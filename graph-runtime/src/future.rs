@@ -12,9 +12,9 @@
 //!   calls onto its own stack, and thousands of them overflowed it. They wait in our queue,
 //!   drained by pumps that refuse to nest (see [`pump`]).
 //! - CUDA: the kernels are queued on the caller's thread, on the stream its other Candle work
-//!   goes to (queuing is quick: nothing waits for the GPU), followed by a host function
-//!   (`cuLaunchHostFunc`) that the driver runs once the stream reaches it; it completes the
-//!   future. No thread, executor or worker, waits for the GPU.
+//!   goes to (queuing is quick: nothing waits for the GPU), followed by an event that one
+//!   completion thread watches without blocking (see `exec::cuda::done`); it completes the
+//!   future. No executor or worker thread waits for the GPU.
 //! - Metal: for now the synchronous path on a worker followed by a device synchronize, until the
 //!   Metal backend completes futures from its command buffer's completion handler.
 //!
@@ -92,7 +92,8 @@ enum State<const N: usize> {
     /// Queued on a device stream: the outputs exist (their values once `done` completes).
     Device {
         outputs: [Tensor; N],
-        done: oneshot::Receiver<()>,
+        done: oneshot::Receiver<std::result::Result<(), String>>,
+        graph: &'static Graph,
     },
     /// Known already (an error found before anything was queued, or a caught panic).
     Ready(Answer<N>),
@@ -123,8 +124,8 @@ impl<const N: usize> GraphFuture<N> {
     }
 
     /// Queues `work` on the calling thread's stream of `device` (the stream the caller's other
-    /// Candle work on this thread goes to), then a host function behind it that completes the
-    /// future: no thread waits for the GPU.
+    /// Candle work on this thread goes to), then an event behind it that the completion thread
+    /// watches: no executor thread waits for the GPU.
     #[cfg(feature = "cuda")]
     fn on_stream(
         graph: &'static Graph,
@@ -133,16 +134,18 @@ impl<const N: usize> GraphFuture<N> {
     ) -> Self {
         let state = match panic::catch_unwind(AssertUnwindSafe(work)) {
             Ok(Ok(outputs)) => match crate::exec::cuda::done::when_done(device) {
-                Ok(done) => State::Device { outputs, done },
+                Ok(done) => State::Device { outputs, done, graph },
                 // No host function: wait here, as the synchronous path's caller would.
-                Err(e) => State::Ready(Ok(match candle_core::backend::BackendDevice::synchronize(device) {
-                    Ok(()) => Ok(outputs),
-                    Err(s) => Err(crate::Error::Gpu {
-                        func: graph.name,
-                        kernel: "(completion)",
-                        message: format!("{e}; synchronize: {s}"),
-                    }),
-                })),
+                Err(e) => State::Ready(Ok(
+                    match candle_core::backend::BackendDevice::synchronize(device) {
+                        Ok(()) => Ok(outputs),
+                        Err(s) => Err(crate::Error::Gpu {
+                            func: graph.name,
+                            kernel: "(completion)",
+                            message: format!("{e}; synchronize: {s}"),
+                        }),
+                    },
+                )),
             },
             other => State::Ready(other),
         };
@@ -163,11 +166,18 @@ impl<const N: usize> Future for GraphFuture<N> {
                 Err(oneshot::Canceled) => unreachable!("a lazy_graph worker dropped a job unanswered"),
             },
             State::Device { done, .. } => {
-                // A cancelled host function (the context torn down) also means nothing more
-                // will run: the outputs are as final as they will get.
-                let _ = ready!(Pin::new(done).poll(cx));
+                let completion = ready!(Pin::new(done).poll(cx));
                 match std::mem::replace(&mut self.state, State::Taken) {
-                    State::Device { outputs, .. } => Ok(Ok(outputs)),
+                    State::Device { outputs, graph, .. } => Ok(match completion {
+                        Ok(Ok(())) => Ok(outputs),
+                        Ok(Err(message)) => Err(crate::Error::Gpu {
+                            func: graph.name,
+                            kernel: "(completion)",
+                            message,
+                        }),
+                        // The completion thread answers every event it takes.
+                        Err(oneshot::Canceled) => unreachable!("a lazy_graph completion went unanswered"),
+                    }),
                     _ => unreachable!("matched above"),
                 }
             }

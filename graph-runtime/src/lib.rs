@@ -6,6 +6,7 @@ mod error;
 mod exec;
 mod future;
 mod mode;
+mod profile;
 
 pub use cache_dir::{kernel_cache_dir, set_kernel_cache_dir};
 pub use candle_core::Tensor;
@@ -13,6 +14,7 @@ pub use error::{Error, Result, SymbolMismatch};
 pub use graph_ir::Graph;
 pub use graph_macros::lazy_graph;
 pub use mode::{mode, set_mode, with_mode, Mode};
+pub use profile::{host_profile, reset_host_profile};
 
 #[doc(hidden)]
 pub mod __private {
@@ -71,7 +73,7 @@ pub fn graphs() -> impl Iterator<Item = &'static Graph> {
 }
 
 fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64]) -> Result<Vec<Tensor>> {
-    let bound = bind::bind(graph, tensors)?;
+    let bound = profile::timed(profile::Phase::Bind, || bind::bind(graph, tensors))?;
     match mode() {
         Mode::Fused => exec::fused::run(graph, &bound, tensors, scalars),
         Mode::Eager => exec::eager::run(graph, &bound, tensors, scalars),

@@ -694,7 +694,10 @@ pub fn check_case(case: &Case, rng: &mut StdRng, sizes: Sizes, dtype: DType, dev
     if device.is_cuda() && drawn.tensors.iter().any(|t| t.elem_count() == 0) {
         // Candle 0.11 cannot make an empty CUDA tensor (its zero-byte allocation fails with
         // CUDA_ERROR_INVALID_VALUE), so no graph can receive one there.
-        eprintln!("**** SKIPPED on CUDA: {} with empty inputs (Candle cannot allocate them) ****", case.name);
+        eprintln!(
+            "**** SKIPPED on CUDA: {} with empty inputs (Candle cannot allocate them) ****",
+            case.name
+        );
         return Ok(0.0);
     }
     let stored = drawn.to(dtype, device)?;
@@ -756,7 +759,10 @@ pub fn cuda_device() -> Option<Device> {
     static DEVICE: std::sync::OnceLock<Option<Device>> = std::sync::OnceLock::new();
     let device = DEVICE.get_or_init(|| Device::new_cuda(0).map_err(|e| e.to_string()).ok());
     if device.is_none() {
-        let why = Device::new_cuda(0).err().map(|e| e.to_string()).unwrap_or_default();
+        let why = Device::new_cuda(0)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         eprintln!("\n**** SKIPPED on CUDA: no usable GPU ({why}) ****\n");
     }
     device.clone()

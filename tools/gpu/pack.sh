@@ -3,13 +3,14 @@
 # into gpu-out/ for a machine with a GPU and no cargo; tools/gpu/run.sh runs them there.
 #
 #   tools/gpu/pack.sh            # then carry gpu-out/ and run: bash gpu-out/run.sh
+#   BENCH_FEATURES=profile-host tools/gpu/pack.sh   # the benchmark also prints host time per phase
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo fetch -q
-eval "$(../shared/tools/cuda-toolchain.sh 2>/dev/null || ./shared/tools/cuda-toolchain.sh)"
+eval "$(../shared/tools/cuda-toolchain.sh)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lazy-graph-cuda-target}
 msgs=$(cargo test --release --features cuda --no-run --message-format=json --test fused --test eager --test bind --test async --test cuda 2>/dev/null)
-bench=$(cargo bench --features cuda --bench gpu --no-run --message-format=json 2>/dev/null)
+bench=$(cargo bench --features "cuda ${BENCH_FEATURES:-}" --bench gpu --no-run --message-format=json 2>/dev/null)
 rm -rf gpu-out && mkdir -p gpu-out
 for line in $(printf '%s\n%s\n' "$msgs" "$bench" | python3 -c '
 import json, sys

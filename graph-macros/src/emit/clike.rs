@@ -7,8 +7,13 @@
 //! the math is written once. Values are `const C` locals; a node is computed once per column and
 //! scope (memoised), and per-row scalars (reductions and what follows them) are the locals
 //! `r{node}` that the kernel skeleton computes between column loops.
+//!
+//! Kernels that remap columns compute a chunk of `LG_VEC` columns at a time: a value that varies
+//! along the row is an array `C e[LG_VEC]` (loads read it as one vector), and the branches of a
+//! `cat` are taken once per chunk. The runtime picks `LG_VEC > 1` there only when every narrow
+//! start and cat seam is a multiple of it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use graph_ir::{Access, BinaryOp, DType, Op, UnaryOp};
@@ -23,7 +28,7 @@ pub enum Columns {
     /// column input is read at the current column (kernels without `narrow`/`cat`).
     Values,
     /// The body loads input `k` at any column from its row pointer `x{k}` with column stride
-    /// `cs{k}` (kernels that remap columns).
+    /// `cs{k}` (kernels that remap columns), a chunk of `LG_VEC` columns at a time.
     Loads,
 }
 
@@ -32,6 +37,49 @@ pub enum Columns {
 pub struct Scope {
     pub stmts: Vec<String>,
     memo: HashMap<(NodeId, String), String>,
+    /// With [`Columns::Loads`]: whether this scope computes a chunk of `LG_VEC` columns (inside
+    /// a column loop), so that values varying along the row are arrays. `false` for per-row
+    /// scalars, which read single elements.
+    pub chunk: bool,
+    /// The locals that are `LG_VEC`-element arrays.
+    arrays: HashSet<String>,
+}
+
+impl Scope {
+    /// An empty scope computing a chunk of columns.
+    pub fn chunk() -> Scope {
+        Scope {
+            chunk: true,
+            ..Scope::default()
+        }
+    }
+
+    /// Whether local `name` is an array of `LG_VEC` elements.
+    pub fn is_array(&self, name: &str) -> bool {
+        self.arrays.contains(name)
+    }
+
+    /// `name` as an element expression inside a loop over `lg_v`.
+    pub fn at(&self, name: &str) -> String {
+        if self.is_array(name) {
+            format!("{name}[lg_v]")
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// Binds `expr` (over the element expressions of `args`) to `name`: an array when any
+    /// argument is one.
+    fn bind(&mut self, name: &str, expr: &str, array: bool) {
+        if array {
+            self.stmts.push(format!(
+                "C {name}[LG_VEC]; LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v) {name}[lg_v] = {expr};"
+            ));
+            self.arrays.insert(name.to_string());
+        } else {
+            self.stmts.push(format!("const C {name} = {expr};"));
+        }
+    }
 }
 
 /// Writes bodies for one kernel.
@@ -64,7 +112,18 @@ impl Body<'_> {
         self.k.row_scalars.contains(&id) && self.k.nodes.contains(&id)
     }
 
-    /// The value of `id` at column `col`, as an expression valid after `scope`'s statements.
+    /// Whether `id` has one value for a whole row: a per-row scalar, or a scalar or per-row
+    /// input.
+    fn is_row_constant(&self, id: NodeId) -> bool {
+        self.is_row_local(id)
+            || self
+                .k
+                .input_index(id)
+                .is_some_and(|i| self.k.inputs[i].1 != Access::Column)
+    }
+
+    /// The value of `id` at column `col` (a chunk's first column, in chunk scopes), as a local
+    /// bound by `scope`'s statements: an array where [`Scope::is_array`] says so.
     pub fn value(&self, scope: &mut Scope, id: NodeId, col: &str) -> String {
         if self.is_row_local(id) {
             return row_local(id);
@@ -81,33 +140,48 @@ impl Body<'_> {
             return v.clone();
         }
         let name = format!("e{}_{}", id.0, scope.memo.len());
-        let expr = match self.k.input_index(id) {
-            Some(i) => format!("lg_ld(x{i}[({col}) * cs{i}])"),
-            None => match self.op_value(scope, id, col) {
-                Expr::Value(e) => e,
+        if let Some(i) = self.k.input_index(id) {
+            if scope.chunk {
+                scope.stmts.push(format!(
+                    "C {name}[LG_VEC]; lg_ldv({name}, x{i} + ({col}) * cs{i});"
+                ));
+                scope.arrays.insert(name.clone());
+            } else {
+                scope
+                    .stmts
+                    .push(format!("const C {name} = lg_ld(x{i}[({col}) * cs{i}]);"));
+            }
+        } else {
+            match self.op_value(scope, id, col) {
+                Expr::Value(e, array) => scope.bind(&name, &e, array),
                 Expr::Bound(v) => {
                     scope.memo.insert(key, v.clone());
                     return v;
                 }
-            },
-        };
-        scope.stmts.push(format!("const C {name} = {expr};"));
+            }
+        }
         scope.memo.insert(key, name.clone());
         name
     }
 
     /// The value of node `id` computed from its arguments at `col`, even where `id` is a per-row
-    /// scalar (whose local this computes).
+    /// scalar (whose local this computes), as a scalar expression.
     pub fn value_of_op(&self, scope: &mut Scope, id: NodeId, col: &str) -> String {
         match self.op_value(scope, id, col) {
-            Expr::Value(e) | Expr::Bound(e) => e,
+            Expr::Value(e, _) => e,
+            Expr::Bound(v) => scope.at(&v),
         }
     }
 
     fn op_value(&self, scope: &mut Scope, id: NodeId, col: &str) -> Expr {
         let node = self.graph.node(id);
-        let arg = |k: usize, scope: &mut Scope| self.value(scope, node.args[k], col);
-        Expr::Value(match node.op {
+        let mut array = false;
+        let mut arg = |k: usize, scope: &mut Scope| {
+            let v = self.value(scope, node.args[k], col);
+            array |= scope.is_array(&v);
+            scope.at(&v)
+        };
+        let expr = match node.op {
             Op::Unary(UnaryOp::Neg) => format!("-{}", arg(0, scope)),
             Op::Unary(UnaryOp::Sqr) => {
                 let x = arg(0, scope);
@@ -120,6 +194,13 @@ impl Body<'_> {
                     BinaryOp::Add => format!("{x} + {y}"),
                     BinaryOp::Sub => format!("{x} - {y}"),
                     BinaryOp::Mul => format!("{x} * {y}"),
+                    // By a per-row or kernel-wide value: times its reciprocal, which the
+                    // compiler hoists out of the column loop (within 1 ulp of the quotient, in
+                    // the compute type; a division per element costs softmax a tenth of its
+                    // speed in halves).
+                    BinaryOp::Div if self.is_row_constant(node.args[1]) => {
+                        format!("{x} * ((C)1 / {y})")
+                    }
                     BinaryOp::Div => format!("{x} / {y}"),
                     BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum => {
                         format!("lg_{}({x}, {y})", b.name())
@@ -153,14 +234,20 @@ impl Body<'_> {
             Op::Cat(_) => return Expr::Bound(self.cat(scope, id, &node.args, col)),
             Op::Reduce(..) => unreachable!("reductions are per-row scalars"),
             op => unreachable!("{op:?} is not fused"),
-        })
+        };
+        Expr::Value(expr, array)
     }
 
     /// `cat(parts)` at `col`: the part whose range holds the column, read at the column less the
-    /// lengths of the parts before it.
+    /// lengths of the parts before it. In chunk scopes the branch holds for the whole chunk.
     fn cat(&self, scope: &mut Scope, id: NodeId, parts: &[NodeId], col: &str) -> String {
         let name = format!("e{}_{}", id.0, scope.memo.len());
-        scope.stmts.push(format!("C {name};"));
+        if scope.chunk {
+            scope.stmts.push(format!("C {name}[LG_VEC];"));
+            scope.arrays.insert(name.clone());
+        } else {
+            scope.stmts.push(format!("C {name};"));
+        }
         let mut text = String::new();
         let mut offset = String::new();
         for (i, part) in parts.iter().enumerate() {
@@ -172,6 +259,8 @@ impl Body<'_> {
             let mut inner = Scope {
                 stmts: Vec::new(),
                 memo: scope.memo.clone(),
+                chunk: scope.chunk,
+                arrays: scope.arrays.clone(),
             };
             let v = self.value(&mut inner, *part, &at);
             let len = format!("n{}", self.k.size_index(&self.last_dim(*part)));
@@ -189,7 +278,15 @@ impl Body<'_> {
             for s in &inner.stmts {
                 let _ = write!(text, " {s}");
             }
-            let _ = write!(text, " {name} = {v}; }}");
+            if scope.chunk {
+                let _ = write!(
+                    text,
+                    " LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v) {name}[lg_v] = {}; }}",
+                    inner.at(&v)
+                );
+            } else {
+                let _ = write!(text, " {name} = {v}; }}");
+            }
             offset = guard;
         }
         scope.stmts.push(text);
@@ -206,8 +303,9 @@ impl Body<'_> {
     }
 }
 
-/// What an op's text is: an expression to bind, or a value already bound (narrow, cat).
+/// What an op's text is: an expression to bind (over array elements if the flag says so), or a
+/// value already bound (narrow, cat).
 enum Expr {
-    Value(String),
+    Value(String, bool),
     Bound(String),
 }

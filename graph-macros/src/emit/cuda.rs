@@ -121,24 +121,37 @@ fn header(w: &mut Writer, k: &KernelIr, l: &ArgLayout) {
     w.line(&format!("const long long rows = a.w[{}];", l.rows()));
 }
 
-/// `idx`-typed row multi-index of row `r` (`lg_i{d}`), then each tensor input's row pointer.
-fn row_pointers(w: &mut Writer, k: &KernelIr, l: &ArgLayout, idx: &str, r: &str) {
+/// The row multi-index of row `r` (`lg_i{d}`), then each tensor input's row pointer. Indices
+/// divide in 32 bits by multiply and shift unless `LG_WIDE`.
+fn row_pointers(w: &mut Writer, k: &KernelIr, l: &ArgLayout, r: &str) {
     let rank = l.rank;
     if rank > 0 {
-        w.line(&format!("{idx} lg_t = {r};"));
+        w.line("#if LG_WIDE");
+        w.line(&format!("unsigned long long lg_t = {r};"));
         for d in (1..rank).rev() {
-            w.line(&format!("const {idx} lg_p{d} = ({idx})a.w[{}];", l.prefix(d)));
-            w.line(&format!("const {idx} lg_i{d} = lg_t % lg_p{d};"));
-            w.line(&format!("lg_t /= lg_p{d};"));
+            let p = l.prefix(d);
+            w.line(&format!("const long long lg_i{d} = lg_t % a.w[{p}];"));
+            w.line(&format!("lg_t /= a.w[{p}];"));
         }
-        w.line(&format!("const {idx} lg_i0 = lg_t;"));
+        w.line("#else");
+        w.line(&format!("unsigned int lg_t = (unsigned int){r};"));
+        for d in (1..rank).rev() {
+            let (p, m) = (l.prefix(d), l.prefix_magic(d));
+            w.line(&format!("const unsigned int lg_d{d} = lg_udiv(lg_t, a.w[{m}]);"));
+            w.line(&format!(
+                "const long long lg_i{d} = lg_t - lg_d{d} * (unsigned int)a.w[{p}];"
+            ));
+            w.line(&format!("lg_t = lg_d{d};"));
+        }
+        w.line("#endif");
+        w.line("const long long lg_i0 = lg_t;");
     }
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         if *access == Access::Scalar {
             continue;
         }
         let offset: Vec<String> = (0..rank)
-            .map(|d| format!("(long long)lg_i{d} * a.w[{}]", l.row_stride(i, d)))
+            .map(|d| format!("lg_i{d} * a.w[{}]", l.row_stride(i, d)))
             .collect();
         let offset = if offset.is_empty() {
             "0".to_string()
@@ -240,16 +253,23 @@ fn pointwise(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
             _ => None,
         })
         .unwrap_or_else(|| "1".to_string());
-    w.line(&format!("const LG_IDX lg_width = (LG_IDX){width};"));
-    w.line("const LG_IDX lg_chunks = (LG_IDX)rows * lg_width / LG_VEC;");
+    w.line(&format!("const lg_idx lg_width = (lg_idx){width};"));
+    w.line("const lg_idx lg_chunks = (lg_idx)rows * lg_width / LG_VEC;");
     w.open(
-        "for (LG_IDX lg_q = (LG_IDX)blockIdx.x * LG_BLOCK + threadIdx.x; lg_q < lg_chunks; \
-         lg_q += (LG_IDX)gridDim.x * LG_BLOCK)",
+        "for (lg_idx lg_q = (lg_idx)blockIdx.x * LG_BLOCK + threadIdx.x; lg_q < lg_chunks; \
+         lg_q += (lg_idx)gridDim.x * LG_BLOCK)",
     );
-    w.line("const LG_IDX lg_e = lg_q * LG_VEC;");
-    w.line("const LG_IDX lg_r = lg_e / lg_width;");
-    w.line("const LG_IDX lg_c = lg_e - lg_r * lg_width;");
-    row_pointers(w, k, l, "LG_IDX", "lg_r");
+    w.line("const lg_idx lg_e = lg_q * LG_VEC;");
+    w.line("#if LG_WIDE");
+    w.line("const lg_idx lg_r = lg_e / lg_width;");
+    w.line("#else");
+    w.line(&format!(
+        "const lg_idx lg_r = lg_udiv(lg_e, a.w[{}]);",
+        l.width_magic()
+    ));
+    w.line("#endif");
+    w.line("const lg_idx lg_c = lg_e - lg_r * lg_width;");
+    row_pointers(w, k, l, "lg_r");
     for i in row_scalar_inputs(k) {
         w.line(&format!("const C in{i} = lg_ld(x{i}[0]);"));
     }
@@ -318,7 +338,7 @@ fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
     // warp); a group past the last row computes nothing and writes nothing.
     w.line("const bool lg_live = lg_base + lg_group < rows;");
     w.line("const long long lg_r = lg_live ? lg_base + lg_group : 0;");
-    row_pointers(w, k, l, "long long", "lg_r");
+    row_pointers(w, k, l, "lg_r");
     for o in 0..k.outputs.len() {
         w.line(&format!("T* __restrict__ y{o} = q{o} + lg_r * ol{o};"));
     }
@@ -378,17 +398,18 @@ struct Loop<'a> {
     remap: bool,
 }
 
-/// Opens the loop over this thread's columns of a row of length `m{len}`. Inside it, without
-/// remapping, `v{i}c` holds each read input's chunk; with remapping, `lg_col` is the column (and
-/// the loop needs one more `close`).
+/// Opens the loop over this thread's chunks of `LG_VEC` columns of a row of length `m{len}`
+/// (`lg_q`). Inside it, without remapping, `v{i}c` holds each read input's chunk; with remapping,
+/// `lg_col` is the chunk's first column (and the loop needs two more `close`s).
 fn open_columns(w: &mut Writer, len: usize, cols: &Loop) {
     if cols.remap {
         w.open(&format!(
-            "for (long long lg_c0 = lg_lane; lg_c0 < m{len}; lg_c0 += LG_GROUP * LG_UNROLL_COLS)"
+            "for (long long lg_q0 = lg_lane; lg_q0 * LG_VEC < m{len}; lg_q0 += LG_GROUP * LG_UNROLL_COLS)"
         ));
         w.open("LG_UNROLL for (int lg_u = 0; lg_u < LG_UNROLL_COLS; ++lg_u)");
-        w.line("const long long lg_col = lg_c0 + lg_u * LG_GROUP;");
-        w.open(&format!("if (lg_col < m{len})"));
+        w.line("const long long lg_q = lg_q0 + lg_u * LG_GROUP;");
+        w.open(&format!("if (lg_q * LG_VEC < m{len})"));
+        w.line("const long long lg_col = lg_q * LG_VEC;");
         return;
     }
     w.open(&format!("LG_ROW_CHUNKS(m{len})"));
@@ -410,7 +431,7 @@ fn close_columns(w: &mut Writer, cols: &Loop) {
     w.close();
 }
 
-/// Opens the per-element loop of a chunk (without remapping).
+/// Opens the per-element loop of a chunk (without remapping): element `lg_v`.
 fn open_chunk(w: &mut Writer, cols: &Loop) {
     w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
     for &i in cols.reads {
@@ -437,26 +458,25 @@ fn reduce(w: &mut Writer, body: &Body, len: usize, reductions: &[NodeId], cols: 
         w.line(&format!("C {} = {identity};", acc[i]));
     }
     open_columns(w, len, cols);
-    if !cols.remap {
-        open_chunk(w, cols);
-    }
-    let col = if cols.remap { "lg_col" } else { "lg_q * LG_VEC + lg_v" };
-    let mut scope = Scope::default();
+    let mut scope = element_scope(w, cols);
+    let col = column(cols);
     let vals: Vec<String> = reductions
         .iter()
         .map(|r| body.value(&mut scope, body.graph.node(*r).args[0], col))
         .collect();
     w.lines(&scope.stmts);
-    for ((op, v), a) in ops.iter().zip(vals).zip(&acc) {
+    if cols.remap {
+        w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
+    }
+    for ((op, v), a) in ops.iter().zip(&vals).zip(&acc) {
+        let v = scope.at(v);
         w.line(&match op {
             ReduceOp::Sum | ReduceOp::Mean => format!("{a} += {v};"),
             ReduceOp::Max => format!("{a} = lg_maximum({a}, {v});"),
             ReduceOp::Min => format!("{a} = lg_minimum({a}, {v});"),
         });
     }
-    if !cols.remap {
-        w.close();
-    }
+    w.close();
     close_columns(w, cols);
     for ((op, r), a) in ops.iter().zip(reductions).zip(&acc) {
         let (f, scale) = match op {
@@ -472,37 +492,48 @@ fn reduce(w: &mut Writer, body: &Body, len: usize, reductions: &[NodeId], cols: 
     }
 }
 
+/// The column expression of a loop body: a chunk's first column when remapping (the body then
+/// computes the whole chunk), else the element's column.
+fn column(cols: &Loop) -> &'static str {
+    if cols.remap {
+        "lg_col"
+    } else {
+        "lg_q * LG_VEC + lg_v"
+    }
+}
+
+/// Without remapping, opens the per-element loop of a chunk and returns an element scope; with
+/// remapping, returns a chunk scope (arrays), the loop being the caller's to open.
+fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
+    if cols.remap {
+        Scope::chunk()
+    } else {
+        open_chunk(w, cols);
+        Scope::default()
+    }
+}
+
 fn write(w: &mut Writer, body: &Body, len: usize, outputs: &[usize], cols: &Loop) {
     let k = body.k;
     open_columns(w, len, cols);
+    for o in outputs {
+        w.line(&format!("C o{o}c[LG_VEC];"));
+    }
+    let mut scope = element_scope(w, cols);
+    let vals: Vec<String> = outputs
+        .iter()
+        .map(|o| body.value(&mut scope, k.outputs[*o], column(cols)))
+        .collect();
+    w.lines(&scope.stmts);
     if cols.remap {
-        let mut scope = Scope::default();
-        let vals: Vec<String> = outputs
-            .iter()
-            .map(|o| body.value(&mut scope, k.outputs[*o], "lg_col"))
-            .collect();
-        w.lines(&scope.stmts);
-        for (o, v) in outputs.iter().zip(vals) {
-            w.line(&format!("y{o}[lg_col] = lg_st({v});"));
-        }
-    } else {
-        for o in outputs {
-            w.line(&format!("C o{o}c[LG_VEC];"));
-        }
-        open_chunk(w, cols);
-        let mut scope = Scope::default();
-        let vals: Vec<String> = outputs
-            .iter()
-            .map(|o| body.value(&mut scope, k.outputs[*o], "lg_q * LG_VEC + lg_v"))
-            .collect();
-        w.lines(&scope.stmts);
-        for (o, v) in outputs.iter().zip(vals) {
-            w.line(&format!("o{o}c[lg_v] = {v};"));
-        }
-        w.close();
-        for o in outputs {
-            w.line(&format!("lg_stv(y{o} + lg_q * LG_VEC, o{o}c);"));
-        }
+        w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
+    }
+    for (o, v) in outputs.iter().zip(vals) {
+        w.line(&format!("o{o}c[lg_v] = {};", scope.at(&v)));
+    }
+    w.close();
+    for o in outputs {
+        w.line(&format!("lg_stv(y{o} + lg_q * LG_VEC, o{o}c);"));
     }
     close_columns(w, cols);
 }
@@ -547,7 +578,9 @@ mod tests {
 
     #[test]
     fn softmax() {
-        insta::assert_snapshot!(cuda("fn softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }"));
+        insta::assert_snapshot!(cuda(
+            "fn softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }"
+        ));
     }
 
     #[test]
@@ -578,6 +611,8 @@ mod tests {
 
     #[test]
     fn logsumexp_writes_a_row_scalar() {
-        insta::assert_snapshot!(cuda("fn lse(x: Tensor[N, D]) -> Tensor[N, 1] { logsumexp(x, -1) }"));
+        insta::assert_snapshot!(cuda(
+            "fn lse(x: Tensor[N, D]) -> Tensor[N, 1] { logsumexp(x, -1) }"
+        ));
     }
 }

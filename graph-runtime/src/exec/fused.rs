@@ -14,6 +14,7 @@ use crate::bind::Bound;
 use crate::error::{Context, Result};
 use crate::exec::cpu;
 use crate::exec::eager::{compute_dtype, Eager, Value};
+use crate::profile::{Clock, Phase};
 
 pub fn run(
     graph: &'static Graph,
@@ -32,6 +33,7 @@ pub fn run(
         compute: bound.dtype,
         ..compute
     };
+    let mut clock = Clock::start();
     let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
     // Inputs as given, and the host's scalar arithmetic.
     for (i, node) in graph.nodes.iter().enumerate() {
@@ -73,14 +75,20 @@ pub fn run(
                 };
                 values[n] = Some(v);
             }
-            Step::Kernel(k) => run_kernel(graph, k, bound, &compute, &mut values)?,
+            Step::Kernel(k) => {
+                clock.lap(Phase::Plan);
+                run_kernel(graph, k, bound, &compute, &mut values)?;
+                clock.skip();
+            }
         }
     }
-    graph
+    let outputs = graph
         .outputs
         .iter()
         .map(|&o| storage.output(o as usize, &values))
-        .collect()
+        .collect();
+    clock.lap(Phase::Plan);
+    outputs
 }
 
 fn args_of<'v>(graph: &Graph, i: usize, values: &'v [Option<Value>]) -> Vec<&'v Value> {

@@ -17,6 +17,8 @@ use candle_core::cuda_backend::cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys
 use candle_core::CudaDevice;
 use sha2::{Digest, Sha256};
 
+use super::Config;
+
 /// The prelude every generated kernel is compiled with.
 pub const PRELUDE: &str = include_str!("prelude.cuh");
 
@@ -52,7 +54,10 @@ fn supported_archs() -> Vec<i32> {
             return Vec::new();
         }
         let mut archs = vec![0 as c_int; n as usize];
-        if nvrtc_sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()).result().is_err() {
+        if nvrtc_sys::nvrtcGetSupportedArchs(archs.as_mut_ptr())
+            .result()
+            .is_err()
+        {
             return Vec::new();
         }
         archs
@@ -94,7 +99,9 @@ pub fn compile(source: &str, arch: i32, name: &str) -> Result<Image, String> {
         // SAFETY: as above.
         let log = unsafe { nvrtc::get_program_log(prog.0) }.unwrap_or_default();
         // SAFETY: NVRTC's log is NUL-terminated.
-        let log = unsafe { CStr::from_ptr(log.as_ptr()) }.to_string_lossy().into_owned();
+        let log = unsafe { CStr::from_ptr(log.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         return Err(format!("NVRTC {e:?} for {target}:\n{log}"));
     }
     if cubin {
@@ -113,7 +120,9 @@ pub fn compile(source: &str, arch: i32, name: &str) -> Result<Image, String> {
     } else {
         // SAFETY: as above.
         let ptx = unsafe { nvrtc::get_ptx(prog.0) }.map_err(|e| format!("{e:?}"))?;
-        Ok(Image::Ptx(ptx.iter().map(|c| *c as u8).take_while(|b| *b != 0).collect()))
+        Ok(Image::Ptx(
+            ptx.iter().map(|c| *c as u8).take_while(|b| *b != 0).collect(),
+        ))
     }
 }
 
@@ -136,7 +145,10 @@ fn image(source: &str, arch: i32, name: &str) -> Result<Image, String> {
             .collect::<String>()
     };
     let dir = cache_dir();
-    let path = |ext: &str| dir.as_ref().map(|d| d.join(format!("{name}-{}.{ext}", &key[..32])));
+    let path = |ext: &str| {
+        dir.as_ref()
+            .map(|d| d.join(format!("{name}-{}.{ext}", &key[..32])))
+    };
     for (ext, wrap) in [("cubin", Image::Cubin as fn(_) -> _), ("ptx", Image::Ptx)] {
         if let Some(data) = path(ext).and_then(|p| std::fs::read(p).ok()) {
             return Ok(wrap(data));
@@ -169,7 +181,7 @@ pub struct DeviceState {
     pub arch: i32,
     /// Streaming multiprocessors.
     pub sms: u32,
-    functions: Mutex<HashMap<(usize, String), Slot>>,
+    functions: Mutex<HashMap<(usize, Config), Slot>>,
 }
 
 /// The state of `device`'s GPU, created on first use. Keyed by GPU ordinal: Candle's devices for
@@ -198,28 +210,33 @@ pub fn device_state(device: &CudaDevice) -> Result<Arc<DeviceState>, String> {
 }
 
 impl DeviceState {
-    /// The function `name` of `source` (configured by `defines`), compiled and loaded on
-    /// `device` at first use. `kernel` identifies the kernel (its static address).
+    /// The function `name` of `source` in `config`, compiled and loaded on `device` at first
+    /// use. `kernel` identifies the kernel (its static address).
     pub fn function(
         &self,
         device: &CudaDevice,
         kernel: usize,
         name: &str,
-        defines: &str,
+        config: &Config,
         source: &str,
     ) -> Result<CudaFunction, String> {
         let slot = self
             .functions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry((kernel, defines.to_string()))
+            .entry((kernel, *config))
             .or_default()
             .clone();
         slot.get_or_init(|| {
+            let defines = config.defines();
             if std::env::var_os("LAZY_GRAPH_LOG_KERNELS").is_some() {
-                eprintln!("lazy_graph: compiling {name} for sm_{} with {}", self.arch, defines.replace('\n', "; "));
+                eprintln!(
+                    "lazy_graph: compiling {name} for sm_{} with {}",
+                    self.arch,
+                    defines.replace('\n', "; ")
+                );
             }
-            let text = full_source(defines, source);
+            let text = full_source(&defines, source);
             let image = image(&text, self.arch, name)?;
             let ptx = match image {
                 Image::Cubin(d) => Ptx::from_binary(d),

@@ -17,40 +17,50 @@ use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr, DevicePtrMut,
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Storage, Tensor, WithDType};
+use graph_ir::gpu::magic;
 use graph_ir::{Access, ArgLayout, Graph, Kernel, KernelKind};
 
 use crate::bind::Bound;
 use crate::error::{Error, Result};
 use crate::exec::eager::Value;
+use crate::profile::{Clock, Phase};
 
 /// How one launch is shaped; becomes the defines a kernel is compiled with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Config {
     /// `LG_DTYPE`: 0 f32, 1 f64, 2 f16, 3 bf16.
     pub dtype: u8,
     /// Elements per memory access.
     pub vec: u32,
+    /// 64-bit index arithmetic (`LG_WIDE`): flat or row indices may pass 2^31 - 1.
+    pub wide: bool,
     pub shape: Shape,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Shape {
-    Pointwise { block: u32, wide_index: bool },
-    Row { group: u32, rows_per_block: u32, cache: u32 },
+    Pointwise {
+        block: u32,
+    },
+    Row {
+        group: u32,
+        rows_per_block: u32,
+        cache: u32,
+    },
 }
 
 impl Config {
     /// The `#define` lines of this configuration.
     pub fn defines(&self) -> String {
-        let mut d = format!("#define LG_DTYPE {}\n#define LG_VEC {}\n", self.dtype, self.vec);
+        let mut d = format!(
+            "#define LG_DTYPE {}\n#define LG_VEC {}\n#define LG_WIDE {}\n",
+            self.dtype,
+            self.vec,
+            u8::from(self.wide)
+        );
         match self.shape {
-            Shape::Pointwise { block, wide_index } => {
-                let idx = if wide_index {
-                    "unsigned long long"
-                } else {
-                    "unsigned int"
-                };
-                d += &format!("#define LG_BLOCK {block}\n#define LG_IDX {idx}\n");
+            Shape::Pointwise { block } => {
+                d += &format!("#define LG_BLOCK {block}\n");
             }
             Shape::Row {
                 group,
@@ -133,6 +143,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     device: &CudaDevice,
 ) -> Result<Option<Vec<Tensor>>> {
     let fail = |m: String| gpu_error(graph, k, m);
+    let mut clock = Clock::start();
     let (code, size) = dtype_code(bound.dtype).expect("float dtype");
     let sizes = bound.shape(graph, k.sizes, || format!("kernel {}", k.name))?;
     let prefix = bound.shape(graph, k.prefix, || format!("kernel {} rows", k.name))?;
@@ -145,7 +156,10 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     if out_shapes.iter().any(|s| s.contains(&0)) {
         return Ok(None);
     }
-    let out_lens: Vec<usize> = out_shapes.iter().map(|s| s.last().copied().unwrap_or(1)).collect();
+    let out_lens: Vec<usize> = out_shapes
+        .iter()
+        .map(|s| s.last().copied().unwrap_or(1))
+        .collect();
 
     let stream = device.cuda_stream();
     let state = compile::device_state(device).map_err(fail)?;
@@ -195,11 +209,13 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         }));
     }
 
-    let config = choose(k, code, size, rows, &inputs, &out_lens, state.sms);
-    let defines = config.defines();
+    let prefix = collapse(&prefix, &mut inputs);
+    let config = choose(k, code, size, rows, &inputs, &out_lens, &sizes, state.sms);
+    clock.lap(Phase::CudaPrepare);
     let function = state
-        .function(device, k as *const Kernel as usize, k.name, &defines, k.gpu.cuda)
+        .function(device, k as *const Kernel as usize, k.name, &config, k.gpu.cuda)
         .map_err(fail)?;
+    clock.lap(Phase::CudaFunction);
 
     // Outputs, contiguous.
     let mut outs = Vec::with_capacity(k.outputs.len());
@@ -210,6 +226,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         outs.push(slice);
     }
 
+    clock.lap(Phase::CudaAlloc);
     let l = ArgLayout {
         inputs: k.inputs.len(),
         outputs: k.outputs.len(),
@@ -232,6 +249,9 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     }
     for (d, p) in prefix.iter().enumerate() {
         words[l.prefix(d)] = *p as i64;
+        if !config.wide {
+            words[l.prefix_magic(d)] = magic(*p as u32) as i64;
+        }
     }
     for (s, v) in sizes.iter().enumerate() {
         words[l.size(s)] = *v as i64;
@@ -240,6 +260,10 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         words[l.out_len(o)] = *len as i64;
     }
     words[l.rows()] = rows as i64;
+    let width = out_lens.iter().copied().max().unwrap_or(1);
+    if !config.wide && k.kind == KernelKind::Pointwise {
+        words[l.width_magic()] = magic(width as u32) as i64;
+    }
     let mut writes = Vec::with_capacity(outs.len());
     for (o, slice) in outs.iter_mut().enumerate() {
         let (addr, write) = slice.device_ptr_mut(&stream);
@@ -270,7 +294,8 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     drop(writes);
     drop(reads);
     drop(guards);
-    Ok(Some(
+    clock.lap(Phase::CudaLaunch);
+    let outputs = Some(
         outs.into_iter()
             .zip(out_shapes)
             .map(|(slice, shape)| {
@@ -278,16 +303,59 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
                 Tensor::from_storage(Storage::Cuda(storage), shape, BackpropOp::none(), false)
             })
             .collect(),
-    ))
+    );
+    clock.lap(Phase::CudaWrap);
+    Ok(outputs)
 }
 
 fn next_pow2(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
-/// Registers a thread may spend on cached row values; past this a row is re-read instead.
+/// 32-bit registers a thread may spend on cached rows; past this a row is re-read instead.
 const CACHE_REGISTERS: usize = 64;
 
+/// Merges adjacent row dims that every input steps through evenly (a contiguous `[B, H, S]`
+/// prefix is one dim for an input that is contiguous there and one that broadcasts over it), so
+/// kernels divide row indices by fewer dims. Returns the prefix right-aligned in its original
+/// rank, padded with leading 1s; the inputs' row strides are rewritten to match.
+fn collapse(prefix: &[usize], inputs: &mut [Option<Input>]) -> Vec<usize> {
+    let rank = prefix.len();
+    let mut dims: Vec<usize> = Vec::with_capacity(rank);
+    let mut strides: Vec<Vec<usize>> = vec![Vec::with_capacity(rank); inputs.len()];
+    for (d, &size) in prefix.iter().enumerate() {
+        let mergeable = !dims.is_empty()
+            && inputs.iter().zip(&strides).all(|(input, s)| match input {
+                Some(i) => s[s.len() - 1] == i.row_strides[d] * size,
+                None => true,
+            });
+        if mergeable {
+            *dims.last_mut().expect("not empty") *= size;
+            for (input, s) in inputs.iter().zip(&mut strides) {
+                if let Some(i) = input {
+                    *s.last_mut().expect("not empty") = i.row_strides[d];
+                }
+            }
+        } else {
+            dims.push(size);
+            for (input, s) in inputs.iter().zip(&mut strides) {
+                s.push(input.as_ref().map_or(0, |i| i.row_strides[d]));
+            }
+        }
+    }
+    let pad = rank - dims.len();
+    for (input, s) in inputs.iter_mut().zip(strides) {
+        if let Some(i) = input {
+            i.row_strides = std::iter::repeat_n(0, pad).chain(s).collect();
+        }
+    }
+    std::iter::repeat_n(1, pad).chain(dims).collect()
+}
+
+/// Indices past this need 64-bit arithmetic.
+const NARROW_INDEX: usize = (1 << 31) - 1;
+
+#[allow(clippy::too_many_arguments)]
 fn choose(
     k: &Kernel,
     dtype: u8,
@@ -295,6 +363,7 @@ fn choose(
     rows: usize,
     inputs: &[Option<Input>],
     out_lens: &[usize],
+    sizes: &[usize],
     sms: u32,
 ) -> Config {
     let columns: Vec<&Input> = inputs
@@ -309,52 +378,64 @@ fn choose(
     let n = lens.iter().copied().max().unwrap_or(1);
     let uniform = lens.iter().all(|l| *l == n);
     let wide = 16 / size;
-    let vectorisable = !k.gpu.remaps
-        && uniform
-        && n % wide == 0
-        && columns.iter().all(|c| {
-            c.col_stride == 1 && c.addr % 16 == 0 && c.row_strides.iter().all(|s| s % wide == 0)
-        });
+    // Whole vectors: unit column strides, aligned rows, and (for remapped columns) every size,
+    // so that a chunk of columns never straddles a narrow's start or a cat's seam.
+    let vectorisable = n % wide == 0
+        && (uniform || k.gpu.remaps)
+        && (!k.gpu.remaps || sizes.iter().all(|s| s % wide == 0))
+        && columns
+            .iter()
+            .all(|c| c.col_stride == 1 && c.addr % 16 == 0 && c.row_strides.iter().all(|s| s % wide == 0));
     let vec = if vectorisable { wide } else { 1 };
-    let shape = match k.kind {
+    let (shape, wide_index) = match k.kind {
         KernelKind::Pointwise => {
             let block = 256;
             let total = rows * n;
-            let wide_index = total + (sms as usize) * 32 * block * vec >= (1 << 31);
-            Shape::Pointwise {
-                block: block as u32,
-                wide_index,
-            }
+            let wide_index = total + (sms as usize) * 32 * block * vec > NARROW_INDEX;
+            (Shape::Pointwise { block: block as u32 }, wide_index)
         }
         KernelKind::Row => {
             let chunks = n.div_ceil(vec);
+            // Registers a cached chunk takes (it is kept as stored: 16 bytes, or one element).
+            let chunk_registers = (vec * size).div_ceil(4);
             let (group, cache) = if chunks <= 256 {
+                // A warp or less per row, up to 8 chunks a thread.
                 let group = next_pow2(chunks).min(32);
                 (group, next_pow2(chunks.div_ceil(group)))
             } else {
-                let group = next_pow2(chunks.div_ceil(4)).min(1024);
+                // A block per row with about 16 registers of each cached input a thread, and
+                // at most 512 threads, so that two rows share a multiprocessor and one's loads
+                // overlap the other's arithmetic.
+                let per_thread = (16 / chunk_registers).max(1);
+                let group = next_pow2(chunks.div_ceil(per_thread)).clamp(32, 512);
                 (group, next_pow2(chunks.div_ceil(group)))
             };
-            let fits = cache * vec * k.gpu.cached_inputs <= CACHE_REGISTERS;
-            let (group, cache) = if k.gpu.remaps || !uniform || !fits {
+            let fits = cache * chunk_registers * k.gpu.cached_inputs <= CACHE_REGISTERS;
+            let (group, cache) = if k.gpu.remaps {
+                // Each thread takes LG_UNROLL_COLS chunks a step (see the prelude).
+                let unroll = if vec == 1 { 4 } else { 1 };
+                (next_pow2(chunks.div_ceil(unroll)).clamp(1, 1024), 0)
+            } else if !uniform || !fits {
                 // Re-read: enough threads for the row, a block at most.
-                (next_pow2(n.div_ceil(4)).clamp(32, 1024), 0)
+                (next_pow2(chunks.div_ceil(4)).clamp(32, 1024), 0)
             } else {
                 (group, cache)
             };
             // Blocks of at least 128 threads; past a warp, one row per block (the reductions'
             // shared memory is per block).
             let rows_per_block = if group > 32 { 1 } else { 128 / group };
-            Shape::Row {
+            let shape = Shape::Row {
                 group: group as u32,
                 rows_per_block: rows_per_block as u32,
                 cache: cache as u32,
-            }
+            };
+            (shape, rows + 1024 * rows_per_block > NARROW_INDEX)
         }
     };
     Config {
         dtype,
         vec: vec as u32,
+        wide: wide_index,
         shape,
     }
 }
@@ -384,23 +465,30 @@ fn launch_dims(config: &Config, rows: usize, out_lens: &[usize], sms: u32) -> (u
 pub fn covering_configs(k: &Kernel) -> Vec<Config> {
     let mut configs = Vec::new();
     for (dtype, size) in [(0u8, 4u32), (1, 8), (2, 2), (3, 2)] {
-        let wide = 16 / size;
-        let shapes: Vec<(u32, Shape)> = match k.kind {
+        let v = 16 / size;
+        let row = |group, rows_per_block, cache| Shape::Row {
+            group,
+            rows_per_block,
+            cache,
+        };
+        let shapes: Vec<(u32, bool, Shape)> = match k.kind {
             KernelKind::Pointwise => vec![
-                (1, Shape::Pointwise { block: 256, wide_index: true }),
-                (wide, Shape::Pointwise { block: 256, wide_index: false }),
+                (1, true, Shape::Pointwise { block: 256 }),
+                (v, false, Shape::Pointwise { block: 256 }),
             ],
-            KernelKind::Row if k.gpu.remaps => vec![
-                (1, Shape::Row { group: 32, rows_per_block: 4, cache: 0 }),
-                (1, Shape::Row { group: 256, rows_per_block: 1, cache: 0 }),
-            ],
+            KernelKind::Row if k.gpu.remaps => vec![(1, true, row(32, 4, 0)), (v, false, row(16, 8, 0))],
             KernelKind::Row => vec![
-                (1, Shape::Row { group: 8, rows_per_block: 16, cache: 2 }),
-                (wide, Shape::Row { group: 256, rows_per_block: 1, cache: 4 }),
-                (wide, Shape::Row { group: 1024, rows_per_block: 1, cache: 0 }),
+                (1, false, row(8, 16, 2)),
+                (v, false, row(256, 1, 4)),
+                (v, true, row(1024, 1, 0)),
             ],
         };
-        configs.extend(shapes.into_iter().map(|(vec, shape)| Config { dtype, vec, shape }));
+        configs.extend(shapes.into_iter().map(|(vec, wide, shape)| Config {
+            dtype,
+            vec,
+            wide,
+            shape,
+        }));
     }
     configs
 }

@@ -9,7 +9,9 @@
 //   row kernels:       LG_GROUP threads per row (a power of two), LG_RPB rows per block (1 when
 //                      LG_GROUP > 32), LG_CACHE chunks of LG_VEC columns each thread keeps in
 //                      registers (0: re-read in every column loop)
-//   pointwise kernels: LG_BLOCK threads per block, LG_IDX the flat index type
+//   pointwise kernels: LG_BLOCK threads per block
+//   LG_WIDE    1 when flat or row indices may pass 2^31 - 1: 64-bit index arithmetic with
+//              division; else 32-bit, dividing by multiply and shift (see lg_udiv)
 
 #define LG_UNROLL _Pragma("unroll")
 
@@ -74,6 +76,18 @@ __device__ __forceinline__ T lg_st(C v) {
 #else
   return v;
 #endif
+}
+
+#if LG_WIDE
+typedef unsigned long long lg_idx;
+#else
+typedef unsigned int lg_idx;
+#endif
+
+// n / d for n < 2^31, where `magic` is graph_ir::gpu::magic(d): the multiplier in the low word,
+// the shift in the high one.
+__device__ __forceinline__ unsigned int lg_udiv(unsigned int n, long long magic) {
+  return (__umulhi(n, (unsigned int)magic) + n) >> (unsigned int)(magic >> 32);
 }
 
 // A scalar argument: f64 bits.
@@ -203,18 +217,36 @@ __device__ __forceinline__ C lg_reduce_min(C v) { return lg_reduce<GROUP, RPB, L
 
 // Row kernels: the chunks of LG_VEC columns a thread owns in a row of `len` columns, as
 // `lg_q` (chunk index); with LG_CACHE, each column input read by several loops has its chunks in
-// registers, loaded once per row by LG_CACHE_ROW and read back by LG_FETCH.
+// registers (raw, as stored), loaded once per row by LG_CACHE_ROW and read back by LG_FETCH.
+// The register form of a chunk: its raw 16 bytes (8 halves in 4 registers, not 8 floats), or
+// one element.
+#if LG_VEC == 1
+typedef T lg_raw;
+__device__ __forceinline__ void lg_ldraw(lg_raw& r, const T* p) { r = p[0]; }
+__device__ __forceinline__ void lg_unraw(C* dst, const lg_raw& r) { dst[0] = lg_ld(r); }
+#else
+typedef lg_v16 lg_raw;
+__device__ __forceinline__ void lg_ldraw(lg_raw& r, const T* p) { r = *reinterpret_cast<const lg_v16*>(p); }
+__device__ __forceinline__ void lg_unraw(C* dst, const lg_raw& r) {
+  union {
+    lg_v16 v;
+    T e[LG_VEC];
+  } u;
+  u.v = r;
+  LG_UNROLL for (int i = 0; i < LG_VEC; ++i) dst[i] = lg_ld(u.e[i]);
+}
+#endif
+
 #if LG_CACHE > 0
 #define LG_ROW_CHUNKS(len)                                   \
   LG_UNROLL for (int lg_i = 0; lg_i < LG_CACHE; ++lg_i)      \
     if (const long long lg_q = (long long)lg_i * LG_GROUP + lg_lane; lg_q * LG_VEC < (len))
-#define LG_FETCH(dst, cache, x, cs) \
-  LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v) dst[lg_v] = cache[lg_i][lg_v]
-#define LG_CACHE_ROW(cache, x, cs, len)                                 \
-  C cache[LG_CACHE][LG_VEC];                                            \
-  LG_UNROLL for (int lg_i = 0; lg_i < LG_CACHE; ++lg_i) {               \
-    const long long lg_q = (long long)lg_i * LG_GROUP + lg_lane;        \
-    if (lg_q * LG_VEC < (len)) lg_ldv(cache[lg_i], x + lg_q * LG_VEC * (cs)); \
+#define LG_FETCH(dst, cache, x, cs) lg_unraw(dst, cache[lg_i])
+#define LG_CACHE_ROW(cache, x, cs, len)                                      \
+  lg_raw cache[LG_CACHE];                                                    \
+  LG_UNROLL for (int lg_i = 0; lg_i < LG_CACHE; ++lg_i) {                    \
+    const long long lg_q = (long long)lg_i * LG_GROUP + lg_lane;             \
+    if (lg_q * LG_VEC < (len)) lg_ldraw(cache[lg_i], x + lg_q * LG_VEC * (cs)); \
   }
 #else
 #define LG_ROW_CHUNKS(len) for (long long lg_q = lg_lane; lg_q * LG_VEC < (len); lg_q += LG_GROUP)
@@ -223,6 +255,6 @@ __device__ __forceinline__ C lg_reduce_min(C v) { return lg_reduce<GROUP, RPB, L
 #endif
 // A column input read in a single loop: loaded where it is used, never cached.
 #define LG_LOAD(dst, x, cs) lg_ldv(dst, x + lg_q * LG_VEC * (cs))
-// Kernels that remap columns visit LG_UNROLL_COLS columns a group apart per step, so that each
-// thread has that many independent loads in flight.
-#define LG_UNROLL_COLS 4
+// Kernels that remap columns visit LG_UNROLL_COLS chunks a group apart per step, so that each
+// thread has several independent loads in flight (one chunk of 16-byte loads is enough).
+#define LG_UNROLL_COLS (LG_VEC == 1 ? 4 : 1)
