@@ -58,13 +58,14 @@ fn every_generated_kernel_compiles() {
         for _ in 0..threads {
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((name, source, config, arch)) = jobs.get(i) else { break };
+                let Some((name, source, config, arch)) = jobs.get(i) else {
+                    break;
+                };
                 let text = full_source(&config.defines(), source);
                 if let Err(log) = compile(&text, *arch, name) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{name} for sm_{arch} with {config:?}:\n{log}\n--- source ---\n{text}"));
+                    failures.lock().unwrap().push(format!(
+                        "{name} for sm_{arch} with {config:?}:\n{log}\n--- source ---\n{text}"
+                    ));
                 }
             });
         }
@@ -76,5 +77,10 @@ fn every_generated_kernel_compiles() {
         names.len(),
         start.elapsed()
     );
-    assert!(failures.is_empty(), "{} failed; the first:\n{}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
 }

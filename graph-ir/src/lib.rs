@@ -14,7 +14,7 @@ pub mod ops;
 pub mod plan;
 
 pub use dim::{display_shape, Dim, DimError};
+pub use gpu::{ArgLayout, GpuKernel};
 pub use graph::{Graph, Node, Param, ParamKind, ScalarType};
 pub use ops::{BinaryOp, DType, Lit, Op, OpClass, ReduceOp, UnaryOp};
-pub use gpu::{ArgLayout, GpuKernel};
 pub use plan::{Access, Kernel, KernelKind, Step};
