@@ -222,10 +222,11 @@ fn many_inputs_and_outputs() -> Result<()> {
     Ok(())
 }
 
-/// The contiguous kernels run compiled for AVX2 where the CPU has it, and for the target's
-/// baseline otherwise: the same operations in the same order, so the same bits.
+/// The contiguous kernels run compiled for AVX2 and FMA where the CPU has them, and for the
+/// target's baseline otherwise: the same operations in the same order, but for the roundings
+/// fused multiply-adds save in `exp` and `tanh`.
 #[test]
-fn simd_and_baseline_kernels_agree_exactly() -> Result<()> {
+fn simd_and_baseline_kernels_agree() -> Result<()> {
     let mut rng = common::rng();
     for case in CASES {
         for dtype in DTYPES {
@@ -237,7 +238,7 @@ fn simd_and_baseline_kernels_agree_exactly() -> Result<()> {
                 let simd = fused(|| (case.graph)(&inputs)).expect("simd runs");
                 for (k, (a, b)) in simd.iter().zip(&baseline).enumerate() {
                     let what = format!("{} {dtype:?} output {k}: simd vs baseline", case.name);
-                    assert_close(a, b, 0.0, &what)?;
+                    assert_close(a, b, tolerance(dtype), &what)?;
                 }
             }
         }

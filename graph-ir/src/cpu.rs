@@ -62,16 +62,35 @@ pub trait Float:
         self * self
     }
     fn sigmoid(self) -> Self {
-        Self::ONE / (Self::ONE + (-self).exp())
+        self.sigmoid_with::<false>()
     }
     fn silu(self) -> Self {
-        self / (Self::ONE + (-self).exp())
+        self.silu_with::<false>()
     }
     fn gelu(self) -> Self {
+        self.gelu_with::<false>()
+    }
+
+    // The `_with::<FMA>` versions: in a kernel compiled for a CPU with fused multiply-add
+    // (`FMA`), computed with it where that makes them faster. The same functions to within an
+    // ulp or two.
+    fn exp_with<const FMA: bool>(self) -> Self {
+        self.exp()
+    }
+    fn tanh_with<const FMA: bool>(self) -> Self {
+        self.tanh()
+    }
+    fn sigmoid_with<const FMA: bool>(self) -> Self {
+        Self::ONE / (Self::ONE + (-self).exp_with::<FMA>())
+    }
+    fn silu_with<const FMA: bool>(self) -> Self {
+        self / (Self::ONE + (-self).exp_with::<FMA>())
+    }
+    fn gelu_with<const FMA: bool>(self) -> Self {
         let k = Self::from_f64(crate::math::SQRT_2_OVER_PI);
         let c = Self::from_f64(0.044715);
         let half = Self::from_f64(0.5);
-        half * self * (Self::ONE + (k * (self + c * self * self * self)).tanh())
+        half * self * (Self::ONE + (k * (self + c * self * self * self)).tanh_with::<FMA>())
     }
     fn gelu_erf(self) -> Self {
         let half = Self::from_f64(0.5);
@@ -103,7 +122,7 @@ pub trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $erf:path, $exp:path, $tanh:path, $pool:ident) => {
+    ($t:ty, $erf:path, $exp:path, $tanh:path, $exp_with:path, $tanh_with:path, $pool:ident) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -148,6 +167,14 @@ macro_rules! float_impl {
             #[inline(always)]
             fn tanh(self) -> Self {
                 $tanh(self)
+            }
+            #[inline(always)]
+            fn exp_with<const FMA: bool>(self) -> Self {
+                $exp_with(self)
+            }
+            #[inline(always)]
+            fn tanh_with<const FMA: bool>(self) -> Self {
+                $tanh_with(self)
             }
             #[inline(always)]
             fn erf(self) -> Self {
@@ -217,9 +244,11 @@ float_impl!(
     libm::erff,
     crate::fast::exp_f32,
     crate::fast::tanh_f32,
+    crate::fast::exp_f32_with::<FMA>,
+    crate::fast::tanh_f32_with::<FMA>,
     POOL_F32
 );
-float_impl!(f64, libm::erf, f64::exp, f64::tanh, POOL_F64);
+float_impl!(f64, libm::erf, f64::exp, f64::tanh, f64::exp, f64::tanh, POOL_F64);
 
 /// A storage type: how a kernel loads it into its compute type and stores results back.
 pub trait Elem: Copy + Send + Sync + 'static {
@@ -294,34 +323,36 @@ pub const LANES: usize = 32;
 /// The lanes of a reduction's second, narrower pass over the columns the wide pass leaves.
 pub const NARROW_LANES: usize = 8;
 
-/// Runs a kernel body, compiled for AVX2 where the CPU has it.
+/// Runs a kernel body on `(a, outs)`: `fused`, compiled for AVX2 and FMA, where the CPU has
+/// both; `baseline` otherwise.
 ///
 /// Generated code is compiled for the target's baseline (SSE2 on x86-64), where a vectorised
-/// loop handles 4 f32 at a time; most x86-64 CPUs in use run 8 with AVX2. `body` is an
-/// `#[inline(always)]` closure over an `#[inline(always)]` kernel body, so it is inlined into
-/// the AVX2 copy below and compiled again with AVX2 enabled: one source, two machine codes, the
-/// choice made per call by a cached CPU feature test. Both compute the same operations in the
-/// same order, so their results are equal bit for bit.
+/// loop handles 4 f32 at a time; most x86-64 CPUs in use run 8 with AVX2, and fuse multiplies
+/// and adds. `fused` and `baseline` are one `#[inline(always)]` kernel body, instantiated with
+/// and without fused multiply-adds in its `exp` and `tanh`: `fused` is inlined into the copy
+/// below and compiled again with AVX2 and FMA enabled. One source, two machine codes, chosen per
+/// call by a cached CPU feature test; their results differ only by the roundings FMA saves.
 #[inline(always)]
-pub fn dispatch<R>(body: impl FnOnce() -> R) -> R {
+pub fn dispatch<A, O>(a: A, outs: O, baseline: impl FnOnce(A, O), fused: impl FnOnce(A, O)) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(body: impl FnOnce() -> R) -> R {
-            body()
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2_fma<A, O>(a: A, outs: O, body: impl FnOnce(A, O)) {
+            body(a, outs)
         }
         if simd() {
-            // SAFETY: `simd` is true only where the CPU has AVX2.
-            return unsafe { avx2(body) };
+            // SAFETY: `simd` is true only where the CPU has AVX2 and FMA.
+            return unsafe { avx2_fma(a, outs, fused) };
         }
     }
-    body()
+    let _ = fused;
+    baseline(a, outs)
 }
 
-/// 0 while unknown, then 1 (baseline code) or 2 (AVX2 code).
+/// 0 while unknown, then 1 (baseline code) or 2 (AVX2 and FMA code).
 static SIMD: AtomicU8 = AtomicU8::new(0);
 
-/// Whether [`dispatch`] runs the AVX2 copy.
+/// Whether [`dispatch`] runs the AVX2 and FMA copy.
 #[inline(always)]
 fn simd() -> bool {
     match SIMD.load(Ordering::Relaxed) {
@@ -333,11 +364,11 @@ fn simd() -> bool {
     }
 }
 
-/// Lets [`dispatch`] use AVX2 where the CPU has it (the default), or makes it run the baseline
-/// code everywhere: for tests that compare the two, and for measuring what AVX2 brings.
+/// Lets [`dispatch`] use AVX2 and FMA where the CPU has them (the default), or makes it run the
+/// baseline code everywhere: for tests that compare the two, and for measuring what they bring.
 pub fn set_simd(enabled: bool) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-    let enabled = enabled && std::is_x86_feature_detected!("avx2");
+    let enabled = enabled && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
     #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
     let enabled = {
         let _ = enabled;

@@ -105,19 +105,22 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
         return quote! {
             #allow
             #[inline(never)]
-            fn #name<T: #p::Elem>(#args) { #row }
+            fn #name<T: #p::Elem>(#args) {
+                const FMA: bool = false;
+                #row
+            }
         };
     }
-    // The contiguous variant is the hot path: `dispatch` runs it compiled for AVX2 where the CPU
-    // has it.
+    // The contiguous variant is the hot path: `dispatch` runs it compiled for AVX2 and FMA
+    // where the CPU has them.
     quote! {
         #allow
         #[inline(never)]
         fn #name<T: #p::Elem>(#args) {
             #allow
             #[inline(always)]
-            fn row<T: #p::Elem>(#args) { #row }
-            #p::dispatch(#[inline(always)] || row::<T>(a, outs))
+            fn row<T: #p::Elem, const FMA: bool>(#args) { #row }
+            #p::dispatch(a, outs, row::<T, false>, row::<T, true>)
         }
     }
 }
@@ -653,6 +656,11 @@ impl Cx<'_> {
                 let x = arg(0, scope);
                 match u {
                     UnaryOp::Neg => quote!(-#x),
+                    // Computed with fused multiply-adds in the copy compiled for them.
+                    UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Silu | UnaryOp::Gelu => {
+                        let m = format_ident!("{}_with", method(u));
+                        quote!(#x.#m::<FMA>())
+                    }
                     _ => {
                         let m = method(u);
                         quote!(#x.#m())
