@@ -7,6 +7,10 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Tensor};
 use graph_runtime::{lazy_graph, Error};
 
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+
 lazy_graph! {
     /// Softmax over the last axis.
     pub fn softmax(x: Tensor[N, D]) -> Tensor[N, D] {
@@ -124,6 +128,23 @@ async fn check_async_equals_sync() {
         assert_same(&inputs.run_async().await, &inputs.sync());
     }
 }
+
+/// Every example graph of the numeric suite (tests/common): the future resolves to exactly the
+/// synchronous result, on each device.
+fn every_case_async_equals_sync(device: &Device) -> candle_core::Result<()> {
+    let mut rng = common::rng();
+    for case in common::CASES {
+        for dtype in [DType::F32, DType::BF16] {
+            let inputs = (case.draw)(&mut rng, common::Sizes::Small)?.to(dtype, device)?;
+            let sync = (case.graph)(&inputs).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let future = (case.graph_async)(&inputs);
+            let got = futures::executor::block_on(future).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            assert_same(&got, &sync);
+        }
+    }
+    Ok(())
+}
+test_device!(every_case_async_equals_sync);
 
 #[test]
 fn async_equals_sync_on_tokio_multi_thread() {

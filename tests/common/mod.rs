@@ -126,6 +126,10 @@ impl Inputs {
 /// A function of a case's f64 inputs that gives one tensor per output.
 pub type PerOutput = fn(&Inputs) -> Result<Vec<Tensor>>;
 
+/// The future of a case's asynchronous call.
+pub type Pending =
+    std::pin::Pin<Box<dyn std::future::Future<Output = graph_runtime::Result<Vec<Tensor>>> + Send>>;
+
 /// One example graph: how to draw its inputs, call it, and compute what it must return.
 #[derive(Debug)]
 pub struct Case {
@@ -134,6 +138,8 @@ pub struct Case {
     pub draw: fn(&mut StdRng, Sizes) -> Result<Inputs>,
     /// Calls the generated function.
     pub graph: fn(&Inputs) -> graph_runtime::Result<Vec<Tensor>>,
+    /// Calls its asynchronous twin.
+    pub graph_async: fn(&Inputs) -> Pending,
     /// Hand-written Candle ops on f64 CPU tensors: the oracle.
     pub reference: PerOutput,
     /// For pointwise cases, the magnitude of each output's operands (f64 inputs in, one tensor
@@ -218,6 +224,10 @@ pub const SOFTMAX: Case = Case {
     name: "softmax",
     draw: rows,
     graph: |i| one(softmax(&i.tensors[0])),
+    graph_async: |i| {
+        let f = softmax_async(&i.tensors[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![ref_softmax(&i.tensors[0])?]),
     magnitude: None,
 };
@@ -232,6 +242,10 @@ pub const LOG_SOFTMAX: Case = Case {
         })
     },
     graph: |i| one(log_softmax(&i.tensors[0])),
+    graph_async: |i| {
+        let f = log_softmax_async(&i.tensors[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| {
         let x = &i.tensors[0];
         Ok(vec![x.broadcast_sub(&ref_logsumexp(x)?)?])
@@ -243,6 +257,10 @@ pub const LOGSUMEXP: Case = Case {
     name: "logsumexp",
     draw: rows,
     graph: |i| one(logsumexp(&i.tensors[0])),
+    graph_async: |i| {
+        let f = logsumexp_async(&i.tensors[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![ref_logsumexp(&i.tensors[0])?]),
     magnitude: None,
 };
@@ -257,6 +275,10 @@ pub const RMS_NORM: Case = Case {
         })
     },
     graph: |i| one(rms_norm(&i.tensors[0], &i.tensors[1], i.scalars[0])),
+    graph_async: |i| {
+        let f = rms_norm_async(&i.tensors[0], &i.tensors[1], i.scalars[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![ref_rms_norm(&i.tensors[0], &i.tensors[1], i.scalars[0])?]),
     magnitude: None,
 };
@@ -279,6 +301,11 @@ pub const LAYER_NORM: Case = Case {
         let [x, w, b] = &i.tensors[..] else { unreachable!() };
         one(layer_norm(x, w, b, i.scalars[0]))
     },
+    graph_async: |i| {
+        let [x, w, b] = &i.tensors[..] else { unreachable!() };
+        let f = layer_norm_async(x, w, b, i.scalars[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| {
         let [x, w, b] = &i.tensors[..] else { unreachable!() };
         Ok(vec![ref_layer_norm(x, w, b, i.scalars[0])?])
@@ -299,6 +326,10 @@ pub const GELU: Case = Case {
     name: "gelu",
     draw: wide,
     graph: |i| one(gelu(&i.tensors[0])),
+    graph_async: |i| {
+        let f = gelu_async(&i.tensors[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![ref_gelu_tanh(&i.tensors[0])?]),
     magnitude: Some(|i| Ok(vec![i.tensors[0].abs()?])),
 };
@@ -307,6 +338,10 @@ pub const GELU_ERF: Case = Case {
     name: "gelu_erf",
     draw: wide,
     graph: |i| one(gelu_erf(&i.tensors[0])),
+    graph_async: |i| {
+        let f = gelu_erf_async(&i.tensors[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| {
         let x = &i.tensors[0];
         let cdf = ((x / std::f64::consts::SQRT_2)?.erf()? + 1.0)? * 0.5;
@@ -319,6 +354,10 @@ pub const SILU: Case = Case {
     name: "silu",
     draw: wide,
     graph: |i| one(silu(&i.tensors[0])),
+    graph_async: |i| {
+        let f = silu_async(&i.tensors[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![ref_silu(&i.tensors[0])?]),
     magnitude: Some(|i| Ok(vec![i.tensors[0].abs()?])),
 };
@@ -333,6 +372,10 @@ pub const SWIGLU: Case = Case {
         })
     },
     graph: |i| one(swiglu(&i.tensors[0], &i.tensors[1])),
+    graph_async: |i| {
+        let f = swiglu_async(&i.tensors[0], &i.tensors[1]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![(ref_silu(&i.tensors[0])? * &i.tensors[1])?]),
     magnitude: Some(|i| Ok(vec![(&i.tensors[0] * &i.tensors[1])?.abs()?])),
 };
@@ -349,6 +392,10 @@ pub const ROPE: Case = Case {
         })
     },
     graph: |i| one(rope(&i.tensors[0], &i.tensors[1], &i.tensors[2])),
+    graph_async: |i| {
+        let f = rope_async(&i.tensors[0], &i.tensors[1], &i.tensors[2]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| Ok(vec![ref_rope(&i.tensors[0], &i.tensors[1], &i.tensors[2])?]),
     magnitude: None,
 };
@@ -373,6 +420,13 @@ pub const LORA: Case = Case {
             unreachable!()
         };
         one(lora(x, w, a, b, i.scalars[0]))
+    },
+    graph_async: |i| {
+        let [x, w, a, b] = &i.tensors[..] else {
+            unreachable!()
+        };
+        let f = lora_async(x, w, a, b, i.scalars[0]);
+        Box::pin(async move { one(f.await) })
     },
     reference: |i| {
         let [x, w, a, b] = &i.tensors[..] else {
@@ -419,6 +473,13 @@ pub const ATTENTION: Case = Case {
         };
         one(attention(q, k, mask, i.scalars[0]))
     },
+    graph_async: |i| {
+        let [q, k, mask] = &i.tensors[..] else {
+            unreachable!()
+        };
+        let f = attention_async(q, k, mask, i.scalars[0]);
+        Box::pin(async move { one(f.await) })
+    },
     reference: |i| {
         let [q, k, mask] = &i.tensors[..] else {
             unreachable!()
@@ -451,6 +512,14 @@ pub const ADD_RMS_NORM: Case = Case {
         let (h, y) = add_rms_norm(x, r, w, i.scalars[0])?;
         Ok(vec![h, y])
     },
+    graph_async: |i| {
+        let [x, r, w] = &i.tensors[..] else { unreachable!() };
+        let f = add_rms_norm_async(x, r, w, i.scalars[0]);
+        Box::pin(async move {
+            let (h, y) = f.await?;
+            Ok(vec![h, y])
+        })
+    },
     reference: |i| {
         let [x, r, w] = &i.tensors[..] else { unreachable!() };
         let h = (x + r)?;
@@ -472,6 +541,13 @@ pub const CENTER_COLUMNS: Case = Case {
     graph: |i| {
         let (m, c) = center_columns(&i.tensors[0])?;
         Ok(vec![m, c])
+    },
+    graph_async: |i| {
+        let f = center_columns_async(&i.tensors[0]);
+        Box::pin(async move {
+            let (m, c) = f.await?;
+            Ok(vec![m, c])
+        })
     },
     reference: |i| {
         let x = &i.tensors[0];

@@ -4,8 +4,9 @@
 //
 // The runtime defines the configuration before this text:
 //   LG_DTYPE   storage type: 0 f32, 1 f64, 2 f16, 3 bf16 (compute is f32, or f64 for f64)
-//   LG_VEC     elements per memory access: 1, or 16 bytes' worth (inputs then have column stride
-//              1, 16-byte aligned rows, and row lengths divisible by LG_VEC)
+//   LG_VEC     elements per chunk: 1, or a multiple of 16 bytes' worth read as 16-byte pieces
+//              (inputs then have column stride 1, 16-byte aligned rows, and row lengths
+//              divisible by LG_VEC); the runtime uses one piece
 //   row kernels:       LG_GROUP threads per row (a power of two), LG_RPB rows per block (1 when
 //                      LG_GROUP > 32), LG_CACHE chunks of LG_VEC columns each thread keeps in
 //                      registers (0: re-read in every column loop)
@@ -104,17 +105,22 @@ struct alignas(16) lg_v16 {
   unsigned int w[4];
 };
 
+// LG_VEC elements as 16-byte pieces (one, or several for wide pointwise chunks).
+#define LG_PIECE (16 / (int)sizeof(T))
+
 __device__ __forceinline__ void lg_ldv(C* dst, const T* p) {
 #if LG_VEC == 1
   dst[0] = lg_ld(p[0]);
 #else
-  static_assert(LG_VEC * sizeof(T) == 16, "vector accesses are 16 bytes");
-  union {
-    lg_v16 v;
-    T e[LG_VEC];
-  } u;
-  u.v = *reinterpret_cast<const lg_v16*>(p);
-  LG_UNROLL for (int i = 0; i < LG_VEC; ++i) dst[i] = lg_ld(u.e[i]);
+  static_assert(LG_VEC % LG_PIECE == 0, "vector accesses are whole 16-byte pieces");
+  LG_UNROLL for (int k = 0; k < LG_VEC / LG_PIECE; ++k) {
+    union {
+      lg_v16 v;
+      T e[LG_PIECE];
+    } u;
+    u.v = reinterpret_cast<const lg_v16*>(p)[k];
+    LG_UNROLL for (int i = 0; i < LG_PIECE; ++i) dst[k * LG_PIECE + i] = lg_ld(u.e[i]);
+  }
 #endif
 }
 
@@ -122,12 +128,14 @@ __device__ __forceinline__ void lg_stv(T* p, const C* src) {
 #if LG_VEC == 1
   p[0] = lg_st(src[0]);
 #else
-  union {
-    lg_v16 v;
-    T e[LG_VEC];
-  } u;
-  LG_UNROLL for (int i = 0; i < LG_VEC; ++i) u.e[i] = lg_st(src[i]);
-  *reinterpret_cast<lg_v16*>(p) = u.v;
+  LG_UNROLL for (int k = 0; k < LG_VEC / LG_PIECE; ++k) {
+    union {
+      lg_v16 v;
+      T e[LG_PIECE];
+    } u;
+    LG_UNROLL for (int i = 0; i < LG_PIECE; ++i) u.e[i] = lg_st(src[k * LG_PIECE + i]);
+    reinterpret_cast<lg_v16*>(p)[k] = u.v;
+  }
 #endif
 }
 
