@@ -9,6 +9,11 @@ mod mode;
 mod profile;
 
 pub use cache_dir::{kernel_cache_dir, set_kernel_cache_dir};
+
+/// Where generated functions run: CPU, CUDA and asynchronous calls (docs only).
+pub mod devices {
+    #![doc = include_str!("../docs/devices.md")]
+}
 pub use candle_core::Tensor;
 pub use error::{Error, Result, SymbolMismatch};
 pub use graph_ir::Graph;
