@@ -10,10 +10,11 @@
 //! python3 benches/torch_ref.py                            # torch eager and torch.compile, same shapes
 //! ```
 //!
-//! Timing: after warm-up, calls run back to back for at least `BENCH_MS` milliseconds (default
-//! 300) between two device synchronisations; the per-call time is the wall time over the count,
-//! the best of 3 such runs. Inputs rotate among copies that together exceed the GPU's L2, so
-//! reads come from memory. The 1x4096 row measures the whole per-call cost, host included.
+//! Timing: after warm-up, calls run back to back for about `BENCH_MS` milliseconds (default 300)
+//! between two device synchronisations; the per-call time is the wall time over the count, the
+//! best of 3 rounds that take the three ways in turn. Inputs rotate among copies that together
+//! exceed the GPU's L2, so reads come from memory. The 1x4096 row measures the whole per-call
+//! cost, host included.
 
 use std::time::{Duration, Instant};
 
@@ -89,37 +90,55 @@ struct Row {
     fused: Option<f64>,
 }
 
-/// Seconds per call of `f` over the rotating `sets`.
-fn time(device: &Device, sets: &[Inputs], f: &dyn Fn(&Inputs) -> Result<Tensor>) -> Result<f64> {
-    let budget = Duration::from_millis(
+fn budget() -> Duration {
+    Duration::from_millis(
         std::env::var("BENCH_MS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(300),
-    );
+    )
+}
+
+/// Warms `f` up and returns how many calls fill the time budget.
+fn calls_per_run(device: &Device, sets: &[Inputs], f: Way) -> Result<usize> {
     for s in sets.iter().cycle().take(3 * sets.len()) {
         f(s)?;
     }
     device.synchronize()?;
-    // Calls per timed run: enough to fill the budget, from a short probe.
     let probe = Instant::now();
     let mut n = 0usize;
-    while probe.elapsed() < budget / 10 {
+    while probe.elapsed() < budget() / 10 {
         f(&sets[n % sets.len()])?;
         n += 1;
     }
     device.synchronize()?;
     let per = probe.elapsed().as_secs_f64() / n as f64;
-    let count = ((budget.as_secs_f64() / per) as usize).clamp(3, 1_000_000);
-    let mut best = f64::INFINITY;
+    Ok(((budget().as_secs_f64() / per) as usize).clamp(3, 1_000_000))
+}
+
+/// Seconds per call of `count` calls of `f`, between two synchronisations.
+fn run(device: &Device, sets: &[Inputs], f: Way, count: usize) -> Result<f64> {
+    device.synchronize()?;
+    let start = Instant::now();
+    for i in 0..count {
+        f(&sets[i % sets.len()])?;
+    }
+    device.synchronize()?;
+    Ok(start.elapsed().as_secs_f64() / count as f64)
+}
+
+/// Seconds per call of each of `ways`, best of 3 rounds that take the ways in turn, so that a
+/// noisy moment on a shared host does not land on one of them alone.
+fn time(device: &Device, sets: &[Inputs], ways: &[Way]) -> Result<Vec<f64>> {
+    let counts: Vec<usize> = ways
+        .iter()
+        .map(|f| calls_per_run(device, sets, *f))
+        .collect::<Result<_>>()?;
+    let mut best = vec![f64::INFINITY; ways.len()];
     for _ in 0..3 {
-        device.synchronize()?;
-        let start = Instant::now();
-        for i in 0..count {
-            f(&sets[i % sets.len()])?;
+        for ((f, count), b) in ways.iter().zip(&counts).zip(&mut best) {
+            *b = b.min(run(device, sets, *f, *count)?);
         }
-        device.synchronize()?;
-        best = best.min(start.elapsed().as_secs_f64() / count as f64);
     }
     Ok(best)
 }
@@ -129,8 +148,8 @@ fn copy_bandwidth(device: &Device) -> Result<f64> {
     let n = 1 << 29; // 1 GiB of bf16
     let src = Tensor::zeros(n, DType::BF16, device)?.affine(1.0, 1.0)?;
     let sets = vec![vec![src]];
-    let t = time(device, &sets, &|s| s[0].copy())?;
-    Ok(2.0 * (n * 2) as f64 / t)
+    let t = time(device, &sets, &[&|s: &Inputs| s[0].copy()])?;
+    Ok(2.0 * (n * 2) as f64 / t[0])
 }
 
 fn rand(device: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
@@ -173,17 +192,19 @@ fn main() -> Result<()> {
                 .map(|_| shapes.iter().map(|s| rand(&device, s, dtype)).collect())
                 .collect::<Result<_>>()?;
             graph_runtime::reset_host_profile();
-            let lazy_time = time(&device, &sets, lazy)?;
+            let mut ways = vec![lazy, composed];
+            ways.extend(fused);
+            let times = time(&device, &sets, &ways)?;
             if let Some(profile) = graph_runtime::host_profile() {
-                println!("host time per phase, {kernel} {dtype:?}:\n{profile}");
+                println!("host time per phase, {kernel} {dtype:?} (all three ways):\n{profile}");
             }
             let row = Row {
                 kernel,
                 dtype,
                 bytes,
-                lazy: lazy_time,
-                composed: time(&device, &sets, composed)?,
-                fused: fused.map(|f| time(&device, &sets, f)).transpose()?,
+                lazy: times[0],
+                composed: times[1],
+                fused: times.get(2).copied(),
             };
             print_row(&row, copy);
             rows.push(row);
