@@ -37,7 +37,10 @@ pub fn fn_name(k: &KernelIr, strided: bool) -> Ident {
 
 fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     let name = fn_name(k, strided);
-    let stash = if strided { None } else { stash(graph, k) };
+    let (stash, stash_len) = match if strided { None } else { stash(graph, k) } {
+        Some((id, len)) => (Some(id), Some(len)),
+        None => (None, None),
+    };
     let cx = Cx {
         graph,
         k,
@@ -70,6 +73,14 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     for i in 0..k.sizes.len() {
         let n = format_ident!("n{}", i);
         prologue.push(quote!(let #n: usize = a.sizes[#i];));
+    }
+    if let Some(len) = stash_len {
+        // One scratch row per call, not per row.
+        let n = format_ident!("n{}", len);
+        let p = quote!(::graph_runtime::__private::cpu);
+        prologue.push(quote!(
+            let mut stash_row = <<T as #p::Elem>::C as #p::Float>::scratch(#n);
+        ));
     }
     if !strided {
         // Bound each contiguous input to its row so indexing by column needs no checks.
@@ -130,7 +141,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
 /// pass reads, as `exp(x - max)` in softmax. Kept in a scratch row of the compute type, so
 /// reading it back gives exactly what computing it again would. Only for kernels without index
 /// remapping (every value is read at the column being written) and one row length.
-fn stash(graph: &Graph, k: &KernelIr) -> Option<NodeId> {
+fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
     if remaps(graph, k) {
         return None;
     }
@@ -162,7 +173,7 @@ fn stash(graph: &Graph, k: &KernelIr) -> Option<NodeId> {
         seen
     };
     let written = column_nodes(&outputs);
-    reductions.iter().map(|r| graph.node(*r).args[0]).find(|v| {
+    let kept = reductions.iter().map(|r| graph.node(*r).args[0]).find(|v| {
         written.contains(v)
             && column_nodes(&[*v]).iter().any(|n| {
                 matches!(
@@ -181,7 +192,8 @@ fn stash(graph: &Graph, k: &KernelIr) -> Option<NodeId> {
                     ) | Op::Binary(BinaryOp::Pow)
                 )
             })
-    })
+    });
+    kept.map(|v| (v, len))
 }
 
 /// Whether a kernel reads columns other than the one it computes (narrow, cat).
@@ -500,7 +512,6 @@ impl Cx<'_> {
         let ct = quote!(<T as ::graph_runtime::__private::cpu::Elem>::C);
         let stash_row = keep.map(|_| {
             quote! {
-                let mut stash_row = <#ct as ::graph_runtime::__private::cpu::Float>::scratch(#n);
                 let stash: &mut [#ct] = &mut stash_row[..#n];
             }
         });
