@@ -18,4 +18,11 @@
 //! - bf16 is loaded and stored as bits (see the prelude), so it needs no Metal 3.1 `bfloat`.
 //! - No disk cache: Metal compiles MSL itself, on first use per GPU and configuration.
 
+#[cfg(feature = "metal")]
+pub mod compile;
 pub mod config;
+#[cfg(feature = "metal")]
+mod launch;
+
+#[cfg(feature = "metal")]
+pub use launch::run;
