@@ -20,7 +20,7 @@ fn eager<T>(f: impl FnOnce() -> T) -> T {
 fn matches_reference(case: &Case, device: &Device) -> Result<()> {
     let mut rng = common::rng();
     eager(|| {
-        for dtype in DTYPES {
+        for &dtype in common::dtypes(device) {
             for _ in 0..6 {
                 check_case(case, &mut rng, Sizes::Small, dtype, device)?;
             }
@@ -88,7 +88,7 @@ fn against_candle_nn(
     name: &str,
 ) -> Result<()> {
     let mut rng = common::rng();
-    for &dtype in dtypes {
+    for &dtype in dtypes.iter().filter(|d| common::dtypes(device).contains(d)) {
         for _ in 0..6 {
             let inputs: Vec<Tensor> = draw(&mut rng)?
                 .iter()
