@@ -16,7 +16,7 @@ fn fused<T>(f: impl FnOnce() -> T) -> T {
 fn every_case_matches_the_reference(device: &Device) -> Result<()> {
     let mut rng = common::rng();
     for case in CASES {
-        for dtype in DTYPES {
+        for &dtype in common::dtypes(device) {
             for sizes in [
                 Sizes::Small,
                 Sizes::Small,
@@ -40,7 +40,7 @@ test_device!(every_case_matches_the_reference);
 fn fused_equals_eager(device: &Device) -> Result<()> {
     let mut rng = common::rng();
     for case in CASES {
-        for dtype in DTYPES {
+        for &dtype in common::dtypes(device) {
             for sizes in [Sizes::Small, Sizes::LongRows] {
                 let inputs = (case.draw)(&mut rng, sizes)?.to(dtype, device)?;
                 let a = fused(|| (case.graph)(&inputs)).expect("fused runs");

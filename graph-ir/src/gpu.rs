@@ -89,6 +89,21 @@ impl ArgLayout {
     }
 }
 
+/// Metal binds each tensor as a buffer of its own (Candle orders work by buffer), beside the
+/// argument words at buffer 0: input `k` at buffer `1 + k` (scalar inputs have none), output `k`
+/// at buffer `1 + inputs + k`. The pointer words of [`ArgLayout`] go unused there.
+pub mod metal {
+    /// The buffer index of input `k`'s tensor.
+    pub fn input_buffer(k: usize) -> usize {
+        1 + k
+    }
+
+    /// The buffer index of output `k` of a kernel with `inputs` inputs.
+    pub fn output_buffer(inputs: usize, k: usize) -> usize {
+        1 + inputs + k
+    }
+}
+
 /// Division by the invariant `divisor` (1 ..= 2^31 - 1) as a multiply and a shift: the word
 /// `m | shift << 32`, with which `n / divisor == (umulhi(n, m) + n) >> shift` for every
 /// `n < 2^31` (Granlund and Montgomery; PyTorch's `IntegerDivider`). Kernels divide row indices

@@ -15,8 +15,11 @@
 //!   goes to (queuing is quick: nothing waits for the GPU), followed by an event that one
 //!   completion thread watches without blocking (see `exec::cuda::done`); it completes the
 //!   future. No executor or worker thread waits for the GPU.
-//! - Metal: for now the synchronous path on a worker followed by a device synchronize, until the
-//!   Metal backend completes futures from its command buffer's completion handler.
+//! - Metal: the synchronous path on a worker (which only encodes onto Candle's command buffer),
+//!   then a wait for the command buffer holding that work (`flush_and_wait_current`). A
+//!   completion handler would spare the worker its wait, but Candle 0.11.1 keeps its command
+//!   buffers to itself: `MetalDevice`'s `Commands` and the encoder's command buffer are
+//!   crate-private, and a command buffer of our own would escape Candle's hazard tracking.
 //!
 //! Completion goes through a `futures-channel` oneshot, which works under any executor.
 //! Cancellation is dropping the future: that drops the receiver; a CPU job not started yet sees
@@ -64,9 +67,19 @@ pub fn run_async<const N: usize>(
         Device::Cpu => GraphFuture::on_worker(sync),
         #[cfg(feature = "cuda")]
         Device::Cuda(cuda) => GraphFuture::on_stream(graph, &cuda, sync),
-        // Metal (until its backend wires the command buffer's completion handler), and CUDA
-        // without the `cuda` feature's kernels: the synchronous path on a worker, which then
-        // blocks on a device synchronize so the future resolves once the device has finished.
+        // Waits for the command buffer that holds this call's work. (Candle's `synchronize`
+        // waits for the last buffer in flight, which a flush on another thread may have taken
+        // already: it can return before this call's work ran.)
+        #[cfg(feature = "metal")]
+        Device::Metal(metal) => GraphFuture::on_worker(move || {
+            let outputs = sync()?;
+            metal.flush_and_wait_current().within(graph.name)?;
+            Ok(outputs)
+        }),
+        // Metal and CUDA without their features' kernels: the synchronous path on a worker,
+        // which then blocks on a device synchronize so the future resolves once the device has
+        // finished.
+        #[allow(unreachable_patterns)]
         _ => GraphFuture::on_worker(move || {
             let outputs = sync()?;
             device.synchronize().within(graph.name)?;

@@ -41,6 +41,17 @@ pub mod __private {
         pub use crate::exec::cuda::{covering_configs, Config, Shape};
     }
 
+    /// The Metal backend's host side (launch configurations, argument words, prelude), for
+    /// tests that check it and every generated kernel here, without the `metal` feature.
+    pub mod metal {
+        /// Metal's compiler, for the Mac test that compiles every generated kernel with it.
+        #[cfg(feature = "metal")]
+        pub use crate::exec::metal::compile::pipeline;
+        pub use crate::exec::metal::config::{
+            choose, covering_configs, dtype_code, full_source, groups, words, Config, Input, Shape, PRELUDE,
+        };
+    }
+
     /// Every generated graph linked into the program; see [`crate::graphs`].
     #[linkme::distributed_slice]
     pub static GRAPHS: [&'static Graph];

@@ -70,27 +70,27 @@ pub fn source(graph: &Graph, k: &KernelIr) -> String {
 
 /// Indented lines.
 #[derive(Default)]
-struct Writer {
-    text: String,
+pub(crate) struct Writer {
+    pub(crate) text: String,
     depth: usize,
 }
 
 impl Writer {
-    fn line(&mut self, s: &str) {
+    pub(crate) fn line(&mut self, s: &str) {
         let _ = writeln!(self.text, "{:indent$}{s}", "", indent = 2 * self.depth);
     }
 
-    fn open(&mut self, s: &str) {
+    pub(crate) fn open(&mut self, s: &str) {
         self.line(&format!("{s} {{"));
         self.depth += 1;
     }
 
-    fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         self.depth -= 1;
         self.line("}");
     }
 
-    fn lines(&mut self, stmts: &[String]) {
+    pub(crate) fn lines(&mut self, stmts: &[String]) {
         for s in stmts {
             self.line(s);
         }
@@ -162,7 +162,7 @@ fn row_pointers(w: &mut Writer, k: &KernelIr, l: &ArgLayout, r: &str) {
     }
 }
 
-fn column_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
+pub(crate) fn column_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
     (0..k.inputs.len()).filter(|i| k.inputs[*i].1 == Access::Column)
 }
 
@@ -190,7 +190,7 @@ fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<usize> {
 }
 
 /// The column inputs each column loop of `k` reads, by statement.
-fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
+pub(crate) fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
     k.stmts
         .iter()
         .map(|s| match s {
@@ -219,12 +219,12 @@ pub fn cached_inputs(graph: &Graph, k: &KernelIr) -> BTreeSet<usize> {
         .collect()
 }
 
-fn row_scalar_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
+pub(crate) fn row_scalar_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
     (0..k.inputs.len()).filter(|i| k.inputs[*i].1 == Access::RowScalar)
 }
 
 /// `const C r{n} = ...;` for each per-row scalar node.
-fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
+pub(crate) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
     for id in nodes {
         let mut scope = Scope::default();
         let v = body.value_of_op(&mut scope, *id, "0");
@@ -379,7 +379,7 @@ fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
 }
 
 /// The size index of `id`'s row length.
-fn size_of(graph: &Graph, k: &KernelIr, id: NodeId) -> usize {
+pub(crate) fn size_of(graph: &Graph, k: &KernelIr, id: NodeId) -> usize {
     let last = graph
         .node(id)
         .ty
@@ -390,12 +390,12 @@ fn size_of(graph: &Graph, k: &KernelIr, id: NodeId) -> usize {
 }
 
 /// How one column loop reads its inputs.
-struct Loop<'a> {
+pub(crate) struct Loop<'a> {
     /// The column inputs the loop reads.
-    reads: &'a BTreeSet<usize>,
+    pub(crate) reads: &'a BTreeSet<usize>,
     /// The inputs in registers.
-    cached: &'a BTreeSet<usize>,
-    remap: bool,
+    pub(crate) cached: &'a BTreeSet<usize>,
+    pub(crate) remap: bool,
 }
 
 /// Opens the loop over this thread's chunks of `LG_VEC` columns of a row of length `m{len}`
@@ -423,7 +423,7 @@ fn open_columns(w: &mut Writer, len: usize, cols: &Loop) {
     }
 }
 
-fn close_columns(w: &mut Writer, cols: &Loop) {
+pub(crate) fn close_columns(w: &mut Writer, cols: &Loop) {
     if cols.remap {
         w.close();
         w.close();
@@ -494,7 +494,7 @@ fn reduce(w: &mut Writer, body: &Body, len: usize, reductions: &[NodeId], cols: 
 
 /// The column expression of a loop body: a chunk's first column when remapping (the body then
 /// computes the whole chunk), else the element's column.
-fn column(cols: &Loop) -> &'static str {
+pub(crate) fn column(cols: &Loop) -> &'static str {
     if cols.remap {
         "lg_col"
     } else {
@@ -504,7 +504,7 @@ fn column(cols: &Loop) -> &'static str {
 
 /// Without remapping, opens the per-element loop of a chunk and returns an element scope; with
 /// remapping, returns a chunk scope (arrays), the loop being the caller's to open.
-fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
+pub(crate) fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
     if cols.remap {
         Scope::chunk()
     } else {

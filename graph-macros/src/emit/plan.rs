@@ -5,7 +5,7 @@ use graph_ir::{Access, KernelKind};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::emit::{cpu, cuda, graph::dim};
+use crate::emit::{cpu, cuda, graph::dim, metal};
 use crate::ir::Graph;
 use crate::kernel::KernelIr;
 
@@ -31,6 +31,7 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let cpu_static = format_ident!("{}_CPU", k.name.to_uppercase());
                 let gpu_static = format_ident!("{}_GPU", k.name.to_uppercase());
                 let cuda_source = cuda::source(graph, k);
+                let metal_source = metal::source(graph, k);
                 let remaps = cuda::remaps(graph, k);
                 let cached_inputs = cuda::cached_inputs(graph, k).len();
                 let kernel_static = format_ident!("{}", k.name.to_uppercase());
@@ -59,7 +60,7 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                     };
                     static #gpu_static: #p::GpuKernel = #p::GpuKernel {
                         cuda: #cuda_source,
-                        metal: "",
+                        metal: #metal_source,
                         remaps: #remaps,
                         cached_inputs: #cached_inputs,
                     };

@@ -152,6 +152,8 @@ fn run_kernel(
             Device::Cpu => Some(cpu::run(graph, k, bound, &args)?),
             #[cfg(feature = "cuda")]
             Device::Cuda(device) => crate::exec::cuda::run(graph, k, bound, &args, device)?,
+            #[cfg(feature = "metal")]
+            Device::Metal(device) => crate::exec::metal::run(graph, k, bound, &args, device)?,
             _ => None,
         };
         if let Some(outs) = outs {

@@ -1,0 +1,185 @@
+//! Encoding one kernel on Candle's Metal command encoder.
+
+use candle_core::op::BackpropOp;
+use candle_core::{MetalDevice, MetalStorage, Storage, Tensor};
+use candle_metal_kernels::metal::ComputeCommandEncoder;
+use graph_ir::gpu::metal::{input_buffer, output_buffer};
+use graph_ir::{Access, Graph, Kernel};
+use objc2_metal::{MTLComputePipelineState, MTLSize};
+
+use super::compile::pipeline;
+use super::config::{choose, dtype_code, groups, words, Input};
+use crate::bind::Bound;
+use crate::error::{Error, Result};
+use crate::exec::eager::Value;
+
+/// Entries in a Metal function's buffer argument table.
+const MAX_BUFFERS: usize = 31;
+
+/// The most bytes `setBytes` passes.
+const MAX_BYTES: usize = 4096;
+
+fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
+    Error::Gpu {
+        func: graph.name,
+        kernel: k.name,
+        message,
+    }
+}
+
+/// Runs kernel `k` on Metal tensors of `bound.dtype`; returns its outputs in order, or `None`
+/// where no Metal kernel applies (the caller then runs the kernel's nodes through Candle): f64,
+/// an empty output, more buffers or argument bytes than a Metal function takes, or a GPU whose
+/// simdgroups are not 32 wide or whose pipelines allow fewer than 32 threads.
+pub fn run(
+    graph: &'static Graph,
+    k: &'static Kernel,
+    bound: &Bound,
+    args: &[&Value],
+    device: &MetalDevice,
+) -> Result<Option<Vec<Tensor>>> {
+    let fail = |m: String| gpu_error(graph, k, m);
+    let Some((code, size)) = dtype_code(bound.dtype) else {
+        return Ok(None);
+    };
+    if 1 + k.inputs.len() + k.outputs.len() > MAX_BUFFERS {
+        return Ok(None);
+    }
+    let sizes = bound.shape(graph, k.sizes, || format!("kernel {}", k.name))?;
+    let prefix = bound.shape(graph, k.prefix, || format!("kernel {} rows", k.name))?;
+    let rows: usize = prefix.iter().product();
+    let out_shapes: Vec<Vec<usize>> = k
+        .outputs
+        .iter()
+        .map(|&o| bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}")))
+        .collect::<Result<_>>()?;
+    if out_shapes.iter().any(|s| s.contains(&0)) {
+        return Ok(None);
+    }
+    let out_lens: Vec<usize> = out_shapes
+        .iter()
+        .map(|s| s.last().copied().unwrap_or(1))
+        .collect();
+
+    // Inputs: the storage guards live until every buffer is bound.
+    let guards: Vec<_> = args
+        .iter()
+        .map(|v| match v {
+            Value::Tensor(t) => Some(t.storage_and_layout()),
+            Value::Scalar(_) => None,
+        })
+        .collect();
+    let mut inputs: Vec<Option<Input>> = Vec::with_capacity(args.len());
+    let mut scalars: Vec<Option<f64>> = Vec::with_capacity(args.len());
+    for ((guard, access), value) in guards.iter().zip(k.access).zip(args) {
+        scalars.push(match value {
+            Value::Scalar(s) => Some(*s),
+            Value::Tensor(_) => None,
+        });
+        let Some((_, layout)) = guard else {
+            inputs.push(None);
+            continue;
+        };
+        let (dims, strides) = (layout.dims(), layout.stride());
+        let rank = dims.len();
+        let (row_dims, col_stride, len) = match access {
+            Access::Column => (
+                &dims[..rank - 1],
+                if dims[rank - 1] == 1 { 1 } else { strides[rank - 1] },
+                dims[rank - 1],
+            ),
+            _ => (&dims[..rank.saturating_sub(1)], 0, 1),
+        };
+        let mut row_strides = vec![0; prefix.len()];
+        for (j, d) in row_dims.iter().enumerate() {
+            if *d != 1 {
+                row_strides[prefix.len() + j - row_dims.len()] = strides[j];
+            }
+        }
+        inputs.push(Some(Input {
+            offset: layout.start_offset() * size,
+            col_stride,
+            row_strides,
+            len,
+        }));
+    }
+
+    // The pipeline: a configuration whose threadgroup the compiled pipeline allows.
+    let mut max_threads = 1024;
+    let (config, pipeline) = loop {
+        let config = choose(k, code, size, rows, &inputs, &out_lens, &sizes, max_threads);
+        let compiled =
+            pipeline(device, k as *const Kernel as usize, k.name, &config, k.gpu.metal).map_err(fail)?;
+        let limit = compiled.max_total_threads_per_threadgroup();
+        if config.threads() as usize <= limit {
+            break (config, compiled);
+        }
+        // The largest power of two within the limit; strictly lower each time, so this ends.
+        let lower = match limit {
+            0 => 0,
+            l => 1u32 << (usize::BITS - 1 - l.leading_zeros()).min(31),
+        };
+        if lower < 32 || lower >= max_threads {
+            return Ok(None);
+        }
+        max_threads = lower;
+    };
+    if pipeline.as_ref().threadExecutionWidth() != 32 {
+        return Ok(None);
+    }
+    let words = words(k, &config, &inputs, &scalars, &prefix, &sizes, &out_lens, rows);
+    if std::mem::size_of_val(&words[..]) > MAX_BYTES {
+        return Ok(None);
+    }
+
+    // Outputs, contiguous; the kernel writes every element.
+    let mut outs = Vec::with_capacity(k.outputs.len());
+    for shape in &out_shapes {
+        let n: usize = shape.iter().product();
+        let buffer = device
+            .new_buffer_builder()
+            .with_size_for(n, bound.dtype)
+            .with_label(k.name)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        outs.push((buffer, n));
+    }
+
+    let encoder = device.command_encoder().map_err(|e| fail(e.to_string()))?;
+    encoder.set_label(k.name);
+    let enc: &ComputeCommandEncoder = encoder.as_ref();
+    enc.set_compute_pipeline_state(&pipeline);
+    enc.set_bytes_directly(0, std::mem::size_of_val(&words[..]), words.as_ptr().cast());
+    for (i, (guard, input)) in guards.iter().zip(&inputs).enumerate() {
+        if let (Some((storage, _)), Some(input)) = (guard, input) {
+            let Storage::Metal(metal) = &**storage else {
+                unreachable!("binding keeps every tensor on the inputs' Metal device")
+            };
+            enc.set_input_buffer(input_buffer(i), Some(metal.buffer()), input.offset);
+        }
+    }
+    for (o, (buffer, _)) in outs.iter().enumerate() {
+        enc.set_output_buffer(output_buffer(k.inputs.len(), o), Some(buffer), 0);
+    }
+    let size = |width| MTLSize {
+        width,
+        height: 1,
+        depth: 1,
+    };
+    enc.dispatch_thread_groups(
+        size(groups(&config, rows, &out_lens)),
+        size(config.threads() as usize),
+    );
+    drop(encoder);
+    drop(guards);
+
+    let outputs = outs
+        .into_iter()
+        .zip(out_shapes)
+        .map(|((buffer, n), shape)| {
+            let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
+            Tensor::from_storage(Storage::Metal(storage), shape, BackpropOp::none(), false)
+        })
+        .collect();
+    Ok(Some(outputs))
+}

@@ -1,0 +1,426 @@
+//! The generated Metal Shading Language, checked where no Metal compiler exists: every Metal
+//! kernel of the test and example graphs, in configurations that cover every path of its template
+//! (see `covering_configs`), compiles with clang as C++14 (MSL is C++14-based) against
+//! `tests/msl/metal_stdlib`, a shim of the Metal types and functions the prelude uses. That
+//! catches undeclared names, type errors, address-space mismatches and C++17 constructs; it does
+//! not prove that Metal accepts the source (see the shim's header) or computes the right values:
+//! that takes a Mac (`cargo test --features metal`).
+//!
+//! The prelude's own arithmetic (erf, bf16 rounding, division by magic numbers) is plain C++ over
+//! the shim's math, so it also runs here, on the host, against Rust references.
+//!
+//! Needs clang++ (or `LAZY_GRAPH_CLANG`); skips loudly without it.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use graph_runtime::__private::metal::{covering_configs, full_source, PRELUDE};
+use graph_runtime::__private::Step;
+
+#[macro_use]
+#[allow(unused_macros)]
+mod common;
+
+// The examples' graphs, linked into this binary; their `main`s go unused.
+#[allow(dead_code)]
+#[path = "../examples/model.rs"]
+mod model;
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+#[allow(dead_code)]
+#[path = "../examples/serve.rs"]
+mod serve;
+
+/// The attributes generated kernels may carry: clang ignores unknown attributes, so a misspelt
+/// one would pass the compile check.
+const ATTRIBUTES: [&str; 6] = [
+    "kernel",
+    "max_total_threads_per_threadgroup",
+    "buffer",
+    "thread_position_in_threadgroup",
+    "threadgroup_position_in_grid",
+    "threadgroups_per_grid",
+];
+
+/// The clang++ to run, or `None` after a loud notice.
+fn clang() -> Option<String> {
+    let clang = std::env::var("LAZY_GRAPH_CLANG").unwrap_or_else(|_| "clang++".to_string());
+    match Command::new(&clang).arg("--version").output() {
+        Ok(out) if out.status.success() => Some(clang),
+        _ => {
+            eprintln!(
+                "\n**** SKIPPED: no {clang} to check the generated Metal source with \
+                 (apt-get install -y clang, or set LAZY_GRAPH_CLANG) ****\n"
+            );
+            None
+        }
+    }
+}
+
+/// Runs `clang` on `source` (C++14 against the shim) with `args`; the error is its output.
+fn compile(clang: &str, source: &str, args: &[&str]) -> Result<(), String> {
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/msl");
+    let mut child = Command::new(clang)
+        .args([
+            "-std=c++14",
+            "-nostdinc",
+            "-nostdinc++",
+            "-Wno-unknown-attributes",
+        ])
+        .arg("-I")
+        .arg(&shim)
+        .args(args)
+        .args(["-x", "c++", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running {clang}: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(source.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() && log.is_empty() {
+        Ok(())
+    } else {
+        Err(log)
+    }
+}
+
+/// The attribute names in `source`'s `[[...]]` lists.
+fn attributes(source: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    for part in source.split("[[").skip(1) {
+        let list = part.split("]]").next().unwrap_or_default();
+        for attr in list.split(',') {
+            found.push(attr.split('(').next().unwrap_or_default().trim());
+        }
+    }
+    found
+}
+
+#[test]
+fn every_generated_kernel_type_checks() {
+    let Some(clang) = clang() else { return };
+    // Kernels by configuration: each configuration's kernels make one translation unit, each in
+    // a namespace of its own (graphs in different modules may reuse a kernel name).
+    let mut units: BTreeMap<String, Vec<(&str, &str)>> = BTreeMap::new();
+    let mut names = Vec::new();
+    for graph in graph_runtime::graphs() {
+        for step in graph.plan {
+            if let Step::Kernel(k) = step {
+                names.push(k.name);
+                for attr in attributes(k.gpu.metal) {
+                    assert!(ATTRIBUTES.contains(&attr), "{}: unknown attribute {attr}", k.name);
+                }
+                for config in covering_configs(k) {
+                    units
+                        .entry(config.defines())
+                        .or_default()
+                        .push((k.name, k.gpu.metal));
+                }
+            }
+        }
+    }
+    // The graphs of tests/common and the three examples: a floor that catches graphs going
+    // missing.
+    assert!(names.len() >= 20, "only {} kernels found: {names:?}", names.len());
+    let unit = |defines: &str, kernels: &[(&str, &str)]| {
+        let mut text = full_source(defines, "");
+        for (i, (_, source)) in kernels.iter().enumerate() {
+            text += &format!("namespace lg_check{i} {{\n{source}}}\n");
+        }
+        text
+    };
+    let start = Instant::now();
+    let units: Vec<(String, Vec<(&str, &str)>)> = units.into_iter().collect();
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((defines, kernels)) = units.get(i) else {
+                    break;
+                };
+                if compile(&clang, &unit(defines, kernels), &["-fsyntax-only"]).is_ok() {
+                    continue;
+                }
+                // Name the kernels that fail, one by one.
+                for kernel in kernels {
+                    let text = unit(defines, std::slice::from_ref(kernel));
+                    if let Err(log) = compile(&clang, &text, &["-fsyntax-only"]) {
+                        let config = defines.replace('\n', "; ");
+                        failures.lock().unwrap().push(format!(
+                            "{} with {config}:\n{log}\n--- source ---\n{text}",
+                            kernel.0
+                        ));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    let checks: usize = units.iter().map(|(_, k)| k.len()).sum();
+    eprintln!(
+        "clang: {checks} kernel configurations of {} kernels in {} units, {:.1?}",
+        names.len(),
+        units.len(),
+        start.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failed; the first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+/// A host program: the prelude (in a bf16 configuration) and `main`, printing what `main` prints.
+fn run_on_host(clang: &str, main: &str) -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let exe = dir.join(format!("msl-host-{}", std::process::id()));
+    let defines = "#define LG_DTYPE 3\n#define LG_VEC 1\n#define LG_WIDE 0\n#define LG_BLOCK 256\n";
+    let source = format!("{defines}{PRELUDE}\nextern \"C\" int printf(const char*, ...);\n{main}");
+    let exe_arg = exe.to_str().expect("a UTF-8 temporary path");
+    if let Err(log) = compile(clang, &source, &["-O1", "-o", exe_arg]) {
+        panic!("the host program does not build:\n{log}\n--- source ---\n{source}");
+    }
+    let out = Command::new(&exe).output().expect("the host program runs");
+    let _ = std::fs::remove_file(&exe);
+    assert!(out.status.success(), "the host program failed");
+    String::from_utf8(out.stdout).expect("ASCII output")
+}
+
+/// `uint` literals of the bits of `values`, as a C array initialiser.
+fn bits_array(values: impl IntoIterator<Item = f32>) -> String {
+    let items: Vec<String> = values.into_iter().map(|v| format!("{}u", v.to_bits())).collect();
+    format!("{{{}}}", items.join(", "))
+}
+
+/// Lines of two `u32`s: an input's bits and the result's.
+fn pairs(out: &str) -> Vec<(u32, u32)> {
+    out.lines()
+        .map(|l| {
+            let mut it = l.split(' ').map(|w| w.parse::<u32>().expect("a number"));
+            (it.next().expect("input"), it.next().expect("output"))
+        })
+        .collect()
+}
+
+/// Metal has no erf: the prelude's stays within a few f32 ulp of the true value everywhere,
+/// including near zero (relative error), across its two ranges and at their seams.
+#[test]
+fn prelude_erf_is_accurate() {
+    let Some(clang) = clang() else { return };
+    let mut xs: Vec<f32> = (-6000..=6000).map(|i| i as f32 * 1e-3).collect();
+    xs.extend([
+        1e-30,
+        1e-10,
+        1e-4,
+        0.899_999_9,
+        0.9,
+        3.999_999_8,
+        4.0,
+        9.0,
+        f32::INFINITY,
+    ]);
+    xs.extend(xs.clone().iter().map(|x| -x));
+    let main = format!(
+        "int main() {{\n  const uint xs[] = {};\n  for (uint x : xs) printf(\"%u %u\\n\", x, \
+         as_type<uint>(lg_erf(as_type<float>(x))));\n  return 0;\n}}\n",
+        bits_array(xs.iter().copied())
+    );
+    let mut worst = (0f64, 0f32);
+    for (x, y) in pairs(&run_on_host(&clang, &main)) {
+        let (x, y) = (f32::from_bits(x), f32::from_bits(y));
+        let exact = graph_ir::math::erf(f64::from(x));
+        // Relative to the value, or to an ulp of 1 where erf rounds to +-1.
+        let err = (f64::from(y) - exact).abs() / exact.abs().max(f64::MIN_POSITIVE);
+        if err > worst.0 {
+            worst = (err, x);
+        }
+    }
+    eprintln!("lg_erf: max relative error {:e} at {}", worst.0, worst.1);
+    assert!(
+        worst.0 < 4.0 * f64::from(f32::EPSILON),
+        "lg_erf({}) is off by {:e}",
+        worst.1,
+        worst.0
+    );
+}
+
+/// bf16 stores round to nearest even, as the `half` crate (and so the CPU kernels) does, and
+/// keep NaNs NaN; loads are exact.
+#[test]
+fn prelude_bf16_rounds_like_the_cpu() {
+    let Some(clang) = clang() else { return };
+    let mut values: Vec<f32> = vec![0.0, -0.0, 1.0, f32::MAX, f32::MIN_POSITIVE, 1e-40, f32::INFINITY];
+    values.extend([f32::NEG_INFINITY, f32::NAN, -f32::NAN]);
+    // Ties (to even, both ways) and neighbours of ties.
+    for base in [0x3f80_0000u32, 0x3f81_0000, 0x4049_0000, 0x7f7f_0000] {
+        for low in [0x7fff, 0x8000, 0x8001, 0xffff] {
+            values.push(f32::from_bits(base | low));
+        }
+    }
+    let mut state = 0x2545_f491_u32;
+    for _ in 0..2000 {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        values.push(f32::from_bits(state));
+    }
+    let main = format!(
+        "int main() {{\n  const uint xs[] = {};\n  for (uint x : xs) {{\n    const lg_bf16 h = \
+         lg_to_bf16(as_type<float>(x));\n    if (as_type<uint>(lg_ld(h)) != (uint(h) << 16)) \
+         return 1;\n    printf(\"%u %u\\n\", x, uint(h));\n  }}\n  return 0;\n}}\n",
+        bits_array(values.iter().copied())
+    );
+    for (x, b) in pairs(&run_on_host(&clang, &main)) {
+        let f = f32::from_bits(x);
+        let want = half::bf16::from_f32(f);
+        let got = half::bf16::from_bits(b as u16);
+        if f.is_nan() {
+            assert!(got.is_nan(), "{f} ({x:#x}) stored as {b:#x}");
+        } else {
+            assert_eq!(got.to_bits(), want.to_bits(), "{f} ({x:#x})");
+        }
+    }
+}
+
+/// Row indices divide by multiply and shift with `graph_ir::gpu::magic`'s words, as on CUDA.
+#[test]
+fn prelude_magic_division_is_exact() {
+    let Some(clang) = clang() else { return };
+    let divisors = [1u32, 2, 3, 7, 10, 1000, 4097, 65535, (1 << 31) - 1];
+    let numerators = [0u32, 1, 2, 999, 1 << 20, (1 << 31) - 2, (1 << 31) - 1];
+    let mut cases = String::new();
+    for d in divisors {
+        let m = graph_ir::gpu::magic(d);
+        for n in numerators {
+            cases += &format!("  printf(\"%u %u\\n\", {n}u, lg_udiv({n}u, {m}l));\n");
+        }
+    }
+    let out = run_on_host(&clang, &format!("int main() {{\n{cases}  return 0;\n}}\n"));
+    let got = pairs(&out);
+    let mut i = 0;
+    for d in divisors {
+        for n in numerators {
+            assert_eq!(got[i], (n, n / d), "{n} / {d}");
+            i += 1;
+        }
+    }
+}
+
+/// The launch configurations the Metal runtime chooses, for every kernel over row lengths that
+/// reach each shape (a thread, part of a simdgroup, a simdgroup, a threadgroup per row; rows in
+/// registers or re-read), aligned or not, under every threadgroup limit a pipeline may report:
+/// within the limit, covering each row, vectorised only where that is safe. (Whether they are
+/// fast is for a Mac to measure.)
+#[test]
+fn launch_configurations_are_valid() {
+    use graph_ir::{Access, ArgLayout};
+    use graph_runtime::__private::metal::{choose, dtype_code, groups, words, Input, Shape};
+
+    assert_eq!(
+        dtype_code(candle_core::DType::F64),
+        None,
+        "Metal has no f64 kernels"
+    );
+    for graph in graph_runtime::graphs() {
+        for step in graph.plan {
+            let Step::Kernel(k) = step else { continue };
+            for dtype in [
+                candle_core::DType::F32,
+                candle_core::DType::F16,
+                candle_core::DType::BF16,
+            ] {
+                let (code, size) = dtype_code(dtype).expect("a Metal dtype");
+                for n in [1, 3, 7, 32, 100, 127, 1000, 1024, 4096, 4099, 32000, 70000] {
+                    for (rows, offset) in [(1, 0), (5, 2), (67, 16)] {
+                        let rank = k.prefix.len();
+                        // The first row dim holds every row (a rank-0 prefix has one).
+                        let prefix: Vec<usize> = (0..rank).map(|d| if d == 0 { rows } else { 1 }).collect();
+                        let rows: usize = prefix.iter().product();
+                        let inputs: Vec<Option<Input>> = k
+                            .access
+                            .iter()
+                            .map(|a| match a {
+                                Access::Scalar => None,
+                                Access::RowScalar => Some(Input {
+                                    offset,
+                                    col_stride: 0,
+                                    row_strides: vec![1; rank],
+                                    len: 1,
+                                }),
+                                Access::Column => Some(Input {
+                                    offset,
+                                    col_stride: 1,
+                                    row_strides: vec![n; rank],
+                                    len: n,
+                                }),
+                            })
+                            .collect();
+                        let scalars: Vec<Option<f64>> = k
+                            .access
+                            .iter()
+                            .map(|a| (*a == Access::Scalar).then_some(0.1))
+                            .collect();
+                        let out_lens = vec![n; k.outputs.len()];
+                        let sizes = vec![n; k.sizes.len()];
+                        for max_threads in [1024, 512, 256, 64, 32] {
+                            let c = choose(k, code, size, rows, &inputs, &out_lens, &sizes, max_threads);
+                            let what = format!(
+                                "{} n={n} rows={rows} offset={offset} max={max_threads}: {c:?}",
+                                k.name
+                            );
+                            assert!(c.threads() <= max_threads, "{what}");
+                            assert!(
+                                c.vec == 1 || (n % c.vec as usize == 0 && offset % 16 == 0),
+                                "{what}"
+                            );
+                            assert!(c.vec == 1 || c.vec as usize * size == 16, "{what}");
+                            if let Shape::Row {
+                                group,
+                                rows_per_block,
+                                cache,
+                            } = c.shape
+                            {
+                                assert!(group.is_power_of_two(), "{what}");
+                                assert!(group <= 32 || rows_per_block == 1, "{what}");
+                                let chunks = n.div_ceil(c.vec as usize);
+                                assert!(cache == 0 || (cache * group) as usize >= chunks, "{what}");
+                                assert!(cache == 0 || !k.gpu.remaps, "{what}");
+                            }
+                            assert!(groups(&c, rows, &out_lens) >= 1, "{what}");
+                            let w = words(k, &c, &inputs, &scalars, &prefix, &sizes, &out_lens, rows);
+                            let l = ArgLayout {
+                                inputs: k.inputs.len(),
+                                outputs: k.outputs.len(),
+                                rank: k.prefix.len(),
+                                sizes: k.sizes.len(),
+                            };
+                            assert_eq!(w.len(), l.words(), "{what}");
+                            for (i, s) in scalars.iter().enumerate() {
+                                if s.is_some() {
+                                    assert_eq!(w[l.scalar(i)], i64::from(0.1f32.to_bits()), "{what}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
