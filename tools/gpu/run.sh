@@ -15,7 +15,7 @@ if [[ $what == *tests* ]]; then
   for t in cuda fused eager bind async; do
     echo "=== $t (cuda tests)"
     filter=cuda; [ $t = cuda ] && filter=
-    /tmp/lg-bin/$t $filter --test-threads=4 2>&1 | grep -v '^test .* ok$'
+    /tmp/lg-bin/$t $filter --test-threads=8 2>&1 | grep --line-buffered -v '^test .* ok$'
   done 2>&1 | tee "$out/tests.log"
 fi
 if [[ $what == *bench* ]]; then
