@@ -353,6 +353,7 @@ pub fn dispatch<A, O>(a: A, outs: O, baseline: impl FnOnce(A, O), fused: impl Fn
 static SIMD: AtomicU8 = AtomicU8::new(0);
 
 /// Whether [`dispatch`] runs the AVX2 and FMA copy.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[inline(always)]
 fn simd() -> bool {
     match SIMD.load(Ordering::Relaxed) {
