@@ -17,15 +17,22 @@
 //!   kernel declare, handed to the prelude's `lg_reduce_*`.
 
 use graph_ir::gpu::metal::{input_buffer, output_buffer};
-use graph_ir::{Access, ArgLayout, KernelKind, Op, ReduceOp};
+use graph_ir::{Access, ArgLayout, KernelKind};
 
 use crate::emit::clike::{row_local, Body, Columns, Scope};
-use crate::emit::cuda::{
-    cached_inputs, close_columns, column, column_inputs, element_scope, layout, loop_reads, remaps,
-    row_scalar_inputs, row_scalars, size_of, Loop, Writer,
+use crate::emit::rows::{
+    cached_inputs, column_inputs, layout, loop_reads, reduce, remaps, row_scalar_inputs, row_scalars,
+    size_of, write, Dialect, Loop, Writer,
 };
-use crate::ir::{Graph, NodeId};
+use crate::ir::Graph;
 use crate::kernel::{KernelIr, Stmt};
+
+/// Metal's names in the shared row loops: 64-bit integers are `long`, and reductions past a
+/// simdgroup meet in the kernel's `lg_part`.
+const METAL: Dialect = Dialect {
+    long: "long",
+    reduce: |op, acc| format!("lg_reduce_{op}<LG_GROUP>({acc}, lg_part, lg_tid)"),
+};
 
 /// The Metal Shading Language source of kernel `k`.
 pub fn source(graph: &Graph, k: &KernelIr) -> String {
@@ -262,9 +269,9 @@ fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
             remap,
         };
         match s {
-            Stmt::Reduce { len, reductions } => reduce(w, &body, *len, reductions, &cols),
+            Stmt::Reduce { len, reductions } => reduce(w, &METAL, &body, *len, reductions, &cols),
             Stmt::RowScalars(nodes) => row_scalars(w, &body, nodes),
-            Stmt::Write { len, outputs } => write(w, &body, *len, outputs, &cols),
+            Stmt::Write { len, outputs } => write(w, &METAL, &body, *len, outputs, &cols),
             Stmt::WriteRowScalars(outputs) => {
                 w.open("if (lg_live && lg_lane == 0)");
                 for o in outputs {
@@ -276,107 +283,6 @@ fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
         }
     }
     w.close();
-}
-
-/// Opens the loop over this thread's chunks of `LG_VEC` columns of a row of length `m{len}`
-/// (`lg_q`), as `cuda.rs` does.
-fn open_columns(w: &mut Writer, len: usize, cols: &Loop) {
-    if cols.remap {
-        w.open(&format!(
-            "for (long lg_q0 = lg_lane; lg_q0 * LG_VEC < m{len}; lg_q0 += LG_GROUP * LG_UNROLL_COLS)"
-        ));
-        w.open("LG_UNROLL for (int lg_u = 0; lg_u < LG_UNROLL_COLS; ++lg_u)");
-        w.line("const long lg_q = lg_q0 + lg_u * LG_GROUP;");
-        w.open(&format!("if (lg_q * LG_VEC < m{len})"));
-        w.line("const long lg_col = lg_q * LG_VEC;");
-        return;
-    }
-    w.open(&format!("LG_ROW_CHUNKS(m{len})"));
-    for &i in cols.reads {
-        w.line(&format!("C v{i}c[LG_VEC];"));
-        if cols.cached.contains(&i) {
-            w.line(&format!("LG_FETCH(v{i}c, c{i}, x{i}, cs{i});"));
-        } else {
-            w.line(&format!("LG_LOAD(v{i}c, x{i}, cs{i});"));
-        }
-    }
-}
-
-fn reduce(w: &mut Writer, body: &Body, len: usize, reductions: &[NodeId], cols: &Loop) {
-    let ops: Vec<ReduceOp> = reductions
-        .iter()
-        .map(|r| match body.graph.node(*r).op {
-            Op::Reduce(op, _) => op,
-            _ => unreachable!("reduce statements hold reductions"),
-        })
-        .collect();
-    let acc: Vec<String> = reductions.iter().map(|r| format!("lg_acc{}", r.0)).collect();
-    for (i, op) in ops.iter().enumerate() {
-        let identity = match op {
-            ReduceOp::Sum | ReduceOp::Mean => "(C)0",
-            ReduceOp::Max => "(C)(-LG_INF)",
-            ReduceOp::Min => "(C)LG_INF",
-        };
-        w.line(&format!("C {} = {identity};", acc[i]));
-    }
-    open_columns(w, len, cols);
-    let mut scope = element_scope(w, cols);
-    let col = column(cols);
-    let vals: Vec<String> = reductions
-        .iter()
-        .map(|r| body.value(&mut scope, body.graph.node(*r).args[0], col))
-        .collect();
-    w.lines(&scope.stmts);
-    if cols.remap {
-        w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
-    }
-    for ((op, v), a) in ops.iter().zip(&vals).zip(&acc) {
-        let v = scope.at(v);
-        w.line(&match op {
-            ReduceOp::Sum | ReduceOp::Mean => format!("{a} += {v};"),
-            ReduceOp::Max => format!("{a} = lg_maximum({a}, {v});"),
-            ReduceOp::Min => format!("{a} = lg_minimum({a}, {v});"),
-        });
-    }
-    w.close();
-    close_columns(w, cols);
-    for ((op, r), a) in ops.iter().zip(reductions).zip(&acc) {
-        let (f, scale) = match op {
-            ReduceOp::Sum => ("sum", String::new()),
-            ReduceOp::Mean => ("sum", format!(" / (C)n{len}")),
-            ReduceOp::Max => ("max", String::new()),
-            ReduceOp::Min => ("min", String::new()),
-        };
-        w.line(&format!(
-            "const C {} = lg_reduce_{f}<LG_GROUP>({a}, lg_part, lg_tid){scale};",
-            row_local(*r)
-        ));
-    }
-}
-
-fn write(w: &mut Writer, body: &Body, len: usize, outputs: &[usize], cols: &Loop) {
-    let k = body.k;
-    open_columns(w, len, cols);
-    for o in outputs {
-        w.line(&format!("C o{o}c[LG_VEC];"));
-    }
-    let mut scope = element_scope(w, cols);
-    let vals: Vec<String> = outputs
-        .iter()
-        .map(|o| body.value(&mut scope, k.outputs[*o], column(cols)))
-        .collect();
-    w.lines(&scope.stmts);
-    if cols.remap {
-        w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
-    }
-    for (o, v) in outputs.iter().zip(vals) {
-        w.line(&format!("o{o}c[lg_v] = {};", scope.at(&v)));
-    }
-    w.close();
-    for o in outputs {
-        w.line(&format!("lg_stv(y{o} + lg_q * LG_VEC, o{o}c);"));
-    }
-    close_columns(w, cols);
 }
 
 #[cfg(test)]

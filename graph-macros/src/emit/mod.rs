@@ -8,4 +8,5 @@ pub mod cuda;
 pub mod graph;
 pub mod metal;
 pub mod plan;
+pub mod rows;
 pub mod rust;

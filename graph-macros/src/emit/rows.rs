@@ -1,0 +1,307 @@
+//! The loops of a row kernel in the C family, shared by the CUDA and Metal dialects: which
+//! column inputs each loop reads and which stay in registers, and the text of the column loops,
+//! the reductions and the writes. The dialects differ only in what [`Dialect`] names; the rest
+//! is prelude macros (`LG_ROW_CHUNKS`, `LG_FETCH`, ...) that each prelude defines.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use graph_ir::{Access, ArgLayout, KernelKind, Op, ReduceOp};
+
+use crate::emit::clike::{row_local, Body, Scope};
+use crate::ir::{Graph, NodeId};
+use crate::kernel::{KernelIr, Stmt};
+
+/// What differs between the C-family dialects in a row kernel's loops.
+pub(crate) struct Dialect {
+    /// The 64-bit signed integer type: `long long` in CUDA, `long` in Metal.
+    pub long: &'static str,
+    /// The call reducing accumulator `acc` with `op` (`sum`, `max`, `min`) across a row's threads.
+    pub reduce: fn(op: &str, acc: &str) -> String,
+}
+
+/// Indented lines.
+#[derive(Default)]
+pub(crate) struct Writer {
+    pub(crate) text: String,
+    depth: usize,
+}
+
+impl Writer {
+    pub(crate) fn line(&mut self, s: &str) {
+        let _ = writeln!(self.text, "{:indent$}{s}", "", indent = 2 * self.depth);
+    }
+
+    pub(crate) fn open(&mut self, s: &str) {
+        self.line(&format!("{s} {{"));
+        self.depth += 1;
+    }
+
+    pub(crate) fn close(&mut self) {
+        self.depth -= 1;
+        self.line("}");
+    }
+
+    pub(crate) fn lines(&mut self, stmts: &[String]) {
+        for s in stmts {
+            self.line(s);
+        }
+    }
+}
+
+pub(crate) fn column_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
+    (0..k.inputs.len()).filter(|i| k.inputs[*i].1 == Access::Column)
+}
+
+/// The column inputs that computing `roots` at a column reads (stopping at per-row scalars).
+pub(crate) fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<usize> {
+    let mut found = BTreeSet::new();
+    let mut stack: Vec<NodeId> = roots.to_vec();
+    let mut seen = BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        if let Some(i) = k.input_index(id) {
+            if k.inputs[i].1 == Access::Column {
+                found.insert(i);
+            }
+            continue;
+        }
+        if k.row_scalars.contains(&id) && k.nodes.contains(&id) {
+            continue;
+        }
+        stack.extend(graph.node(id).args.iter().copied());
+    }
+    found
+}
+
+/// The column inputs each column loop of `k` reads, by statement.
+pub(crate) fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
+    k.stmts
+        .iter()
+        .map(|s| match s {
+            Stmt::Reduce { reductions, .. } => {
+                let args: Vec<NodeId> = reductions.iter().map(|r| graph.node(*r).args[0]).collect();
+                reads(graph, k, &args)
+            }
+            Stmt::Write { outputs, .. } => {
+                let outs: Vec<NodeId> = outputs.iter().map(|o| k.outputs[*o]).collect();
+                reads(graph, k, &outs)
+            }
+            Stmt::RowScalars(_) | Stmt::WriteRowScalars(_) => BTreeSet::new(),
+        })
+        .collect()
+}
+
+/// The column inputs a row kernel keeps in registers: those read by more than one column loop
+/// (the others are read once anyway). None for kernels that remap columns.
+pub fn cached_inputs(graph: &Graph, k: &KernelIr) -> BTreeSet<usize> {
+    if k.kind != KernelKind::Row || remaps(graph, k) {
+        return BTreeSet::new();
+    }
+    let loops = loop_reads(graph, k);
+    column_inputs(k)
+        .filter(|i| loops.iter().filter(|r| r.contains(i)).count() > 1)
+        .collect()
+}
+
+pub(crate) fn row_scalar_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
+    (0..k.inputs.len()).filter(|i| k.inputs[*i].1 == Access::RowScalar)
+}
+
+/// `const C r{n} = ...;` for each per-row scalar node.
+pub(crate) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
+    for id in nodes {
+        let mut scope = Scope::default();
+        let v = body.value_of_op(&mut scope, *id, "0");
+        w.lines(&scope.stmts);
+        w.line(&format!("const C {} = {v};", row_local(*id)));
+    }
+}
+
+/// The size index of `id`'s row length.
+pub(crate) fn size_of(graph: &Graph, k: &KernelIr, id: NodeId) -> usize {
+    let last = graph
+        .node(id)
+        .ty
+        .shape()
+        .and_then(|s| s.last().copied())
+        .unwrap_or(graph_ir::Dim::lit(1));
+    k.size_index(&last)
+}
+
+/// How one column loop reads its inputs.
+pub(crate) struct Loop<'a> {
+    /// The column inputs the loop reads.
+    pub(crate) reads: &'a BTreeSet<usize>,
+    /// The inputs in registers.
+    pub(crate) cached: &'a BTreeSet<usize>,
+    pub(crate) remap: bool,
+}
+
+/// Opens the loop over this thread's chunks of `LG_VEC` columns of a row of length `m{len}`
+/// (`lg_q`). Inside it, without remapping, `v{i}c` holds each read input's chunk; with remapping,
+/// `lg_col` is the chunk's first column (and the loop needs two more `close`s).
+pub(crate) fn open_columns(w: &mut Writer, d: &Dialect, len: usize, cols: &Loop) {
+    if cols.remap {
+        w.open(&format!(
+            "for ({} lg_q0 = lg_lane; lg_q0 * LG_VEC < m{len}; lg_q0 += LG_GROUP * LG_UNROLL_COLS)",
+            d.long
+        ));
+        w.open("LG_UNROLL for (int lg_u = 0; lg_u < LG_UNROLL_COLS; ++lg_u)");
+        w.line(&format!("const {} lg_q = lg_q0 + lg_u * LG_GROUP;", d.long));
+        w.open(&format!("if (lg_q * LG_VEC < m{len})"));
+        w.line(&format!("const {} lg_col = lg_q * LG_VEC;", d.long));
+        return;
+    }
+    w.open(&format!("LG_ROW_CHUNKS(m{len})"));
+    for &i in cols.reads {
+        w.line(&format!("C v{i}c[LG_VEC];"));
+        if cols.cached.contains(&i) {
+            w.line(&format!("LG_FETCH(v{i}c, c{i}, x{i}, cs{i});"));
+        } else {
+            w.line(&format!("LG_LOAD(v{i}c, x{i}, cs{i});"));
+        }
+    }
+}
+
+pub(crate) fn close_columns(w: &mut Writer, cols: &Loop) {
+    if cols.remap {
+        w.close();
+        w.close();
+    }
+    w.close();
+}
+
+/// Opens the per-element loop of a chunk (without remapping): element `lg_v`.
+pub(crate) fn open_chunk(w: &mut Writer, cols: &Loop) {
+    w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
+    for &i in cols.reads {
+        w.line(&format!("const C v{i} = v{i}c[lg_v];"));
+    }
+}
+
+pub(crate) fn reduce(
+    w: &mut Writer,
+    d: &Dialect,
+    body: &Body,
+    len: usize,
+    reductions: &[NodeId],
+    cols: &Loop,
+) {
+    let ops: Vec<ReduceOp> = reductions
+        .iter()
+        .map(|r| match body.graph.node(*r).op {
+            Op::Reduce(op, _) => op,
+            _ => unreachable!("reduce statements hold reductions"),
+        })
+        .collect();
+    // Accumulators are named by their reduction node: several loops share one scope.
+    let acc: Vec<String> = reductions.iter().map(|r| format!("lg_acc{}", r.0)).collect();
+    for (i, op) in ops.iter().enumerate() {
+        let identity = match op {
+            ReduceOp::Sum | ReduceOp::Mean => "(C)0",
+            ReduceOp::Max => "(C)(-LG_INF)",
+            ReduceOp::Min => "(C)LG_INF",
+        };
+        w.line(&format!("C {} = {identity};", acc[i]));
+    }
+    open_columns(w, d, len, cols);
+    let mut scope = element_scope(w, cols);
+    let col = column(cols);
+    let vals: Vec<String> = reductions
+        .iter()
+        .map(|r| body.value(&mut scope, body.graph.node(*r).args[0], col))
+        .collect();
+    w.lines(&scope.stmts);
+    if cols.remap {
+        w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
+    }
+    for ((op, v), a) in ops.iter().zip(&vals).zip(&acc) {
+        let v = scope.at(v);
+        w.line(&match op {
+            ReduceOp::Sum | ReduceOp::Mean => format!("{a} += {v};"),
+            ReduceOp::Max => format!("{a} = lg_maximum({a}, {v});"),
+            ReduceOp::Min => format!("{a} = lg_minimum({a}, {v});"),
+        });
+    }
+    w.close();
+    close_columns(w, cols);
+    for ((op, r), a) in ops.iter().zip(reductions).zip(&acc) {
+        let (f, scale) = match op {
+            ReduceOp::Sum => ("sum", String::new()),
+            ReduceOp::Mean => ("sum", format!(" / (C)n{len}")),
+            ReduceOp::Max => ("max", String::new()),
+            ReduceOp::Min => ("min", String::new()),
+        };
+        w.line(&format!(
+            "const C {} = {}{scale};",
+            row_local(*r),
+            (d.reduce)(f, a)
+        ));
+    }
+}
+
+/// The column expression of a loop body: a chunk's first column when remapping (the body then
+/// computes the whole chunk), else the element's column.
+pub(crate) fn column(cols: &Loop) -> &'static str {
+    if cols.remap {
+        "lg_col"
+    } else {
+        "lg_q * LG_VEC + lg_v"
+    }
+}
+
+/// Without remapping, opens the per-element loop of a chunk and returns an element scope; with
+/// remapping, returns a chunk scope (arrays), the loop being the caller's to open.
+pub(crate) fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
+    if cols.remap {
+        Scope::chunk()
+    } else {
+        open_chunk(w, cols);
+        Scope::default()
+    }
+}
+
+pub(crate) fn write(w: &mut Writer, d: &Dialect, body: &Body, len: usize, outputs: &[usize], cols: &Loop) {
+    let k = body.k;
+    open_columns(w, d, len, cols);
+    for o in outputs {
+        w.line(&format!("C o{o}c[LG_VEC];"));
+    }
+    let mut scope = element_scope(w, cols);
+    let vals: Vec<String> = outputs
+        .iter()
+        .map(|o| body.value(&mut scope, k.outputs[*o], column(cols)))
+        .collect();
+    w.lines(&scope.stmts);
+    if cols.remap {
+        w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
+    }
+    for (o, v) in outputs.iter().zip(vals) {
+        w.line(&format!("o{o}c[lg_v] = {};", scope.at(&v)));
+    }
+    w.close();
+    for o in outputs {
+        w.line(&format!("lg_stv(y{o} + lg_q * LG_VEC, o{o}c);"));
+    }
+    close_columns(w, cols);
+}
+
+/// The argument layout of `k`.
+pub fn layout(k: &KernelIr) -> ArgLayout {
+    ArgLayout {
+        inputs: k.inputs.len(),
+        outputs: k.outputs.len(),
+        rank: k.prefix.len(),
+        sizes: k.sizes.len(),
+    }
+}
+
+/// Whether `k` reads inputs at remapped columns.
+pub fn remaps(graph: &Graph, k: &KernelIr) -> bool {
+    k.nodes
+        .iter()
+        .any(|n| matches!(graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)))
+}
