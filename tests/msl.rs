@@ -359,13 +359,13 @@ fn launch_configurations_are_valid() {
                             .map(|a| match a {
                                 Access::Scalar => None,
                                 Access::RowScalar => Some(Input {
-                                    offset,
+                                    start: offset as u64,
                                     col_stride: 0,
                                     row_strides: vec![1; rank],
                                     len: 1,
                                 }),
                                 Access::Column => Some(Input {
-                                    offset,
+                                    start: offset as u64,
                                     col_stride: 1,
                                     row_strides: vec![n; rank],
                                     len: n,

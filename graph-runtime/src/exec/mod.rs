@@ -7,4 +7,5 @@ pub mod cpu;
 pub mod cuda;
 pub mod eager;
 pub mod fused;
+pub mod launch;
 pub mod metal;

@@ -4,7 +4,7 @@ use candle_core::op::BackpropOp;
 use candle_core::{MetalDevice, MetalStorage, Storage, Tensor};
 use candle_metal_kernels::metal::ComputeCommandEncoder;
 use graph_ir::gpu::metal::{input_buffer, output_buffer};
-use graph_ir::{Access, Graph, Kernel};
+use graph_ir::{Graph, Kernel};
 use objc2_metal::{MTLComputePipelineState, MTLSize};
 
 use super::compile::pipeline;
@@ -12,6 +12,7 @@ use super::config::{choose, dtype_code, groups, words, Input};
 use crate::bind::Bound;
 use crate::error::{Error, Result};
 use crate::exec::eager::Value;
+use crate::exec::launch::{self, Extents};
 
 /// Entries in a Metal function's buffer argument table.
 const MAX_BUFFERS: usize = 31;
@@ -45,30 +46,19 @@ pub fn run(
     if 1 + k.inputs.len() + k.outputs.len() > MAX_BUFFERS {
         return Ok(None);
     }
-    let sizes = bound.shape(graph, k.sizes, || format!("kernel {}", k.name))?;
-    let prefix = bound.shape(graph, k.prefix, || format!("kernel {} rows", k.name))?;
-    let rows: usize = prefix.iter().product();
-    let out_shapes: Vec<Vec<usize>> = k
-        .outputs
-        .iter()
-        .map(|&o| bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}")))
-        .collect::<Result<_>>()?;
-    if out_shapes.iter().any(|s| s.contains(&0)) {
+    let Some(Extents {
+        sizes,
+        prefix,
+        rows,
+        out_shapes,
+        out_lens,
+    }) = Extents::of(graph, k, bound)?
+    else {
         return Ok(None);
-    }
-    let out_lens: Vec<usize> = out_shapes
-        .iter()
-        .map(|s| s.last().copied().unwrap_or(1))
-        .collect();
+    };
 
     // Inputs: the storage guards live until every buffer is bound.
-    let guards: Vec<_> = args
-        .iter()
-        .map(|v| match v {
-            Value::Tensor(t) => Some(t.storage_and_layout()),
-            Value::Scalar(_) => None,
-        })
-        .collect();
+    let guards = launch::guards(args);
     let mut inputs: Vec<Option<Input>> = Vec::with_capacity(args.len());
     let mut scalars: Vec<Option<f64>> = Vec::with_capacity(args.len());
     for ((guard, access), value) in guards.iter().zip(k.access).zip(args) {
@@ -76,31 +66,13 @@ pub fn run(
             Value::Scalar(s) => Some(*s),
             Value::Tensor(_) => None,
         });
-        let Some((_, layout)) = guard else {
-            inputs.push(None);
-            continue;
-        };
-        let (dims, strides) = (layout.dims(), layout.stride());
-        let rank = dims.len();
-        let (row_dims, col_stride, len) = match access {
-            Access::Column => (
-                &dims[..rank - 1],
-                if dims[rank - 1] == 1 { 1 } else { strides[rank - 1] },
-                dims[rank - 1],
-            ),
-            _ => (&dims[..rank.saturating_sub(1)], 0, 1),
-        };
-        let mut row_strides = vec![0; prefix.len()];
-        for (j, d) in row_dims.iter().enumerate() {
-            if *d != 1 {
-                row_strides[prefix.len() + j - row_dims.len()] = strides[j];
-            }
-        }
-        inputs.push(Some(Input {
-            offset: layout.start_offset() * size,
-            col_stride,
-            row_strides,
-            len,
+        inputs.push(guard.as_ref().map(|(_, layout)| {
+            Input::of(
+                layout,
+                *access,
+                prefix.len(),
+                (layout.start_offset() * size) as u64,
+            )
         }));
     }
 
@@ -155,7 +127,7 @@ pub fn run(
             let Storage::Metal(metal) = &**storage else {
                 unreachable!("binding keeps every tensor on the inputs' Metal device")
             };
-            enc.set_input_buffer(input_buffer(i), Some(metal.buffer()), input.offset);
+            enc.set_input_buffer(input_buffer(i), Some(metal.buffer()), input.start as usize);
         }
     }
     for (o, (buffer, _)) in outs.iter().enumerate() {
