@@ -61,17 +61,32 @@ impl KernelIr {
     pub fn input_index(&self, id: NodeId) -> Option<usize> {
         self.inputs.iter().position(|(n, _)| *n == id)
     }
+
+    /// The index in [`KernelIr::sizes`] of node `id`'s row length (its last dim; 1 for rank 0).
+    pub fn len_index(&self, graph: &Graph, id: NodeId) -> usize {
+        self.size_index(&last_dim(graph, id))
+    }
+
+    /// Whether the kernel reads columns other than the one it computes (`narrow`, `cat`).
+    pub fn remaps(&self, graph: &Graph) -> bool {
+        self.nodes
+            .iter()
+            .any(|n| matches!(graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)))
+    }
+}
+
+/// Node `id`'s last dim, 1 for rank 0.
+fn last_dim(graph: &Graph, id: NodeId) -> Dim {
+    *graph
+        .node(id)
+        .ty
+        .shape()
+        .and_then(<[Dim]>::last)
+        .unwrap_or(&Dim::lit(1))
 }
 
 pub fn schedule(graph: &Graph, plan: &KernelPlan, name: String) -> KernelIr {
-    let last = |id: NodeId| {
-        *graph
-            .node(id)
-            .ty
-            .shape()
-            .and_then(<[Dim]>::last)
-            .unwrap_or(&Dim::lit(1))
-    };
+    let last = |id: NodeId| last_dim(graph, id);
     let inputs: Vec<(NodeId, Access)> = plan
         .inputs
         .iter()

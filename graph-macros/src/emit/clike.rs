@@ -263,7 +263,7 @@ impl Body<'_> {
                 arrays: scope.arrays.clone(),
             };
             let v = self.value(&mut inner, *part, &at);
-            let len = format!("n{}", self.k.size_index(&self.last_dim(*part)));
+            let len = format!("n{}", self.k.len_index(self.graph, *part));
             let guard = if offset.is_empty() {
                 len.clone()
             } else {
@@ -291,15 +291,6 @@ impl Body<'_> {
         }
         scope.stmts.push(text);
         name
-    }
-
-    fn last_dim(&self, id: NodeId) -> graph_ir::Dim {
-        self.graph
-            .node(id)
-            .ty
-            .shape()
-            .and_then(|s| s.last().copied())
-            .unwrap_or(graph_ir::Dim::lit(1))
     }
 }
 

@@ -142,7 +142,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
 /// reading it back gives exactly what computing it again would. Only for kernels without index
 /// remapping (every value is read at the column being written) and one row length.
 fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
-    if remaps(graph, k) {
+    if k.remaps(graph) {
         return None;
     }
     let (at, len, reductions) = k.stmts.iter().enumerate().rev().find_map(|(i, s)| match s {
@@ -196,21 +196,8 @@ fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
     kept.map(|v| (v, len))
 }
 
-/// Whether a kernel reads columns other than the one it computes (narrow, cat).
-fn remaps(graph: &Graph, k: &KernelIr) -> bool {
-    k.nodes
-        .iter()
-        .any(|n| matches!(graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)))
-}
-
 fn size_ident(k: &KernelIr, graph: &Graph, id: NodeId) -> Ident {
-    let last = graph
-        .node(id)
-        .ty
-        .shape()
-        .and_then(|s| s.last().copied())
-        .unwrap_or(graph_ir::Dim::lit(1));
-    format_ident!("n{}", k.size_index(&last))
+    format_ident!("n{}", k.len_index(graph, id))
 }
 
 struct Cx<'a> {
@@ -502,7 +489,7 @@ impl Cx<'_> {
         // Without index remapping (narrow/cat), every column input is read at `j`: the passes
         // then hand the body fixed-length chunks of the inputs, whose indices need no checks, so
         // the body (exp included) vectorises.
-        let remaps = remaps(self.graph, self.k);
+        let remaps = self.k.remaps(self.graph);
         let columns: Vec<Ident> = (0..self.k.inputs.len())
             .filter(|i| self.k.inputs[*i].1 == Access::Column)
             .map(|i| format_ident!("x{}", i))

@@ -19,8 +19,8 @@ use graph_ir::{Access, ArgLayout, KernelKind};
 
 use crate::emit::clike::{row_local, Body, Columns, Scope};
 use crate::emit::rows::{
-    cached_inputs, column_inputs, layout, loop_reads, reduce, remaps, row_scalar_inputs, row_scalars,
-    size_of, write, Dialect, Loop, Writer,
+    cached_inputs, column_inputs, layout, loop_reads, reduce, row_scalar_inputs, row_scalars, write, Dialect,
+    Loop, Writer,
 };
 use crate::ir::Graph;
 use crate::kernel::{KernelIr, Stmt};
@@ -127,7 +127,7 @@ fn pointwise(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
     let body = Body {
         graph,
         k,
-        columns: if remaps(graph, k) {
+        columns: if k.remaps(graph) {
             Columns::Loads
         } else {
             Columns::Values
@@ -212,7 +212,7 @@ fn pointwise(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
 }
 
 fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
-    let remap = remaps(graph, k);
+    let remap = k.remaps(graph);
     let body = Body {
         graph,
         k,
@@ -241,7 +241,7 @@ fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
     }
     let cached = cached_inputs(graph, k);
     for &i in &cached {
-        let len = size_of(graph, k, k.inputs[i].0);
+        let len = k.len_index(graph, k.inputs[i].0);
         w.line(&format!("LG_CACHE_ROW(c{i}, x{i}, cs{i}, m{len});"));
     }
     let loops = loop_reads(graph, k);

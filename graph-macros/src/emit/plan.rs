@@ -32,7 +32,7 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let gpu_static = format_ident!("{}_GPU", k.name.to_uppercase());
                 let cuda_source = cuda::source(graph, k);
                 let metal_source = metal::source(graph, k);
-                let remaps = rows::remaps(graph, k);
+                let remaps = k.remaps(graph);
                 let cached_inputs = rows::cached_inputs(graph, k).len();
                 let kernel_static = format_ident!("{}", k.name.to_uppercase());
                 let variant = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);

@@ -97,7 +97,7 @@ pub(crate) fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
 /// The column inputs a row kernel keeps in registers: those read by more than one column loop
 /// (the others are read once anyway). None for kernels that remap columns.
 pub fn cached_inputs(graph: &Graph, k: &KernelIr) -> BTreeSet<usize> {
-    if k.kind != KernelKind::Row || remaps(graph, k) {
+    if k.kind != KernelKind::Row || k.remaps(graph) {
         return BTreeSet::new();
     }
     let loops = loop_reads(graph, k);
@@ -118,17 +118,6 @@ pub(crate) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
         w.lines(&scope.stmts);
         w.line(&format!("const C {} = {v};", row_local(*id)));
     }
-}
-
-/// The size index of `id`'s row length.
-pub(crate) fn size_of(graph: &Graph, k: &KernelIr, id: NodeId) -> usize {
-    let last = graph
-        .node(id)
-        .ty
-        .shape()
-        .and_then(|s| s.last().copied())
-        .unwrap_or(graph_ir::Dim::lit(1));
-    k.size_index(&last)
 }
 
 /// How one column loop reads its inputs.
@@ -297,11 +286,4 @@ pub fn layout(k: &KernelIr) -> ArgLayout {
         rank: k.prefix.len(),
         sizes: k.sizes.len(),
     }
-}
-
-/// Whether `k` reads inputs at remapped columns.
-pub fn remaps(graph: &Graph, k: &KernelIr) -> bool {
-    k.nodes
-        .iter()
-        .any(|n| matches!(graph.node(*n).op, Op::Narrow(..) | Op::Cat(_)))
 }
