@@ -1,0 +1,332 @@
+//! The loops of a CPU kernel: the statements of a row, column writes (split into segments where
+//! `cat`s pick parts by column), and reductions in independent lanes.
+
+use graph_ir::cpu::{LANES, NARROW_LANES};
+use graph_ir::{Access, Op, ReduceOp};
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+
+use super::{local, Col, Cx, Pick, Scope, Segment, MAX_PICKS};
+use crate::ir::NodeId;
+use crate::kernel::Stmt;
+
+impl Cx<'_> {
+    pub(super) fn stmt(&self, s: &Stmt) -> TokenStream {
+        match s {
+            Stmt::RowScalars(nodes) => {
+                let mut scope = Scope::default();
+                let col = Col {
+                    tokens: quote!(0usize),
+                    key: "0".into(),
+                    plus: Vec::new(),
+                    minus: Vec::new(),
+                };
+                let lets = nodes.iter().map(|id| {
+                    let v = self.op_value(&mut scope, *id, &col);
+                    let stmts = std::mem::take(&mut scope.stmts);
+                    let r = local(*id);
+                    quote!(let #r = { #(#stmts)* #v };)
+                });
+                quote!(#(#lets)*)
+            }
+            Stmt::Reduce { len, reductions } => self.reduce(*len, reductions),
+            Stmt::Write { len, outputs } => self.write(*len, outputs),
+            Stmt::WriteRowScalars(outputs) => {
+                let stores = outputs.iter().map(|&i| {
+                    let o = format_ident!("o{}", i);
+                    let r = local(self.k.outputs[i]);
+                    quote!(#o[0] = ::core::mem::MaybeUninit::new(T::store(#r));)
+                });
+                quote!(#(#stores)*)
+            }
+        }
+    }
+
+    /// One loop over the columns writing `outputs`. Where `cat` picks a part by column, the
+    /// loop is split into segments of columns within which every pick is the same, each a
+    /// branch-free loop over slices of equal length: see [`Self::segmented_write`].
+    pub(super) fn write(&self, len: usize, outputs: &[usize]) -> TokenStream {
+        let n = format_ident!("n{}", len);
+        self.picks.borrow_mut().clear();
+        let (stmts, stores) = self.write_body(outputs, &Col::at("c"), |o| quote!(#o[c - c0]));
+        let picks = std::mem::take(&mut *self.picks.borrow_mut());
+        if !self.strided && self.k.kind == graph_ir::KernelKind::Row && (1..=MAX_PICKS).contains(&picks.len())
+        {
+            return self.segmented_write(&n, outputs, &picks);
+        }
+        // Pointwise kernels may get a chunk of a row: outputs then start at `a.cols.start`.
+        // Bounding the loop by `n` (the inputs' row length) lets the compiler drop bounds
+        // checks and vectorise.
+        let (range, first, count) = match self.k.kind {
+            graph_ir::KernelKind::Pointwise => (
+                quote!(c0..a.cols.end.min(#n)),
+                quote!(a.cols.start),
+                quote!(a.cols.end.min(#n) - c0),
+            ),
+            graph_ir::KernelKind::Row => (quote!(0..#n), quote!(0usize), quote!(#n)),
+        };
+        let bounds = outputs.iter().map(|&i| {
+            let o = format_ident!("o{}", i);
+            quote!(let #o: &mut [::core::mem::MaybeUninit<T>] = &mut #o[..#count];)
+        });
+        quote!({
+            let c0: usize = #first;
+            #(#bounds)*
+            for c in #range {
+                #(#stmts)*
+                #(#stores)*
+            }
+        })
+    }
+
+    /// The statements computing `outputs` at `col`, and their stores (`at(o)` is the element
+    /// output `o` is stored into).
+    pub(super) fn write_body(
+        &self,
+        outputs: &[usize],
+        col: &Col,
+        at: impl Fn(&Ident) -> TokenStream,
+    ) -> (Vec<TokenStream>, Vec<TokenStream>) {
+        let mut scope = Scope::default();
+        let stores: Vec<TokenStream> = outputs
+            .iter()
+            .map(|&i| {
+                let v = self.value(&mut scope, self.k.outputs[i], col);
+                let o = at(&format_ident!("o{}", i));
+                quote!(#o = ::core::mem::MaybeUninit::new(T::store(#v));)
+            })
+            .collect();
+        (scope.stmts, stores)
+    }
+
+    /// The write loop of a row kernel whose `cat`s pick parts by column (rotate-half RoPE).
+    ///
+    /// Each pick is `col < n`, where `col` is the loop's column `c` plus and minus some sizes,
+    /// so it holds for `c` below a bound computed once per row. The bounds cut the row into
+    /// segments; in each, every pick is known, and one of the `2^picks` specialised loops runs
+    /// it: no branch per column, and every input read through a slice exactly as long as the
+    /// segment, so the loop vectorises like a pointwise one.
+    pub(super) fn segmented_write(&self, n: &Ident, outputs: &[usize], picks: &[Pick]) -> TokenStream {
+        let count = picks.len();
+        let bounds = picks.iter().map(|p| {
+            let (size, plus, minus) = (&p.size, &p.plus, &p.minus);
+            quote!((#size #(+ #minus)*).saturating_sub(0usize #(+ #plus)*).min(#n))
+        });
+        let arms = (0..1usize << picks.len()).map(|mask| {
+            let decided: Vec<(String, bool)> = picks
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.key.clone(), mask >> i & 1 == 1))
+                .collect();
+            *self.segment.borrow_mut() = Some(Segment {
+                decided,
+                slices: Vec::new(),
+            });
+            let (stmts, stores) = self.write_body(outputs, &Col::at("c"), |o| {
+                let s = format_ident!("{}s", o);
+                quote!(#s[i])
+            });
+            let segment = self.segment.borrow_mut().take().expect("set above");
+            let slices = segment.slices.iter().enumerate().map(|(k, (input, col))| {
+                let x = format_ident!("x{}", input);
+                let xs = format_ident!("xs{}", k);
+                let (plus, minus) = (&col.plus, &col.minus);
+                quote! {
+                    let #xs: &[T] = &#x[(lo #(+ #plus)*) #(- #minus)*..][..len];
+                }
+            });
+            let outs = outputs.iter().map(|&i| {
+                let o = format_ident!("o{}", i);
+                let os = format_ident!("o{}s", i);
+                quote!(let #os: &mut [::core::mem::MaybeUninit<T>] = &mut #o[lo..hi];)
+            });
+            quote! {
+                #mask => {
+                    #(#slices)*
+                    #(#outs)*
+                    for i in 0..len {
+                        let c = lo + i;
+                        #(#stmts)*
+                        #(#stores)*
+                    }
+                }
+            }
+        });
+        let tests = (0..picks.len()).map(|i| quote!(((lo < bounds[#i]) as usize) << #i));
+        quote!({
+            let bounds: [usize; #count] = [#(#bounds),*];
+            let mut lo = 0usize;
+            while lo < #n {
+                let hi = bounds.iter().fold(#n, |hi, &b| if b > lo && b < hi { b } else { hi });
+                let len = hi - lo;
+                match 0usize #(| #tests)* {
+                    #(#arms)*
+                    _ => ::core::unreachable!("one arm per combination of picks"),
+                }
+                lo = hi;
+            }
+        })
+    }
+
+    pub(super) fn reduce(&self, len: usize, reductions: &[NodeId]) -> TokenStream {
+        let c = self.c();
+        let n = format_ident!("n{}", len);
+        let mut scope = Scope::default();
+        let col = Col::at("j");
+        let values: Vec<TokenStream> = reductions
+            .iter()
+            .map(|r| self.value(&mut scope, self.graph.node(*r).args[0], &col))
+            .collect();
+        // The stashed value goes last in the tuple each column returns.
+        let keep = self
+            .stash
+            .filter(|v| reductions.iter().any(|r| self.graph.node(*r).args[0] == *v));
+        let kept = keep.map(|v| self.value(&mut scope, v, &col));
+        let stmts = scope.stmts;
+        let vs: Vec<Ident> = (0..reductions.len()).map(|i| format_ident!("v{}", i)).collect();
+        let pattern: Vec<Ident> = vs
+            .iter()
+            .cloned()
+            .chain(keep.map(|_| format_ident!("kept")))
+            .collect();
+        let values: Vec<TokenStream> = values.into_iter().chain(kept).collect();
+        let keep_stmt = |at: TokenStream| keep.map(|_| quote!(#at = kept;));
+        let ops: Vec<ReduceOp> = reductions
+            .iter()
+            .map(|r| match self.graph.node(*r).op {
+                Op::Reduce(op, _) => op,
+                _ => unreachable!("reduce statements hold reductions"),
+            })
+            .collect();
+        let identity = |op: &ReduceOp| match op {
+            ReduceOp::Sum | ReduceOp::Mean => quote!(#c::ZERO),
+            ReduceOp::Max => quote!(#c::NEG_INFINITY),
+            ReduceOp::Min => quote!(#c::INFINITY),
+        };
+        // One accumulator array per reduction and pass: a wide pass for long rows (LANES
+        // independent additions in flight hide their latency), then a narrow one so rows of a
+        // few dozen columns still vectorise; a scalar tail adds into the narrow array's lane 0.
+        // Each array has one width, so the compiler keeps it in vector registers.
+        let passes = [("w", LANES), ("n", NARROW_LANES)];
+        let accs = |pass: &str| -> Vec<Ident> {
+            (0..reductions.len())
+                .map(|i| format_ident!("acc{}_{}", pass, i))
+                .collect()
+        };
+        let step = |accs: &[Ident], lane: TokenStream| -> Vec<TokenStream> {
+            ops.iter()
+                .zip(accs.iter().zip(&vs))
+                .map(|(op, (acc, v))| match op {
+                    ReduceOp::Sum | ReduceOp::Mean => quote!(#acc[#lane] = #acc[#lane] + #v;),
+                    // The select form compiles to one max/min instruction per lane.
+                    ReduceOp::Max => quote!(#acc[#lane] = if #v > #acc[#lane] { #v } else { #acc[#lane] };),
+                    ReduceOp::Min => quote!(#acc[#lane] = if #v < #acc[#lane] { #v } else { #acc[#lane] };),
+                })
+                .collect()
+        };
+        // Without index remapping (narrow/cat), every column input is read at `j`: the passes
+        // then hand the body fixed-length chunks of the inputs, whose indices need no checks, so
+        // the body (exp included) vectorises.
+        let remaps = self.k.remaps(self.graph);
+        let columns: Vec<Ident> = (0..self.k.inputs.len())
+            .filter(|i| self.k.inputs[*i].1 == Access::Column)
+            .map(|i| format_ident!("x{}", i))
+            .collect();
+        let chunked = !self.strided && !remaps;
+        let tail = step(&accs("n"), quote!(0));
+        let ct = quote!(<T as ::graph_runtime::__private::cpu::Elem>::C);
+        let stash_row = keep.map(|_| {
+            quote! {
+                let stash: &mut [#ct] = &mut stash_row[..#n];
+            }
+        });
+        let loops = passes.map(|(pass, width)| {
+            let accs = accs(pass);
+            let main = step(&accs, quote!(l));
+            if chunked {
+                let widths = std::iter::repeat_n(width, columns.len());
+                let stash_chunk = keep.map(|_| quote!(let stash_chunk = &mut stash[jj..jj + #width];));
+                let keep_chunk = keep_stmt(quote!(stash_chunk[l]));
+                quote! {
+                    while jj + #width <= #n {
+                        #(let #columns: &[T] = &#columns[jj..jj + #widths];)*
+                        #stash_chunk
+                        for l in 0..#width {
+                            let (#(#pattern,)*) = chunk(l, #(#columns),*);
+                            #(#main)*
+                            #keep_chunk
+                        }
+                        jj += #width;
+                    }
+                }
+            } else {
+                let keep_body = keep_stmt(quote!(stash[jj + l]));
+                quote! {
+                    while jj + #width <= #n {
+                        for l in 0..#width {
+                            let (#(#pattern,)*) = body(jj + l);
+                            #(#main)*
+                            #keep_body
+                        }
+                        jj += #width;
+                    }
+                }
+            }
+        });
+        let [wide, narrow] = loops;
+        let keep_tail = keep_stmt(quote!(stash[jj]));
+        let (accw, accn) = (accs("w"), accs("n"));
+        let combine = |op: &ReduceOp, a: TokenStream, b: TokenStream| match op {
+            ReduceOp::Sum | ReduceOp::Mean => quote!(#a + #b),
+            // As in the lanes: a NaN is never selected (IEEE maxNum/minNum).
+            ReduceOp::Max => quote!(#a.max(#b)),
+            ReduceOp::Min => quote!(#a.min(#b)),
+        };
+        let init_wide = ops.iter().map(identity);
+        // The wide lanes fold lane-aligned into the narrow ones (whole vector registers added
+        // together), and the narrow lanes in order: a shuffling fold here would make the
+        // compiler pack the accumulators in pairs inside the loop.
+        let (lanes, nl) = (LANES, NARROW_LANES);
+        let merge = ops.iter().zip(accw.iter().zip(&accn)).map(|(op, (w, nw))| {
+            let parts: Vec<TokenStream> = (0..LANES / NARROW_LANES)
+                .map(|k| {
+                    let at = k * NARROW_LANES;
+                    quote!(#w[l + #at])
+                })
+                .collect();
+            let all = parts
+                .into_iter()
+                .reduce(|a, b| combine(op, a, b))
+                .expect("LANES is a multiple of NARROW_LANES");
+            quote!(let mut #nw = [#c::ZERO; #nl]; for l in 0..#nl { #nw[l] = #all; })
+        });
+        let finish = ops.iter().zip(&accn).zip(reductions).map(|((op, nw), r)| {
+            let out = local(*r);
+            let all = combine(op, quote!(s), quote!(*x));
+            let all = quote!(#nw[1..].iter().fold(#nw[0], |s, x| #all));
+            match op {
+                ReduceOp::Mean => quote!(let #out = #all / #c::from_usize(#n);),
+                _ => quote!(let #out = #all;),
+            }
+        });
+        let chunk = chunked
+            .then(|| quote!(let chunk = |j: usize, #(#columns: &[T]),*| { #(#stmts)* (#(#values,)*) };));
+        quote! {
+            let body = |j: usize| { #(#stmts)* (#(#values,)*) };
+            #chunk
+            #stash_row
+            let mut jj = 0usize;
+            #(let mut #accw = [#init_wide; #lanes];)*
+            #wide
+            #(#merge)*
+            #narrow
+            while jj < #n {
+                let (#(#pattern,)*) = body(jj);
+                #(#tail)*
+                #keep_tail
+                jj += 1;
+            }
+            #(#finish)*
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The CPU dialect: one generic Rust function per kernel and variant (contiguous inputs, or any
+//! column strides), computing one row. rustc monomorphises it per storage type and vectorises the
+//! contiguous loops, which run compiled for AVX2 where the CPU has it (`cpu::dispatch`).
+//!
+//! What keeps the loops vectorisable:
+//! - reductions accumulate in independent lanes, so they vectorise without reassociation flags;
+//! - a value a reduction pass computes at a transcendental's cost and the write pass needs again
+//!   (softmax's `exp(x - max)`) is kept in a scratch row instead of computed twice ([`stash`]);
+//! - a write loop whose `cat`s pick parts by column is split into segments without branches
+//!   ([`Cx::segmented_write`]).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use graph_ir::{Access, BinaryOp, Op, UnaryOp};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::ir::{Graph, NodeId};
+use crate::kernel::{KernelIr, Stmt};
+
+mod loops;
+mod values;
+
+/// The two variants of `k` as items named `{name}` (contiguous) and `{name}_strided`.
+pub fn kernel_fns(graph: &Graph, k: &KernelIr) -> TokenStream {
+    let contiguous = function(graph, k, false);
+    let strided = function(graph, k, true);
+    quote!(#contiguous #strided)
+}
+
+pub fn fn_name(k: &KernelIr, strided: bool) -> Ident {
+    if strided {
+        format_ident!("{}_strided", k.name)
+    } else {
+        format_ident!("{}", k.name)
+    }
+}
+
+fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
+    let name = fn_name(k, strided);
+    let (stash, stash_len) = match if strided { None } else { stash(graph, k) } {
+        Some((id, len)) => (Some(id), Some(len)),
+        None => (None, None),
+    };
+    let cx = Cx {
+        graph,
+        k,
+        strided,
+        stash,
+        picks: RefCell::default(),
+        segment: RefCell::default(),
+    };
+    // Once per call: sizes, scalars, column strides, each output's row length.
+    let mut prologue = Vec::new();
+    // Once per row: each input's row, each output's row.
+    let mut per_row = Vec::new();
+    for (i, (_, access)) in k.inputs.iter().enumerate() {
+        let x = format_ident!("x{}", i);
+        let s = format_ident!("s{}", i);
+        // Scalars and row scalars become locals: a load inside a loop that writes an output would
+        // be repeated every iteration (the compiler cannot rule out aliasing) and block vectorising.
+        let v = format_ident!("in{}", i);
+        match access {
+            Access::Scalar => prologue.push(quote!(let #v = a.scalars[#i];)),
+            Access::RowScalar => per_row.push(quote!(let #v = a.ins[#i][r * a.row_steps[#i]].load();)),
+            Access::Column => {
+                per_row.push(quote!(let #x: &[T] = &a.ins[#i][r * a.row_steps[#i]..];));
+                if strided {
+                    prologue.push(quote!(let #s: usize = a.strides[#i];));
+                }
+            }
+        }
+    }
+    for i in 0..k.sizes.len() {
+        let n = format_ident!("n{}", i);
+        prologue.push(quote!(let #n: usize = a.sizes[#i];));
+    }
+    if let Some(len) = stash_len {
+        // One scratch row per call, not per row.
+        let n = format_ident!("n{}", len);
+        let p = quote!(::graph_runtime::__private::cpu);
+        prologue.push(quote!(
+            let mut stash_row = <<T as #p::Elem>::C as #p::Float>::scratch(#n);
+        ));
+    }
+    if !strided {
+        // Bound each contiguous input to its row so indexing by column needs no checks.
+        for (i, (id, access)) in k.inputs.iter().enumerate() {
+            if *access == Access::Column {
+                let x = format_ident!("x{}", i);
+                let n = size_ident(k, graph, *id);
+                per_row.push(quote!(let #x: &[T] = &#x[..#n];));
+            }
+        }
+    }
+    let outs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("o{}", i)).collect();
+    let runs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("run{}", i)).collect();
+    let lens: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("len{}", i)).collect();
+    let body: Vec<TokenStream> = k.stmts.iter().map(|s| cx.stmt(s)).collect();
+    let p = quote!(::graph_runtime::__private::cpu);
+    let args = quote!(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [::core::mem::MaybeUninit<T>]]);
+    let row = quote! {
+        use #p::{Elem as _, Float as _};
+        let [#(#runs),*] = outs else {
+            ::core::unreachable!("the runtime passes one row run per output")
+        };
+        #(#prologue)*
+        #(let #lens: usize = #runs.len() / a.rows;)*
+        for r in 0..a.rows {
+            #(let #outs: &mut [::core::mem::MaybeUninit<T>] = &mut #runs[r * #lens..][..#lens];)*
+            #(#per_row)*
+            #(#body)*
+        }
+    };
+    let allow = quote!(#[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]);
+    if strided {
+        return quote! {
+            #allow
+            #[inline(never)]
+            fn #name<T: #p::Elem>(#args) {
+                const FMA: bool = false;
+                #row
+            }
+        };
+    }
+    // The contiguous variant is the hot path: `dispatch` runs it compiled for AVX2 and FMA
+    // where the CPU has them.
+    quote! {
+        #allow
+        #[inline(never)]
+        fn #name<T: #p::Elem>(#args) {
+            #allow
+            #[inline(always)]
+            fn row<T: #p::Elem, const FMA: bool>(#args) { #row }
+            #p::dispatch(a, outs, row::<T, false>, row::<T, true>)
+        }
+    }
+}
+
+/// The column value worth keeping from the last reduction pass for the write pass after it: a
+/// reduction's argument that costs a transcendental function per element and that the write
+/// pass reads, as `exp(x - max)` in softmax. Kept in a scratch row of the compute type, so
+/// reading it back gives exactly what computing it again would. Only for kernels without index
+/// remapping (every value is read at the column being written) and one row length.
+fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
+    if k.remaps(graph) {
+        return None;
+    }
+    let (at, len, reductions) = k.stmts.iter().enumerate().rev().find_map(|(i, s)| match s {
+        Stmt::Reduce { len, reductions } => Some((i, *len, reductions)),
+        _ => None,
+    })?;
+    let outputs: Vec<NodeId> = k.stmts[at..]
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Write { len: l, outputs } if *l == len => Some(outputs),
+            _ => None,
+        })
+        .flatten()
+        .map(|&i| k.outputs[i])
+        .collect();
+    // The column nodes a value is computed from, itself included (row scalars and inputs end
+    // the walk: they are read, not computed, in a column loop).
+    let column_nodes = |from: &[NodeId]| {
+        let mut seen: Vec<NodeId> = Vec::new();
+        let mut todo = from.to_vec();
+        while let Some(id) = todo.pop() {
+            if seen.contains(&id) || !k.nodes.contains(&id) || k.row_scalars.contains(&id) {
+                continue;
+            }
+            seen.push(id);
+            todo.extend(graph.node(id).args.iter().copied());
+        }
+        seen
+    };
+    let written = column_nodes(&outputs);
+    let kept = reductions.iter().map(|r| graph.node(*r).args[0]).find(|v| {
+        written.contains(v)
+            && column_nodes(&[*v]).iter().any(|n| {
+                matches!(
+                    graph.node(*n).op,
+                    Op::Unary(
+                        UnaryOp::Exp
+                            | UnaryOp::Log
+                            | UnaryOp::Tanh
+                            | UnaryOp::Erf
+                            | UnaryOp::Sin
+                            | UnaryOp::Cos
+                            | UnaryOp::Sigmoid
+                            | UnaryOp::Silu
+                            | UnaryOp::Gelu
+                            | UnaryOp::GeluErf
+                    ) | Op::Binary(BinaryOp::Pow)
+                )
+            })
+    });
+    kept.map(|v| (v, len))
+}
+
+fn size_ident(k: &KernelIr, graph: &Graph, id: NodeId) -> Ident {
+    format_ident!("n{}", k.len_index(graph, id))
+}
+
+struct Cx<'a> {
+    graph: &'a Graph,
+    k: &'a KernelIr,
+    strided: bool,
+    /// A column value the last reduction pass keeps for the write pass, which would otherwise
+    /// compute it again.
+    stash: Option<NodeId>,
+    /// The `cat` picks met while generating the current write loop.
+    picks: RefCell<Vec<Pick>>,
+    /// While generating one segment of a segmented write loop: see [`Cx::segmented_write`].
+    segment: RefCell<Option<Segment>>,
+}
+
+/// Write loops with more picks than this keep a branch per pick and column: each pick doubles
+/// the specialised loops.
+const MAX_PICKS: usize = 3;
+
+/// One `cat` choosing its first part where `col < size`.
+struct Pick {
+    /// `col < size`, as text: picks with equal keys are one pick.
+    key: String,
+    size: Ident,
+    plus: Vec<Ident>,
+    minus: Vec<Ident>,
+}
+
+/// What one segment of a segmented write loop knows and needs.
+struct Segment {
+    /// Each pick's outcome, by key.
+    decided: Vec<(String, bool)>,
+    /// The input slices its loads read: input index and column; the `k`th is named `xs{k}`.
+    slices: Vec<(usize, Col)>,
+}
+
+/// A column index expression and its canonical key, for memoisation.
+#[derive(Clone)]
+struct Col {
+    tokens: TokenStream,
+    key: String,
+    /// The sizes added to and subtracted from the loop's column to give this one.
+    plus: Vec<Ident>,
+    minus: Vec<Ident>,
+}
+
+impl Col {
+    /// The loop's own column, `var`.
+    fn at(var: &str) -> Col {
+        let v = Ident::new(var, Span::call_site());
+        Col {
+            tokens: quote!(#v),
+            key: var.into(),
+            plus: Vec::new(),
+            minus: Vec::new(),
+        }
+    }
+}
+
+/// Statements of one block and the values already bound in it.
+#[derive(Clone, Default)]
+struct Scope {
+    stmts: Vec<TokenStream>,
+    memo: HashMap<(NodeId, String), Ident>,
+}
+
+fn local(id: NodeId) -> Ident {
+    format_ident!("r{}", id.0)
+}
+
+impl Cx<'_> {
+    fn c(&self) -> TokenStream {
+        quote!(<<T as ::graph_runtime::__private::cpu::Elem>::C as ::graph_runtime::__private::cpu::Float>)
+    }
+}

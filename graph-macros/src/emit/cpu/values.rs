@@ -1,0 +1,220 @@
+//! The values a CPU kernel computes at a column: loads, ops and `cat`s, memoised per scope.
+
+use graph_ir::{Access, BinaryOp, DType, Op, UnaryOp};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+
+use super::{local, size_ident, Col, Cx, Pick, Scope};
+use crate::ir::NodeId;
+
+impl Cx<'_> {
+    /// The value of `id` at column `col`, as an identifier bound in `scope`.
+    pub(super) fn value(&self, scope: &mut Scope, id: NodeId, col: &Col) -> TokenStream {
+        if self.k.row_scalars.contains(&id) && self.k.nodes.contains(&id) {
+            let r = local(id);
+            return quote!(#r);
+        }
+        let key = (id, col.key.clone());
+        if let Some(v) = scope.memo.get(&key) {
+            return quote!(#v);
+        }
+        if self.stash == Some(id) && col.key == "c" {
+            let v = format_ident!("e{}_{}", id.0, scope.memo.len());
+            scope.stmts.push(quote!(let #v = stash[c];));
+            scope.memo.insert(key, v.clone());
+            return quote!(#v);
+        }
+        let expr = match self.k.input_index(id) {
+            Some(i) => self.load(i, col),
+            None => self.op_value(scope, id, col),
+        };
+        let v = format_ident!("e{}_{}", id.0, scope.memo.len());
+        scope.stmts.push(quote!(let #v = #expr;));
+        scope.memo.insert(key, v.clone());
+        quote!(#v)
+    }
+
+    pub(super) fn load(&self, i: usize, col: &Col) -> TokenStream {
+        let x = format_ident!("x{}", i);
+        let s = format_ident!("s{}", i);
+        let c = &col.tokens;
+        let v = format_ident!("in{}", i);
+        if self.k.inputs[i].1 == Access::Column {
+            if let Some(segment) = self.segment.borrow_mut().as_mut() {
+                let slices = &mut segment.slices;
+                let k = match slices.iter().position(|(j, s)| *j == i && s.key == col.key) {
+                    Some(k) => k,
+                    None => {
+                        slices.push((i, col.clone()));
+                        slices.len() - 1
+                    }
+                };
+                let xs = format_ident!("xs{}", k);
+                return quote!(#xs[i].load());
+            }
+        }
+        match self.k.inputs[i].1 {
+            Access::Scalar | Access::RowScalar => quote!(#v),
+            Access::Column if self.strided => quote!(#x[(#c) * #s].load()),
+            Access::Column => quote!(#x[#c].load()),
+        }
+    }
+
+    /// The expression computing `id` from its arguments at `col`.
+    pub(super) fn op_value(&self, scope: &mut Scope, id: NodeId, col: &Col) -> TokenStream {
+        let node = self.graph.node(id);
+        let c = self.c();
+        let arg = |k: usize, scope: &mut Scope| self.value(scope, node.args[k], col);
+        match node.op {
+            Op::Unary(u) => {
+                let x = arg(0, scope);
+                match u {
+                    UnaryOp::Neg => quote!(-#x),
+                    // Computed with fused multiply-adds in the copy compiled for them.
+                    UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Silu | UnaryOp::Gelu => {
+                        let m = format_ident!("{}_with", method(u));
+                        quote!(#x.#m::<FMA>())
+                    }
+                    _ => {
+                        let m = method(u);
+                        quote!(#x.#m())
+                    }
+                }
+            }
+            Op::Binary(b) => {
+                let (x, y) = (arg(0, scope), arg(1, scope));
+                match b {
+                    BinaryOp::Add => quote!(#x + #y),
+                    BinaryOp::Sub => quote!(#x - #y),
+                    BinaryOp::Mul => quote!(#x * #y),
+                    BinaryOp::Div => quote!(#x / #y),
+                    BinaryOp::Pow => quote!(#x.powf(#y)),
+                    BinaryOp::Maximum => quote!(#x.max(#y)),
+                    BinaryOp::Minimum => quote!(#x.min(#y)),
+                    BinaryOp::Eq => quote!(#c::flag(#x == #y)),
+                    BinaryOp::Ne => quote!(#c::flag(#x != #y)),
+                    BinaryOp::Lt => quote!(#c::flag(#x < #y)),
+                    BinaryOp::Le => quote!(#c::flag(#x <= #y)),
+                    BinaryOp::Gt => quote!(#c::flag(#x > #y)),
+                    BinaryOp::Ge => quote!(#c::flag(#x >= #y)),
+                }
+            }
+            Op::Where => {
+                let (w, x, y) = (arg(0, scope), arg(1, scope), arg(2, scope));
+                quote!(#c::select(#w, #x, #y))
+            }
+            Op::Cast(t) => {
+                let x = arg(0, scope);
+                let ty = match t {
+                    DType::F16 => quote!(::graph_runtime::__private::cpu::half::f16),
+                    DType::BF16 => quote!(::graph_runtime::__private::cpu::half::bf16),
+                    DType::F32 => quote!(f32),
+                    DType::F64 => quote!(f64),
+                };
+                quote!(#c::from_f64(::graph_runtime::__private::cpu::round_through::<#ty>(#x.to_f64())))
+            }
+            Op::Narrow(_, start) => {
+                let n = format_ident!("n{}", self.k.size_index(&start));
+                let shifted = shift(col, &n, "+");
+                self.value(scope, node.args[0], &shifted)
+            }
+            Op::Cat(_) => self.cat(scope, &node.args, col),
+            Op::Const(v) => {
+                let v = v.value();
+                quote!(#c::from_f64(#v))
+            }
+            Op::Reduce(..) => unreachable!("reductions are row scalars"),
+            op => unreachable!("{op:?} is not fused"),
+        }
+    }
+
+    /// `cat(parts)` at `col`: the part whose range holds the column, at the column less the
+    /// lengths before it.
+    pub(super) fn cat(&self, scope: &mut Scope, parts: &[NodeId], col: &Col) -> TokenStream {
+        let (first, rest) = parts.split_first().expect("cat has parts");
+        if rest.is_empty() {
+            return self.value(scope, *first, col);
+        }
+        let n = size_ident(self.k, self.graph, *first);
+        let shifted = shift(col, &n, "-");
+        let key = format!("{}<{}", col.key, n);
+        let decided = self.segment.borrow().as_ref().map(|s| {
+            s.decided
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, first)| *first)
+                .expect("a segment decides every pick")
+        });
+        match decided {
+            Some(true) => return self.value(scope, *first, col),
+            Some(false) => return self.cat(scope, rest, &shifted),
+            None => {}
+        }
+        let mut picks = self.picks.borrow_mut();
+        if !picks.iter().any(|p| p.key == key) {
+            picks.push(Pick {
+                key,
+                size: n.clone(),
+                plus: col.plus.clone(),
+                minus: col.minus.clone(),
+            });
+        }
+        drop(picks);
+        // Each branch binds its values in a scope of its own: they are computed only there.
+        let mut inner = Scope {
+            stmts: Vec::new(),
+            memo: scope.memo.clone(),
+        };
+        let a = self.value(&mut inner, *first, col);
+        let a_stmts = inner.stmts;
+        let mut inner = Scope {
+            stmts: Vec::new(),
+            memo: scope.memo.clone(),
+        };
+        let b = self.cat(&mut inner, rest, &shifted);
+        let b_stmts = inner.stmts;
+        let c = &col.tokens;
+        quote!(if #c < #n { #(#a_stmts)* #a } else { #(#b_stmts)* #b })
+    }
+}
+
+fn shift(col: &Col, n: &Ident, sign: &str) -> Col {
+    let c = &col.tokens;
+    let (mut plus, mut minus) = (col.plus.clone(), col.minus.clone());
+    let tokens = if sign == "+" {
+        plus.push(n.clone());
+        quote!((#c + #n))
+    } else {
+        minus.push(n.clone());
+        quote!((#c - #n))
+    };
+    Col {
+        tokens,
+        key: format!("({}{sign}{n})", col.key),
+        plus,
+        minus,
+    }
+}
+
+fn method(u: UnaryOp) -> Ident {
+    let name = match u {
+        UnaryOp::Neg => "neg",
+        UnaryOp::Abs => "abs",
+        UnaryOp::Exp => "exp",
+        UnaryOp::Log => "ln",
+        UnaryOp::Sqrt => "sqrt",
+        UnaryOp::Rsqrt => "rsqrt",
+        UnaryOp::Recip => "recip",
+        UnaryOp::Sqr => "sqr",
+        UnaryOp::Sin => "sin",
+        UnaryOp::Cos => "cos",
+        UnaryOp::Tanh => "tanh",
+        UnaryOp::Erf => "erf",
+        UnaryOp::Sigmoid => "sigmoid",
+        UnaryOp::Silu => "silu",
+        UnaryOp::Gelu => "gelu",
+        UnaryOp::GeluErf => "gelu_erf",
+        UnaryOp::Relu => "relu",
+    };
+    Ident::new(name, Span::call_site())
+}
