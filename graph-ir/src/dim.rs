@@ -134,7 +134,22 @@ impl Dim {
 
     /// The size for the given symbol values, or `None` when it is not a whole number (`D / 2`
     /// with `D` odd) or overflows.
+    #[inline]
     pub fn eval(&self, symbols: &[usize]) -> Option<usize> {
+        // Most dims are one symbol or a literal: no wide arithmetic for those (every call binds
+        // and evaluates a graph's shapes, so this is on the latency path of small calls).
+        if self.den == 1 {
+            if self.factors[0] == NO_SYMBOL {
+                return usize::try_from(self.num).ok();
+            }
+            if self.num == 1 && self.factors[1] == NO_SYMBOL {
+                return symbols.get(self.factors[0] as usize).copied();
+            }
+        }
+        self.eval_wide(symbols)
+    }
+
+    fn eval_wide(&self, symbols: &[usize]) -> Option<usize> {
         let mut n = self.num as u128;
         for s in self.symbols() {
             n = n.checked_mul(*symbols.get(s as usize)? as u128)?;
@@ -227,6 +242,30 @@ mod tests {
         assert_eq!(half.eval(&[10]), Some(5));
         assert_eq!(half.eval(&[7]), None);
         assert_eq!(Dim::sym(3).eval(&[1]), None);
+    }
+
+    #[test]
+    fn fast_paths_agree_with_wide_arithmetic() {
+        let symbols = [7usize, 1, 4096, usize::MAX];
+        let dims = [
+            Dim::lit(0),
+            Dim::lit(1),
+            Dim::lit(u64::MAX),
+            Dim::sym(0),
+            Dim::sym(2),
+            Dim::sym(3),
+            Dim::sym(9),
+            Dim::sym(2).times(Dim::lit(3)).unwrap(),
+            Dim::sym(2).div_lit(2).unwrap(),
+            Dim::sym(0).times(Dim::sym(2)).unwrap(),
+            Dim::sym(3).times(Dim::sym(3)).unwrap(),
+        ];
+        for d in dims {
+            assert_eq!(d.eval(&symbols), d.eval_wide(&symbols), "{d:?}");
+        }
+        assert_eq!(Dim::sym(2).eval(&symbols), Some(4096));
+        assert_eq!(Dim::sym(9).eval(&symbols), None);
+        assert_eq!(Dim::sym(3).times(Dim::lit(2)).unwrap().eval(&symbols), None);
     }
 
     #[test]
