@@ -10,7 +10,8 @@ const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 /// Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (SSE2 has no round).
 const ROUND: f32 = 12_582_912.0;
-/// Above this `exp` overflows; below `EXP_MIN` it is subnormal, returned as 0.
+/// From this on `exp` overflows (e^88.72284 rounds to infinity in f32); at and below `EXP_MIN`
+/// it is subnormal, returned as 0.
 const EXP_MAX: f32 = 88.722_84;
 const EXP_MIN: f32 = -87.336_55;
 
@@ -35,23 +36,27 @@ pub fn exp_f32(x: f32) -> f32 {
 /// accurate (`tests` sweeps both).
 #[inline(always)]
 pub fn exp_f32_with<const FMA: bool>(x: f32) -> f32 {
-    let xc = x.clamp(EXP_MIN, EXP_MAX);
-    let shifted = madd::<FMA>(xc, LOG2E, ROUND);
+    // No clamp: outside [EXP_MIN, EXP_MAX] the integer arithmetic below wraps to garbage, which
+    // the two selects at the end replace. Fewer instructions per element in vectorised loops,
+    // which spend most of their time here (SiLU, GELU, softmax).
+    let shifted = madd::<FMA>(x, LOG2E, ROUND);
     let n = shifted - ROUND;
     // The integer n sits in the low mantissa bits of `shifted`: read it without a float-to-int
     // conversion, which SSE2 cannot vectorise with Rust's saturating semantics.
     let k = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = madd::<FMA>(-n, LN2_LO, madd::<FMA>(-n, LN2_HI, xc));
+    let r = madd::<FMA>(-n, LN2_LO, madd::<FMA>(-n, LN2_HI, x));
     let p = [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1]
         .into_iter()
         .fold(1.987_569_2e-4, |p, c| madd::<FMA>(p, r, c));
-    // 2^n in two factors: n reaches 128 just below EXP_MAX and -126 at EXP_MIN.
-    let (n1, n2) = (k >> 1, k - (k >> 1));
-    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
-    let y = (madd::<FMA>(p * r, r, r) + 1.0) * pow2(n1) * pow2(n2);
-    // A NaN stays NaN through the clamp and the arithmetic, and fails both tests.
-    let y = if x > EXP_MAX { f32::INFINITY } else { y };
-    if x < EXP_MIN {
+    // e^r, in [0.7, 1.42], scaled by 2^n by adding n to its exponent field. Between the ends,
+    // that field stays in 1..=254: where n = 128 the result is below f32::MAX, so e^r < 1 and
+    // its field is 126; where n = -126 the result is at least 2^-126, so e^r >= 1 and its field
+    // is 127.
+    let m = madd::<FMA>(p * r, r, r) + 1.0;
+    let y = f32::from_bits((m.to_bits() as i32).wrapping_add(k.wrapping_shl(23)) as u32);
+    // A NaN stays NaN through the arithmetic, and fails both tests.
+    let y = if x >= EXP_MAX { f32::INFINITY } else { y };
+    if x <= EXP_MIN {
         0.0
     } else {
         y
@@ -107,10 +112,32 @@ mod tests {
     }
 
     #[test]
+    fn exp_is_accurate_at_the_ends_of_its_range() {
+        // Where the scaling by 2^n meets the ends of the exponent field (n = 128 and n = -126).
+        let below_max = f32::from_bits(EXP_MAX.to_bits() - 1);
+        let above_min = f32::from_bits(EXP_MIN.to_bits() - 1);
+        let ends = sweep(EXP_MAX - 0.05, below_max, 200_000).chain(sweep(above_min, EXP_MIN + 0.05, 200_000));
+        for x in ends {
+            for (exp, name) in [
+                (exp_f32 as fn(f32) -> f32, "exp"),
+                (exp_f32_with::<true>, "exp with FMA"),
+            ] {
+                let (got, exact) = (exp(x), (x as f64).exp());
+                assert!(got.is_finite() && got > 0.0, "{name}({x}) = {got}");
+                assert!(ulps(got, exact) <= 2.0, "{name}({x}) = {got}, want {exact}");
+            }
+        }
+    }
+
+    #[test]
     fn exp_edges_follow_ieee() {
         for exp in [exp_f32, exp_f32_with::<true>] {
             assert_eq!(exp(f32::INFINITY), f32::INFINITY);
             assert_eq!(exp(100.0), f32::INFINITY);
+            assert_eq!(exp(EXP_MAX), f32::INFINITY);
+            assert_eq!(exp(EXP_MIN), 0.0);
+            assert!(((EXP_MIN as f64).exp() as f32) < f32::MIN_POSITIVE);
+            assert_eq!((EXP_MAX as f64).exp() as f32, f32::INFINITY);
             assert_eq!(exp(f32::NEG_INFINITY), 0.0);
             assert_eq!(exp(0.0), 1.0);
             assert!(exp(f32::NAN).is_nan());
