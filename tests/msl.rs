@@ -361,13 +361,13 @@ fn launch_configurations_are_valid() {
                                 Access::RowScalar => Some(Input {
                                     start: offset as u64,
                                     col_stride: 0,
-                                    row_strides: vec![1; rank],
+                                    row_strides: vec![1; rank].into(),
                                     len: 1,
                                 }),
                                 Access::Column => Some(Input {
                                     start: offset as u64,
                                     col_stride: 1,
-                                    row_strides: vec![n; rank],
+                                    row_strides: vec![n; rank].into(),
                                     len: n,
                                 }),
                             })

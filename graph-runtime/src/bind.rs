@@ -8,15 +8,22 @@
 use candle_core::{DType, Device, Tensor};
 use graph_ir::{display_shape, Dim, Graph, Op, ParamKind};
 
+use smallvec::SmallVec;
+
 use crate::error::{Error, Result, SymbolMismatch};
+
+/// Graphs have a handful of parameters and symbols: binding keeps its lists on the stack, as a
+/// call on a small input is latency-bound.
+type Few<T> = SmallVec<[T; 8]>;
 
 /// The sizes, dtype and device one call runs with.
 #[derive(Debug)]
 pub struct Bound {
     /// The size of each symbol, indexed like [`Graph::symbols`].
-    pub symbols: Vec<usize>,
-    /// The parameter and dim each symbol was bound from, for messages.
-    pub origins: Vec<(&'static str, usize)>,
+    pub symbols: Few<usize>,
+    /// The parameter (index into [`Graph::params`]) and dim each symbol was bound from, for
+    /// messages.
+    pub origins: Few<(u16, u16)>,
     /// The dtype all tensor arguments share.
     pub dtype: DType,
     pub device: Device,
@@ -31,6 +38,33 @@ impl Bound {
             .map_err(|d| self.fraction(graph, d, what()))
     }
 
+    /// Evaluates `dims` under the bound symbols into a list on the stack; the call path of small
+    /// kernels uses it.
+    pub fn dims<const N: usize>(
+        &self,
+        graph: &Graph,
+        dims: &[Dim],
+        what: impl FnOnce() -> String,
+    ) -> Result<SmallVec<[usize; N]>>
+    where
+        [usize; N]: smallvec::Array<Item = usize>,
+    {
+        let mut out = SmallVec::new();
+        for d in dims {
+            match d.eval(&self.symbols) {
+                Some(v) => out.push(v),
+                None => return Err(self.fraction(graph, d, what())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The parameter name and dim symbol `s` was bound from.
+    fn origin(&self, graph: &Graph, s: u16) -> (&'static str, usize) {
+        let (p, d) = self.origins[s as usize];
+        (graph.params[p as usize].name, d as usize)
+    }
+
     /// The error for a dim that is not a whole number, naming each of its symbols with its value
     /// and origin, as in "D = 5 (from `x` dim 1)".
     fn fraction(&self, graph: &Graph, dim: &Dim, what: String) -> Error {
@@ -40,7 +74,7 @@ impl Bound {
         let symbols: Vec<String> = ids
             .into_iter()
             .map(|s| {
-                let (param, d) = self.origins[s as usize];
+                let (param, d) = self.origin(graph, s);
                 let (name, value) = (graph.symbols[s as usize], self.symbols[s as usize]);
                 format!("{name} = {value} (from `{param}` dim {d})")
             })
@@ -57,16 +91,15 @@ impl Bound {
 /// Checks `tensors` (the tensor parameters in order) against `graph`.
 pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     let func = graph.name;
-    let params: Vec<(&'static str, &'static [Dim])> = graph
-        .params
-        .iter()
-        .filter_map(|p| match p.kind {
-            ParamKind::Tensor(shape) => Some((p.name, shape)),
+    // The tensor parameters, with their index among all parameters.
+    let params = || {
+        graph.params.iter().enumerate().filter_map(|(i, p)| match p.kind {
+            ParamKind::Tensor(shape) => Some((i as u16, p.name, shape)),
             ParamKind::Scalar(_) => None,
         })
-        .collect();
+    };
     assert_eq!(
-        params.len(),
+        params().count(),
         tensors.len(),
         "generated code passes one tensor per tensor parameter"
     );
@@ -74,9 +107,10 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
         // A graph of scalars only cannot be written (the result must be a tensor).
         unreachable!("graphs have at least one tensor parameter");
     };
-    let (first_name, dtype, device) = (params[0].0, first.dtype(), first.device().clone());
+    let first_name = params().next().expect("as many parameters as tensors").1;
+    let (dtype, device) = (first.dtype(), first.device());
 
-    for (&(param, declared), t) in params.iter().zip(tensors) {
+    for ((_, param, declared), t) in params().zip(tensors) {
         if !matches!(t.dtype(), DType::F16 | DType::BF16 | DType::F32 | DType::F64) {
             return Err(Error::UnsupportedDType {
                 func,
@@ -93,7 +127,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
                 actual: t.dtype(),
             });
         }
-        if !t.device().same_device(&device) {
+        if !t.device().same_device(device) {
             let (expected, actual) = (
                 format!("{:?}", device.location()),
                 format!("{:?}", t.device().location()),
@@ -117,46 +151,50 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
         }
     }
 
-    let mut symbols: Vec<Option<(usize, &'static str, usize)>> = vec![None; graph.symbols.len()];
-    for (&(param, declared), t) in params.iter().zip(tensors) {
+    // Symbols from the dims where they stand alone; `UNBOUND` until then.
+    const UNBOUND: u16 = u16::MAX;
+    let n = graph.symbols.len();
+    let mut bound = Bound {
+        symbols: smallvec::smallvec![0; n],
+        origins: smallvec::smallvec![(UNBOUND, 0); n],
+        dtype,
+        device: device.clone(),
+    };
+    let mismatch = |bound: &Bound, s: u16, param, dim: usize, declared, expected, actual| {
+        let (bound_by, bound_dim) = bound.origin(graph, s);
+        Error::Symbol(Box::new(SymbolMismatch {
+            func,
+            symbol: graph.symbols[s as usize],
+            bound: bound.symbols[s as usize],
+            bound_by,
+            bound_dim,
+            param,
+            dim,
+            declared: display_shape(declared, graph.symbols),
+            expected,
+            actual,
+        }))
+    };
+    for ((p, param, declared), t) in params().zip(tensors) {
         for (i, (d, &actual)) in declared.iter().zip(t.dims()).enumerate() {
             if let Some(s) = d.as_sym() {
-                if let Some((bound, bound_by, bound_dim)) = symbols[s as usize] {
-                    if bound != actual {
-                        return Err(Error::Symbol(Box::new(SymbolMismatch {
-                            func,
-                            symbol: graph.symbols[s as usize],
-                            bound,
-                            bound_by,
-                            bound_dim,
-                            param,
-                            dim: i,
-                            declared: display_shape(declared, graph.symbols),
-                            expected: bound,
-                            actual,
-                        })));
-                    }
-                } else {
-                    symbols[s as usize] = Some((actual, param, i));
+                let s = s as usize;
+                if bound.origins[s].0 == UNBOUND {
+                    bound.symbols[s] = actual;
+                    bound.origins[s] = (p, i as u16);
+                } else if bound.symbols[s] != actual {
+                    let expected = bound.symbols[s];
+                    return Err(mismatch(&bound, s as u16, param, i, declared, expected, actual));
                 }
             }
         }
     }
-    let (values, origins): (Vec<usize>, Vec<(&'static str, usize)>) = symbols
-        .iter()
-        .map(|s| {
-            let (value, param, dim) = s.expect("the macro rejects symbols that no parameter binds");
-            (value, (param, dim))
-        })
-        .unzip();
-    let bound = Bound {
-        symbols: values,
-        origins,
-        dtype,
-        device,
-    };
+    debug_assert!(
+        bound.origins.iter().all(|o| o.0 != UNBOUND),
+        "the macro rejects symbols that no parameter binds"
+    );
 
-    for (&(param, declared), t) in params.iter().zip(tensors) {
+    for ((_, param, declared), t) in params().zip(tensors) {
         for (i, (d, &actual)) in declared.iter().zip(t.dims()).enumerate() {
             if d.as_sym().is_some() {
                 continue;
@@ -165,32 +203,17 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
                 return Err(bound.fraction(graph, d, format!("parameter `{param}` dim {i}")));
             };
             if expected != actual {
-                let shown = display_shape(declared, graph.symbols);
-                return match d.symbols().next() {
-                    None => Err(Error::Dim {
+                return Err(match d.symbols().next() {
+                    None => Error::Dim {
                         func,
                         param,
                         dim: i,
-                        declared: shown,
+                        declared: display_shape(declared, graph.symbols),
                         expected,
                         actual,
-                    }),
-                    Some(s) => {
-                        let (bound, bound_by, bound_dim) = symbols[s as usize].expect("bound above");
-                        Err(Error::Symbol(Box::new(SymbolMismatch {
-                            func,
-                            symbol: graph.symbols[s as usize],
-                            bound,
-                            bound_by,
-                            bound_dim,
-                            param,
-                            dim: i,
-                            declared: shown,
-                            expected,
-                            actual,
-                        })))
-                    }
-                };
+                    },
+                    Some(s) => mismatch(&bound, s, param, i, declared, expected, actual),
+                });
             }
         }
     }

@@ -3,14 +3,15 @@
 //! over threads when there is enough work.
 //!
 //! A call on a small input is latency-bound (a 1x4096 RMSNorm computes for a fraction of a
-//! microsecond), so the bookkeeping lives on the stack ([`Few`]): the only allocations are the
+//! microsecond), so the bookkeeping lives on the stack (`SmallVec`s): the only allocations are the
 //! outputs (data and shape) and the list returning them.
 
 use candle_core::{DType, Device, Storage, Tensor, WithDType};
 use graph_ir::cpu::{Elem, Float, RowArgs, RowFn};
-use graph_ir::{Access, Dim, Graph, Kernel, KernelKind};
+use graph_ir::{Access, Graph, Kernel, KernelKind};
+use smallvec::SmallVec;
 use std::mem::MaybeUninit;
-use std::ops::{Deref, DerefMut, Range};
+use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bind::Bound;
@@ -32,124 +33,12 @@ pub fn run(graph: &'static Graph, k: &'static Kernel, bound: &Bound, args: &[&Va
     }
 }
 
-/// A short list on the stack, moving to the heap past `N` items: kernels have a handful of
-/// inputs, outputs, sizes and row dims.
-enum Few<T, const N: usize> {
-    Stack { items: [T; N], len: usize },
-    Heap(Vec<T>),
-}
-
-impl<T: Default, const N: usize> Few<T, N> {
-    #[inline]
-    fn new() -> Self {
-        Few::Stack {
-            items: std::array::from_fn(|_| T::default()),
-            len: 0,
-        }
-    }
-
-    #[inline(always)]
-    fn push(&mut self, v: T) {
-        match self {
-            Few::Stack { items, len } if *len < N => {
-                items[*len] = v;
-                *len += 1;
-            }
-            Few::Stack { items, len } => {
-                let mut heap: Vec<T> = items[..*len].iter_mut().map(std::mem::take).collect();
-                heap.push(v);
-                *self = Few::Heap(heap);
-            }
-            Few::Heap(heap) => heap.push(v),
-        }
-    }
-
-    #[inline]
-    fn clear(&mut self) {
-        match self {
-            Few::Stack { len, .. } => *len = 0,
-            Few::Heap(heap) => heap.clear(),
-        }
-    }
-}
-
-impl<T: Default, const N: usize> Extend<T> for Few<T, N> {
-    fn extend<I: IntoIterator<Item = T>>(&mut self, iter: I) {
-        for v in iter {
-            self.push(v);
-        }
-    }
-}
-
-impl<T: Default, const N: usize> Default for Few<T, N> {
-    fn default() -> Self {
-        Few::new()
-    }
-}
-
-impl<T: Default, const N: usize> FromIterator<T> for Few<T, N> {
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        let mut few = Few::new();
-        for v in iter {
-            few.push(v);
-        }
-        few
-    }
-}
-
-impl<T, const N: usize> Deref for Few<T, N> {
-    type Target = [T];
-    #[inline]
-    fn deref(&self) -> &[T] {
-        match self {
-            Few::Stack { items, len } => &items[..*len],
-            Few::Heap(heap) => heap,
-        }
-    }
-}
-
-impl<T, const N: usize> DerefMut for Few<T, N> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut [T] {
-        match self {
-            Few::Stack { items, len } => &mut items[..*len],
-            Few::Heap(heap) => heap,
-        }
-    }
-}
-
-/// `dims` under the bound symbols; the binding's error for a size that is not whole.
-fn eval<C: Default + Extend<usize>>(
-    graph: &Graph,
-    bound: &Bound,
-    dims: &[Dim],
-    what: impl FnOnce() -> String,
-) -> Result<C> {
-    let mut out = C::default();
-    for d in dims {
-        // Most dims are a symbol or a literal: read them without `Dim::eval`'s wide arithmetic.
-        let v = match (d.as_sym(), d.as_lit()) {
-            (Some(s), _) => Some(bound.symbols[s as usize]),
-            (_, Some(n)) => usize::try_from(n).ok(),
-            _ => d.eval(&bound.symbols),
-        };
-        match v {
-            Some(v) => out.extend([v]),
-            None => return Err(bound.shape(graph, dims, what).expect_err("a size is not whole")),
-        }
-    }
-    Ok(out)
-}
+/// An output's buffer, written by the kernel, and its shape.
+type Output<T> = (Vec<MaybeUninit<T>>, Vec<usize>);
 
 /// A pointer that may cross threads: each thread writes disjoint rows of the outputs.
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut MaybeUninit<T>);
-
-impl<T> Default for OutPtr<T> {
-    fn default() -> Self {
-        OutPtr(std::ptr::null_mut())
-    }
-}
 
 // SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task.
 unsafe impl<T: Send> Send for OutPtr<T> {}
@@ -163,24 +52,24 @@ fn run_typed<T: Elem + WithDType>(
     fns: [RowFn<T>; 2],
 ) -> Result<Vec<Tensor>> {
     let func = graph.name;
-    let sizes: Few<usize, 4> = eval(graph, bound, k.sizes, || format!("kernel {}", k.name))?;
-    let prefix: Few<usize, 4> = eval(graph, bound, k.prefix, || format!("kernel {} rows", k.name))?;
+    let sizes: SmallVec<[usize; 4]> = bound.dims(graph, k.sizes, || format!("kernel {}", k.name))?;
+    let prefix: SmallVec<[usize; 4]> = bound.dims(graph, k.prefix, || format!("kernel {} rows", k.name))?;
     let rows: usize = prefix.iter().product();
     let rank = prefix.len();
 
     // Hold every input's storage lock for the whole kernel.
-    let guards: Few<_, 6> = args
+    let guards: SmallVec<[_; 6]> = args
         .iter()
         .map(|v| match v {
             Value::Tensor(t) => Some(t.storage_and_layout()),
             Value::Scalar(_) => None,
         })
         .collect();
-    let mut scalars: Few<T::C, 6> = Few::new();
-    let mut data: Few<&[T], 6> = Few::new();
-    let mut col_strides: Few<usize, 6> = Few::new();
+    let mut scalars: SmallVec<[T::C; 6]> = SmallVec::new();
+    let mut data: SmallVec<[&[T]; 6]> = SmallVec::new();
+    let mut col_strides: SmallVec<[usize; 6]> = SmallVec::new();
     // The stride of each input along each prefix dim (0 where it broadcasts), input-major.
-    let mut row_strides: Few<usize, 12> = Few::new();
+    let mut row_strides: SmallVec<[usize; 12]> = SmallVec::new();
     for ((v, guard), access) in args.iter().zip(guards.iter()).zip(k.access) {
         match (v, guard) {
             (Value::Scalar(s), _) => {
@@ -218,11 +107,9 @@ fn run_typed<T: Elem + WithDType>(
     // Outputs: contiguous, one row of `len` elements per kernel row.
     // Uninitialised: the kernel writes every element exactly once (rows x len, split into
     // disjoint units below), so no fill pass is spent.
-    let mut outputs: Few<(Vec<MaybeUninit<T>>, Vec<usize>), 2> = Few::new();
+    let mut outputs: SmallVec<[Output<T>; 2]> = SmallVec::new();
     for &o in k.outputs {
-        let shape: Vec<usize> = eval(graph, bound, graph.nodes[o as usize].shape, || {
-            format!("output %{o}")
-        })?;
+        let shape = bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}"))?;
         let len = shape.last().copied().unwrap_or(1);
         let mut buffer = Vec::with_capacity(rows * len);
         // SAFETY: `MaybeUninit<T>` needs no initialisation.
@@ -235,7 +122,7 @@ fn run_typed<T: Elem + WithDType>(
         .zip(col_strides.iter())
         .all(|(a, s)| *a != Access::Column || *s == 1);
     let f = fns[usize::from(!contiguous)];
-    let outs: Few<(OutPtr<T>, usize), 2> = outputs
+    let outs: SmallVec<[(OutPtr<T>, usize); 2]> = outputs
         .iter_mut()
         .map(|(v, shape)| (OutPtr(v.as_mut_ptr()), shape.last().copied().unwrap_or(1)))
         .collect();
@@ -289,6 +176,8 @@ fn run_typed<T: Elem + WithDType>(
     } else {
         cx.run_units(0..units);
     }
+    // The input slices borrow the storage guards: release them in that order.
+    drop((outs, data));
     drop(guards);
     let mut tensors = Vec::with_capacity(outputs.len());
     for (buffer, shape) in outputs.iter_mut() {
@@ -328,20 +217,20 @@ impl<T: Elem> Cx<'_, T> {
         }
         let rank = self.prefix.len();
         let inner = self.prefix.last().copied().unwrap_or(1);
-        let steps: Few<usize, 6> = (0..self.data.len())
+        let steps: SmallVec<[usize; 6]> = (0..self.data.len())
             .map(|i| match rank {
                 0 => 0,
                 _ => self.row_strides[i * rank + rank - 1],
             })
             .collect();
-        let mut ins: Few<&[T], 6> = self.data.iter().copied().collect();
-        let mut outs: Few<&mut [MaybeUninit<T>], 2> = Few::new();
+        let mut ins: SmallVec<[&[T]; 6]> = self.data.iter().copied().collect();
+        let mut outs: SmallVec<[&mut [MaybeUninit<T>]; 2]> = SmallVec::new();
         let (mut row, mut part) = (
             range.start / self.chunks_per_row,
             range.start % self.chunks_per_row,
         );
         // Row multi-index, last prefix dim fastest.
-        let mut index: Few<usize, 4> = (0..rank).map(|_| 0).collect();
+        let mut index: SmallVec<[usize; 4]> = (0..rank).map(|_| 0).collect();
         let mut r = row;
         for (i, d) in self.prefix.iter().enumerate().rev() {
             index[i] = r % d.max(&1);

@@ -102,14 +102,16 @@ impl Eager<'_> {
         let node = &self.graph.nodes[o];
         let dtype = self.storage(o);
         let t = self.tensor(values[o].as_ref().expect("outputs are computed"))?;
-        let shape = self
-            .bound
-            .shape(self.graph, node.shape, || format!("output %{o}"))?;
         // A scalar-valued output still has the declared shape. Most outputs already have their
-        // shape and dtype, and are returned as they are (no new tensor on the hot path).
-        let t = if t.dims() == shape.as_slice() {
+        // shape and dtype, and are returned as they are (no new tensor nor list on the hot path).
+        let has_shape = t.rank() == node.shape.len()
+            && (node.shape.iter().zip(t.dims())).all(|(d, &n)| d.eval(&self.bound.symbols) == Some(n));
+        let t = if has_shape {
             t
         } else {
+            let shape = self
+                .bound
+                .shape(self.graph, node.shape, || format!("output %{o}"))?;
             t.broadcast_as(shape).within(self.func())?
         };
         if t.dtype() == dtype {

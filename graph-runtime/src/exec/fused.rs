@@ -9,6 +9,7 @@
 
 use candle_core::{Device, Tensor};
 use graph_ir::{Graph, Kernel, Op, OpClass, ParamKind, Step};
+use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
@@ -34,7 +35,9 @@ pub fn run(
         ..compute
     };
     let mut clock = Clock::start();
-    let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
+    // One slot per node, on the stack for graphs of ordinary size.
+    let mut values = Values::new();
+    values.resize(graph.nodes.len(), None);
     // Inputs as given, and the host's scalar arithmetic.
     for (i, node) in graph.nodes.iter().enumerate() {
         if let Op::Input(p) = node.op {
@@ -44,8 +47,8 @@ pub fn run(
                 .count();
             values[i] = Some(Value::Tensor(tensors[slot].clone()));
         } else if node.scalar {
-            let args = args_of(graph, i, &values);
-            values[i] = Some(compute.node(i, &args)?);
+            let v = compute.node(i, &args_of(graph, i, &values))?;
+            values[i] = Some(v);
         }
     }
     for step in graph.plan {
@@ -91,7 +94,10 @@ pub fn run(
     outputs
 }
 
-fn args_of<'v>(graph: &Graph, i: usize, values: &'v [Option<Value>]) -> Vec<&'v Value> {
+/// Each node's value once computed.
+type Values = SmallVec<[Option<Value>; 32]>;
+
+fn args_of<'v>(graph: &Graph, i: usize, values: &'v [Option<Value>]) -> SmallVec<[&'v Value; 4]> {
     graph.nodes[i]
         .args
         .iter()
@@ -143,7 +149,7 @@ fn run_kernel(
     });
     let uniform = inputs_uniform && k.outputs.iter().all(|&n| graph.nodes[n as usize].dtype.is_none());
     if uniform {
-        let args: Vec<&Value> = k
+        let args: SmallVec<[&Value; 8]> = k
             .inputs
             .iter()
             .map(|&n| values[n as usize].as_ref().expect("kernel inputs come first"))
@@ -156,6 +162,7 @@ fn run_kernel(
             Device::Metal(device) => crate::exec::metal::run(graph, k, bound, &args, device)?,
             _ => None,
         };
+        drop(args);
         if let Some(outs) = outs {
             for (&o, t) in k.outputs.iter().zip(outs) {
                 values[o as usize] = Some(Value::Tensor(t));
@@ -164,7 +171,8 @@ fn run_kernel(
         }
     }
     // No generated code applies: the kernel's nodes, one by one, in the compute dtype.
-    let mut local: Vec<Option<Value>> = vec![None; graph.nodes.len()];
+    let mut local = Values::new();
+    local.resize(graph.nodes.len(), None);
     for &n in k.inputs {
         let v = values[n as usize].clone().expect("kernel inputs come first");
         local[n as usize] = Some(match v {
@@ -173,8 +181,7 @@ fn run_kernel(
         });
     }
     for &n in k.nodes {
-        let args = args_of(graph, n as usize, &local);
-        let v = compute.node(n as usize, &args)?;
+        let v = compute.node(n as usize, &args_of(graph, n as usize, &local))?;
         local[n as usize] = Some(v);
     }
     for &o in k.outputs {

@@ -7,6 +7,14 @@
 use candle_core::Layout;
 use graph_ir::gpu::magic;
 use graph_ir::{Access, ArgLayout, Kernel, KernelKind};
+use smallvec::SmallVec;
+
+/// Sizes along a kernel's row prefix, or its run-time sizes: a handful, kept on the stack (a
+/// launch on a small input is latency-bound, so its host work allocates only the outputs).
+pub type Dims = SmallVec<[usize; 4]>;
+
+/// A launch's argument words, on the stack for kernels of ordinary size.
+pub type Words = SmallVec<[i64; 64]>;
 
 /// How one launch is shaped; becomes the defines a kernel is compiled with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,7 +85,7 @@ pub struct Input {
     pub start: u64,
     pub col_stride: usize,
     /// One per kernel prefix dim (0 where it broadcasts).
-    pub row_strides: Vec<usize>,
+    pub row_strides: Dims,
     /// Its row length (last dim), for column inputs.
     pub len: usize,
 }
@@ -96,7 +104,7 @@ impl Input {
             ),
             _ => (&dims[..r.saturating_sub(1)], 0, 1),
         };
-        let mut row_strides = vec![0; rank];
+        let mut row_strides: Dims = smallvec::smallvec![0; rank];
         for (j, d) in row_dims.iter().enumerate() {
             if *d != 1 {
                 row_strides[rank + j - row_dims.len()] = strides[j];
@@ -115,13 +123,13 @@ impl Input {
 #[cfg(any(feature = "cuda", feature = "metal"))]
 pub struct Extents {
     /// The kernel's run-time sizes ([`Kernel::sizes`] evaluated).
-    pub sizes: Vec<usize>,
+    pub sizes: Dims,
     /// The row prefix and the number of rows.
-    pub prefix: Vec<usize>,
+    pub prefix: Dims,
     pub rows: usize,
     /// Each output's shape and row length.
-    pub out_shapes: Vec<Vec<usize>>,
-    pub out_lens: Vec<usize>,
+    pub out_shapes: SmallVec<[Dims; 2]>,
+    pub out_lens: SmallVec<[usize; 2]>,
 }
 
 #[cfg(any(feature = "cuda", feature = "metal"))]
@@ -133,13 +141,14 @@ impl Extents {
         k: &Kernel,
         bound: &crate::bind::Bound,
     ) -> crate::error::Result<Option<Extents>> {
-        let sizes = bound.shape(graph, k.sizes, || format!("kernel {}", k.name))?;
-        let prefix = bound.shape(graph, k.prefix, || format!("kernel {} rows", k.name))?;
-        let out_shapes: Vec<Vec<usize>> = k
+        let sizes = bound.dims(graph, k.sizes, || format!("kernel {}", k.name))?;
+        let prefix = bound.dims(graph, k.prefix, || format!("kernel {} rows", k.name))?;
+        let out_shapes = k
             .outputs
             .iter()
-            .map(|&o| bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}")))
+            .map(|&o| bound.dims(graph, graph.nodes[o as usize].shape, || format!("output %{o}")))
             .collect::<crate::error::Result<_>>()?;
+        let out_shapes: SmallVec<[Dims; 2]> = out_shapes;
         if out_shapes.iter().any(|s| s.contains(&0)) {
             return Ok(None);
         }
@@ -190,7 +199,7 @@ pub fn choose(
     limits: Limits,
 ) -> Config {
     let max_threads = limits.max_threads.clamp(32, 1024);
-    let columns: Vec<&Input> = inputs
+    let columns: SmallVec<[&Input; 8]> = inputs
         .iter()
         .zip(k.access)
         .filter(|(_, a)| **a == Access::Column)
@@ -198,7 +207,7 @@ pub fn choose(
         .collect();
     // Row length of the loops: every column input and written row, when they agree.
     let written = out_lens.iter().copied().filter(|l| *l != 1);
-    let lens: Vec<usize> = columns.iter().map(|c| c.len).chain(written).collect();
+    let lens: SmallVec<[usize; 8]> = columns.iter().map(|c| c.len).chain(written).collect();
     let n = lens.iter().copied().max().unwrap_or(1);
     let uniform = lens.iter().all(|l| *l == n);
     let wide = 16 / size;
@@ -280,14 +289,14 @@ pub fn words(
     sizes: &[usize],
     out_lens: &[usize],
     rows: usize,
-) -> (ArgLayout, Vec<i64>) {
+) -> (ArgLayout, Words) {
     let l = ArgLayout {
         inputs: k.inputs.len(),
         outputs: k.outputs.len(),
         rank: k.prefix.len(),
         sizes: k.sizes.len(),
     };
-    let mut words = vec![0i64; l.words()];
+    let mut words: Words = smallvec::smallvec![0; l.words()];
     for (i, input) in inputs.iter().enumerate() {
         if let Some(input) = input {
             words[l.col_stride(i)] = input.col_stride as i64;
@@ -351,12 +360,14 @@ pub fn covering_configs(k: &Kernel, dtypes: &[(u8, u32)]) -> Vec<Config> {
     configs
 }
 
-/// The layouts of a kernel's tensor arguments, `None` for scalars; the storage guards live as
-/// long as the returned vector.
+/// The storage guards and layout of one tensor argument each, `None` for scalars.
 #[cfg(any(feature = "cuda", feature = "metal"))]
-pub fn guards<'a>(
-    args: &'a [&'a crate::exec::eager::Value],
-) -> Vec<Option<(candle_core::StorageRef<'a>, &'a Layout)>> {
+pub type Guards<'a> = SmallVec<[Option<(candle_core::StorageRef<'a>, &'a Layout)>; 8]>;
+
+/// The layouts of a kernel's tensor arguments, `None` for scalars; the storage guards live as
+/// long as the returned list.
+#[cfg(any(feature = "cuda", feature = "metal"))]
+pub fn guards<'a>(args: &'a [&'a crate::exec::eager::Value]) -> Guards<'a> {
     args.iter()
         .map(|v| match v {
             crate::exec::eager::Value::Tensor(t) => Some(t.storage_and_layout()),

@@ -18,11 +18,12 @@ use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Storage, Tensor, WithDType};
 use graph_ir::{Graph, Kernel};
+use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Error, Result};
 use crate::exec::eager::Value;
-use crate::exec::launch::{self, choose, Extents, Input, Limits};
+use crate::exec::launch::{self, choose, Dims, Extents, Input, Limits};
 pub use crate::exec::launch::{Config, Shape};
 use crate::profile::{Clock, Phase};
 
@@ -89,8 +90,8 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
 
     // Inputs: storage guards and read guards live until after the launch.
     let guards = launch::guards(args);
-    let mut reads = Vec::new();
-    let mut inputs: Vec<Option<Input>> = Vec::with_capacity(args.len());
+    let mut reads: SmallVec<[_; 8]> = SmallVec::new();
+    let mut inputs: SmallVec<[Option<Input>; 8]> = SmallVec::new();
     for (guard, access) in guards.iter().zip(k.access) {
         let Some((storage, layout)) = guard else {
             inputs.push(None);
@@ -119,7 +120,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     clock.lap(Phase::CudaFunction);
 
     // Outputs, contiguous.
-    let mut outs = Vec::with_capacity(k.outputs.len());
+    let mut outs: SmallVec<[_; 2]> = SmallVec::new();
     for shape in &out_shapes {
         let n: usize = shape.iter().product();
         // SAFETY: the kernel writes every element before anything reads the tensor.
@@ -136,7 +137,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
             (None, Value::Tensor(_)) => unreachable!("tensors have inputs"),
         }
     }
-    let mut writes = Vec::with_capacity(outs.len());
+    let mut writes: SmallVec<[_; 2]> = SmallVec::new();
     for (o, slice) in outs.iter_mut().enumerate() {
         let (addr, write) = slice.device_ptr_mut(&stream);
         words[l.out_ptr(o)] = addr as i64;
@@ -172,7 +173,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
             .zip(out_shapes)
             .map(|(slice, shape)| {
                 let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
-                Tensor::from_storage(Storage::Cuda(storage), shape, BackpropOp::none(), false)
+                Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
             })
             .collect(),
     );
@@ -184,10 +185,10 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
 /// prefix is one dim for an input that is contiguous there and one that broadcasts over it), so
 /// kernels divide row indices by fewer dims. Returns the prefix right-aligned in its original
 /// rank, padded with leading 1s; the inputs' row strides are rewritten to match.
-fn collapse(prefix: &[usize], inputs: &mut [Option<Input>]) -> Vec<usize> {
+fn collapse(prefix: &[usize], inputs: &mut [Option<Input>]) -> Dims {
     let rank = prefix.len();
-    let mut dims: Vec<usize> = Vec::with_capacity(rank);
-    let mut strides: Vec<Vec<usize>> = vec![Vec::with_capacity(rank); inputs.len()];
+    let mut dims = Dims::new();
+    let mut strides: SmallVec<[Dims; 8]> = smallvec::smallvec![Dims::new(); inputs.len()];
     for (d, &size) in prefix.iter().enumerate() {
         let mergeable = !dims.is_empty()
             && inputs.iter().zip(&strides).all(|(input, s)| match input {

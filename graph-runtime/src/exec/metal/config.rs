@@ -78,7 +78,7 @@ pub fn words(
     sizes: &[usize],
     out_lens: &[usize],
     rows: usize,
-) -> Vec<i64> {
+) -> launch::Words {
     let (l, mut words) = launch::words(k, config, inputs, prefix, sizes, out_lens, rows);
     for (i, scalar) in scalars.iter().enumerate() {
         if let Some(s) = scalar {

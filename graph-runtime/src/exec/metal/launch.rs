@@ -150,7 +150,7 @@ pub fn run(
         .zip(out_shapes)
         .map(|((buffer, n), shape)| {
             let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
-            Tensor::from_storage(Storage::Metal(storage), shape, BackpropOp::none(), false)
+            Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)
         })
         .collect();
     Ok(Some(outputs))
