@@ -33,6 +33,8 @@ fn check(
     inputs: &[Tensor],
     f: impl Fn(&[Tensor]) -> graph_runtime::Result<Vec<Tensor>>,
 ) -> Result<()> {
+    // Seen with --nocapture: where a run that stalls got to.
+    eprintln!("checking {what}");
     let dtype = inputs[0].dtype();
     let exact: Vec<Tensor> = inputs
         .iter()
