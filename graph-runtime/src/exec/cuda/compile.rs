@@ -2,20 +2,22 @@
 //! configuration and the kernel to machine code (CUBIN) for the device's architecture, once per
 //! kernel, configuration and device.
 //!
-//! Caches, in order: per device in memory (a map of once-cells, so that many threads making the
-//! same first call compile once while the others wait, and different kernels compile in
-//! parallel); then on disk, one CUBIN file per source, architecture and NVRTC version, written
+//! Caches, in order: each thread's last few functions (no lock on the path of a call); per device
+//! in memory (a map of once-cells, so that many threads making the same first call compile once
+//! while the others wait, and different kernels compile in parallel); then on disk, one CUBIN file per source, architecture and NVRTC version, written
 //! atomically, in the `cuda` folder of [`crate::kernel_cache_dir`].
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction};
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction, CudaStream};
 use candle_core::cuda_backend::cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
 use candle_core::CudaDevice;
 use sha2::{Digest, Sha256};
+use smallvec::SmallVec;
 
 use super::Config;
 
@@ -184,35 +186,84 @@ pub struct DeviceState {
     functions: Mutex<HashMap<(usize, Config), Slot>>,
 }
 
-/// The state of `device`'s GPU, created on first use. Keyed by GPU ordinal: Candle's devices for
-/// one GPU share its primary context, in which loaded modules stay valid (the cache keeps the
-/// context alive).
-pub fn device_state(device: &CudaDevice) -> Result<Arc<DeviceState>, String> {
-    static DEVICES: Mutex<Vec<(usize, Arc<DeviceState>)>> = Mutex::new(Vec::new());
-    let ordinal = device.cuda_stream().context().ordinal();
-    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((_, s)) = devices.iter().find(|(o, _)| *o == ordinal) {
-        return Ok(s.clone());
+/// The state of the GPU that `stream` runs on, created on first use and kept for the process.
+/// Keyed by GPU ordinal: Candle's devices for one GPU share its primary context, in which loaded
+/// modules stay valid (the cache keeps the context alive). Each thread remembers the last one it
+/// asked for, so a call takes no lock.
+pub fn device_state(stream: &CudaStream) -> Result<&'static DeviceState, String> {
+    thread_local! {
+        static LAST: Cell<Option<(usize, &'static DeviceState)>> = const { Cell::new(None) };
     }
-    let stream = device.cuda_stream();
-    let ctx = stream.context();
-    let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
-    let sms = ctx
-        .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-        .map_err(|e| format!("{e:?}"))?;
-    let state = Arc::new(DeviceState {
-        arch: major * 10 + minor,
-        sms: sms.max(1) as u32,
-        functions: Mutex::new(HashMap::new()),
-    });
-    devices.push((ordinal, state.clone()));
+    let ordinal = stream.context().ordinal();
+    if let Some((o, state)) = LAST.get() {
+        if o == ordinal {
+            return Ok(state);
+        }
+    }
+    static DEVICES: Mutex<Vec<(usize, &'static DeviceState)>> = Mutex::new(Vec::new());
+    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = match devices.iter().find(|(o, _)| *o == ordinal) {
+        Some((_, state)) => *state,
+        None => {
+            let ctx = stream.context();
+            let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
+            let sms = ctx
+                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                .map_err(|e| format!("{e:?}"))?;
+            // One per GPU for the life of the process, like the modules it holds.
+            let state: &'static DeviceState = Box::leak(Box::new(DeviceState {
+                arch: major * 10 + minor,
+                sms: sms.max(1) as u32,
+                functions: Mutex::new(HashMap::new()),
+            }));
+            devices.push((ordinal, state));
+            state
+        }
+    };
+    LAST.set(Some((ordinal, state)));
     Ok(state)
 }
+
+/// Functions this thread used lately, by device state, kernel and configuration: a call finds
+/// its function without the shared map's lock.
+type Recent = RefCell<SmallVec<[(usize, usize, Config, CudaFunction); 4]>>;
 
 impl DeviceState {
     /// The function `name` of `source` in `config`, compiled and loaded on `device` at first
     /// use. `kernel` identifies the kernel (its static address).
     pub fn function(
+        &self,
+        device: &CudaDevice,
+        kernel: usize,
+        name: &str,
+        config: &Config,
+        source: &str,
+    ) -> Result<CudaFunction, String> {
+        thread_local! {
+            static RECENT: Recent = RefCell::new(SmallVec::new());
+        }
+        let me = self as *const DeviceState as usize;
+        let hit = RECENT.with_borrow(|recent| {
+            recent
+                .iter()
+                .find(|(s, k, c, _)| *s == me && *k == kernel && c == config)
+                .map(|(.., f)| f.clone())
+        });
+        if let Some(f) = hit {
+            return Ok(f);
+        }
+        let f = self.load(device, kernel, name, config, source)?;
+        RECENT.with_borrow_mut(|recent| {
+            if recent.len() == recent.inline_size() {
+                recent.remove(0);
+            }
+            recent.push((me, kernel, *config, f.clone()));
+        });
+        Ok(f)
+    }
+
+    /// [`Self::function`] through the shared map of once-cells.
+    fn load(
         &self,
         device: &CudaDevice,
         kernel: usize,

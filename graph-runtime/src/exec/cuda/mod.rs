@@ -86,7 +86,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     };
 
     let stream = device.cuda_stream();
-    let state = compile::device_state(device).map_err(fail)?;
+    let state = compile::device_state(&stream).map_err(fail)?;
 
     // Inputs: storage guards and read guards live until after the launch.
     let guards = launch::guards(args);
