@@ -32,10 +32,8 @@ pub struct Bound {
 impl Bound {
     /// Evaluates a shape under the bound symbols.
     pub fn shape(&self, graph: &Graph, dims: &[Dim], what: impl FnOnce() -> String) -> Result<Vec<usize>> {
-        dims.iter()
-            .map(|d| d.eval(&self.symbols).ok_or(d))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|d| self.fraction(graph, d, what()))
+        // No inline capacity: the list is on the heap from the start, and becomes the Vec as is.
+        Ok(self.dims::<0>(graph, dims, what)?.into_vec())
     }
 
     /// Evaluates `dims` under the bound symbols into a list on the stack; the call path of small

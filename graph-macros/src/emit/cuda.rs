@@ -18,10 +18,7 @@
 use graph_ir::{Access, ArgLayout, KernelKind};
 
 use crate::emit::clike::{row_local, Body, Columns, Scope};
-use crate::emit::rows::{
-    cached_inputs, column_inputs, layout, loop_reads, reduce, row_scalar_inputs, row_scalars, write, Dialect,
-    Loop, Writer,
-};
+use crate::emit::rows::{column_inputs, layout, row_body, row_scalar_inputs, row_scalars, Dialect, Writer};
 use crate::ir::Graph;
 use crate::kernel::{KernelIr, Stmt};
 
@@ -29,6 +26,7 @@ use crate::kernel::{KernelIr, Stmt};
 const CUDA: Dialect = Dialect {
     long: "long long",
     reduce: |op, acc| format!("lg_reduce_{op}<LG_GROUP, LG_RPB>({acc})"),
+    out_ptr: "T* __restrict__",
 };
 
 /// The CUDA source of kernel `k`.
@@ -226,45 +224,7 @@ fn row(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
     );
     // Every thread of a block runs the same iterations (reductions shuffle across groups of a
     // warp); a group past the last row computes nothing and writes nothing.
-    w.line("const bool lg_live = lg_base + lg_group < rows;");
-    w.line("const long long lg_r = lg_live ? lg_base + lg_group : 0;");
-    row_pointers(w, k, l, "lg_r");
-    for o in 0..k.outputs.len() {
-        w.line(&format!("T* __restrict__ y{o} = q{o} + lg_r * ol{o};"));
-    }
-    // Loop bounds: zero for a group past the last row.
-    for s in 0..k.sizes.len() {
-        w.line(&format!("const long long m{s} = lg_live ? n{s} : 0;"));
-    }
-    for i in row_scalar_inputs(k) {
-        w.line(&format!("const C in{i} = lg_live ? lg_ld(x{i}[0]) : (C)0;"));
-    }
-    let cached = cached_inputs(graph, k);
-    for &i in &cached {
-        let len = k.len_index(graph, k.inputs[i].0);
-        w.line(&format!("LG_CACHE_ROW(c{i}, x{i}, cs{i}, m{len});"));
-    }
-    let loops = loop_reads(graph, k);
-    for (s, reads) in k.stmts.iter().zip(&loops) {
-        let cols = Loop {
-            reads,
-            cached: &cached,
-            remap,
-        };
-        match s {
-            Stmt::Reduce { len, reductions } => reduce(w, &CUDA, &body, *len, reductions, &cols),
-            Stmt::RowScalars(nodes) => row_scalars(w, &body, nodes),
-            Stmt::Write { len, outputs } => write(w, &CUDA, &body, *len, outputs, &cols),
-            Stmt::WriteRowScalars(outputs) => {
-                w.open("if (lg_live && lg_lane == 0)");
-                for o in outputs {
-                    let r = row_local(k.outputs[*o]);
-                    w.line(&format!("y{o}[0] = lg_st({r});"));
-                }
-                w.close();
-            }
-        }
-    }
+    row_body(w, &CUDA, &body, remap, |w| row_pointers(w, k, l, "lg_r"));
     w.close();
 }
 

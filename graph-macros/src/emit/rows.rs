@@ -18,6 +18,60 @@ pub(crate) struct Dialect {
     pub long: &'static str,
     /// The call reducing accumulator `acc` with `op` (`sum`, `max`, `min`) across a row's threads.
     pub reduce: fn(op: &str, acc: &str) -> String,
+    /// The type of a pointer to output elements.
+    pub out_ptr: &'static str,
+}
+
+/// One row's work inside a row kernel's grid-stride loop over rows (`lg_base`, `lg_group` and
+/// `lg_lane` set by the dialect): the row's pointers, bounds and cached inputs, then each
+/// statement's loop. `row_pointers` writes the dialect's input pointers for row `lg_r`.
+pub(crate) fn row_body(
+    w: &mut Writer,
+    d: &Dialect,
+    body: &Body,
+    remap: bool,
+    row_pointers: impl FnOnce(&mut Writer),
+) {
+    let (graph, k, long) = (body.graph, body.k, d.long);
+    w.line("const bool lg_live = lg_base + lg_group < rows;");
+    w.line(&format!("const {long} lg_r = lg_live ? lg_base + lg_group : 0;"));
+    row_pointers(w);
+    for o in 0..k.outputs.len() {
+        w.line(&format!("{} y{o} = q{o} + lg_r * ol{o};", d.out_ptr));
+    }
+    // Loop bounds: zero for a group past the last row.
+    for s in 0..k.sizes.len() {
+        w.line(&format!("const {long} m{s} = lg_live ? n{s} : 0;"));
+    }
+    for i in row_scalar_inputs(k) {
+        w.line(&format!("const C in{i} = lg_live ? lg_ld(x{i}[0]) : (C)0;"));
+    }
+    let cached = cached_inputs(graph, k);
+    for &i in &cached {
+        let len = k.len_index(graph, k.inputs[i].0);
+        w.line(&format!("LG_CACHE_ROW(c{i}, x{i}, cs{i}, m{len});"));
+    }
+    let loops = loop_reads(graph, k);
+    for (s, reads) in k.stmts.iter().zip(&loops) {
+        let cols = Loop {
+            reads,
+            cached: &cached,
+            remap,
+        };
+        match s {
+            Stmt::Reduce { len, reductions } => reduce(w, d, body, *len, reductions, &cols),
+            Stmt::RowScalars(nodes) => row_scalars(w, body, nodes),
+            Stmt::Write { len, outputs } => write(w, d, body, *len, outputs, &cols),
+            Stmt::WriteRowScalars(outputs) => {
+                w.open("if (lg_live && lg_lane == 0)");
+                for o in outputs {
+                    let r = row_local(k.outputs[*o]);
+                    w.line(&format!("y{o}[0] = lg_st({r});"));
+                }
+                w.close();
+            }
+        }
+    }
 }
 
 /// Indented lines.
