@@ -115,6 +115,9 @@ lazy_graph! {
 pub struct Inputs {
     pub tensors: Vec<Tensor>,
     pub scalars: Vec<f32>,
+    /// The dtype the graph's matmuls store their products in, which a reference rounds them to
+    /// before the next kernel reads them (set by [`check_case`]; F64 as drawn).
+    pub products: DType,
 }
 
 impl Inputs {
@@ -123,6 +126,7 @@ impl Inputs {
         Ok(Inputs {
             tensors: self.tensors.iter().map(f).collect::<Result<_>>()?,
             scalars: self.scalars.clone(),
+            products: self.products,
         })
     }
 
@@ -230,6 +234,7 @@ fn rows(rng: &mut StdRng, sizes: Sizes) -> Result<Inputs> {
     Ok(Inputs {
         tensors: vec![randn(rng, &shape, 0.0, 2.0)?],
         scalars: vec![],
+        products: DType::F64,
     })
 }
 
@@ -252,6 +257,7 @@ pub const LOG_SOFTMAX: Case = Case {
         Ok(Inputs {
             tensors: vec![randn(rng, &shape, 0.0, 2.0)?],
             scalars: vec![],
+            products: DType::F64,
         })
     },
     graph: |i| one(log_softmax(&i.tensors[0])),
@@ -285,6 +291,7 @@ pub const RMS_NORM: Case = Case {
         Ok(Inputs {
             tensors: vec![randn(rng, &[b, s, d], 0.5, 1.5)?, randn(rng, &[d], 1.0, 0.5)?],
             scalars: vec![1e-5],
+            products: DType::F64,
         })
     },
     graph: |i| one(rms_norm(&i.tensors[0], &i.tensors[1], i.scalars[0])),
@@ -308,6 +315,7 @@ pub const LAYER_NORM: Case = Case {
                 randn(rng, &[d], 0.0, 0.5)?,
             ],
             scalars: vec![1e-5],
+            products: DType::F64,
         })
     },
     graph: |i| {
@@ -332,6 +340,7 @@ fn wide(rng: &mut StdRng, sizes: Sizes) -> Result<Inputs> {
     Ok(Inputs {
         tensors: vec![randn(rng, &shape, 0.0, 4.0)?],
         scalars: vec![],
+        products: DType::F64,
     })
 }
 
@@ -382,6 +391,7 @@ pub const SWIGLU: Case = Case {
         Ok(Inputs {
             tensors: vec![randn(rng, &shape, 0.0, 3.0)?, randn(rng, &shape, 0.0, 1.0)?],
             scalars: vec![],
+            products: DType::F64,
         })
     },
     graph: |i| one(swiglu(&i.tensors[0], &i.tensors[1])),
@@ -402,6 +412,7 @@ pub const ROPE: Case = Case {
         Ok(Inputs {
             tensors: vec![randn(rng, &[b, h, s, 2 * half], 0.0, 1.0)?, cos, sin],
             scalars: vec![],
+            products: DType::F64,
         })
     },
     graph: |i| one(rope(&i.tensors[0], &i.tensors[1], &i.tensors[2])),
@@ -426,6 +437,7 @@ pub const LORA: Case = Case {
                 randn(rng, &[r, o], 0.0, 0.2)?,
             ],
             scalars: vec![rng.gen_range(0.25..2.0)],
+            products: DType::F64,
         })
     },
     graph: |i| {
@@ -478,6 +490,7 @@ pub const ATTENTION: Case = Case {
                 Tensor::from_vec(mask, (s, t), &Device::Cpu)?,
             ],
             scalars: vec![1.0 / (k as f32).sqrt()],
+            products: DType::F64,
         })
     },
     graph: |i| {
@@ -497,7 +510,11 @@ pub const ATTENTION: Case = Case {
         let [q, k, mask] = &i.tensors[..] else {
             unreachable!()
         };
-        let scores = (q.matmul(&k.t()?)? * i.scalars[0] as f64)?;
+        // On GPUs the graph's matmul stores its scores in the inputs' dtype; in bf16 that
+        // alone moves a probability by up to 2^-9 times its logit, past the tolerance in rows
+        // of thousands.
+        let scores = round_to(&q.matmul(&k.t()?)?, i.products)?;
+        let scores = (scores * i.scalars[0] as f64)?;
         let masked = mask.ge(0.5)?.broadcast_as(scores.shape())?.where_cond(
             &scores,
             &Tensor::full(f64::NEG_INFINITY, scores.shape(), &Device::Cpu)?,
@@ -518,6 +535,7 @@ pub const ADD_RMS_NORM: Case = Case {
                 randn(rng, &[d], 1.0, 0.5)?,
             ],
             scalars: vec![1e-6],
+            products: DType::F64,
         })
     },
     graph: |i| {
@@ -549,6 +567,7 @@ pub const CENTER_COLUMNS: Case = Case {
         Ok(Inputs {
             tensors: vec![randn(rng, &shape, 2.0, 1.0)?],
             scalars: vec![],
+            products: DType::F64,
         })
     },
     graph: |i| {

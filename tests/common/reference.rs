@@ -5,7 +5,7 @@
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
-use candle_core::{Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor, D};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -17,6 +17,11 @@ fn row_max(x: &Tensor) -> Result<Tensor> {
         return Tensor::full(f64::NEG_INFINITY, dims, x.device());
     }
     x.max_keepdim(D::Minus1)
+}
+
+/// `x` (f64) rounded to `dtype` and back: what a library step stores between two kernels.
+pub fn round_to(x: &Tensor, dtype: DType) -> Result<Tensor> {
+    x.to_dtype(dtype)?.to_dtype(DType::F64)
 }
 
 pub fn ref_softmax(x: &Tensor) -> Result<Tensor> {
