@@ -32,7 +32,8 @@ pub struct Bound {
 impl Bound {
     /// Evaluates a shape under the bound symbols.
     pub fn shape(&self, graph: &Graph, dims: &[Dim], what: impl FnOnce() -> String) -> Result<Vec<usize>> {
-        // No inline capacity: the list is on the heap from the start, and becomes the Vec as is.
+        // No inline capacity: the list is on the heap from the start, allocated once at its
+        // length, and becomes the Vec as is.
         Ok(self.dims::<0>(graph, dims, what)?.into_vec())
     }
 
@@ -47,7 +48,8 @@ impl Bound {
     where
         [usize; N]: smallvec::Array<Item = usize>,
     {
-        let mut out = SmallVec::new();
+        // Inline where `dims` fits in `N`, else one allocation of the right size.
+        let mut out = SmallVec::with_capacity(dims.len());
         for d in dims {
             match d.eval(&self.symbols) {
                 Some(v) => out.push(v),

@@ -17,13 +17,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::bind::Bound;
 use crate::error::{Context, Result};
 use crate::exec::eager::Value;
+use crate::exec::Outputs;
 
 /// Below this much work (rows times the longest row loop) a kernel runs on the calling thread:
 /// waking other threads costs more than it saves, and small calls are latency-bound.
 const PARALLEL_WORK: usize = 1 << 18;
 
 /// Runs kernel `k` on CPU tensors of `bound.dtype`; returns its outputs in order.
-pub fn run(graph: &'static Graph, k: &'static Kernel, bound: &Bound, args: &[&Value]) -> Result<Vec<Tensor>> {
+pub fn run(graph: &'static Graph, k: &'static Kernel, bound: &Bound, args: &[&Value]) -> Result<Outputs> {
     match bound.dtype {
         DType::F32 => run_typed::<f32>(graph, k, bound, args, k.cpu.f32),
         DType::F64 => run_typed::<f64>(graph, k, bound, args, k.cpu.f64),
@@ -50,7 +51,7 @@ fn run_typed<T: Elem + WithDType>(
     bound: &Bound,
     args: &[&Value],
     fns: [RowFn<T>; 2],
-) -> Result<Vec<Tensor>> {
+) -> Result<Outputs> {
     let func = graph.name;
     let sizes: SmallVec<[usize; 4]> = bound.dims(graph, k.sizes, || format!("kernel {}", k.name))?;
     let prefix: SmallVec<[usize; 4]> = bound.dims(graph, k.prefix, || format!("kernel {} rows", k.name))?;
@@ -179,7 +180,7 @@ fn run_typed<T: Elem + WithDType>(
     // The input slices borrow the storage guards: release them in that order.
     drop((outs, data));
     drop(guards);
-    let mut tensors = Vec::with_capacity(outputs.len());
+    let mut tensors = Outputs::new();
     for (buffer, shape) in outputs.iter_mut() {
         let (buffer, shape) = (assume_init(std::mem::take(buffer)), std::mem::take(shape));
         tensors.push(Tensor::from_vec(buffer, shape, &Device::Cpu).within(func)?);

@@ -9,3 +9,6 @@ pub mod eager;
 pub mod fused;
 pub mod launch;
 pub mod metal;
+
+/// A kernel's output tensors, in order: a list on the stack for the usual one or two.
+pub type Outputs = smallvec::SmallVec<[candle_core::Tensor; 2]>;

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::exec::eager::Value;
 use crate::exec::launch::{self, choose, Dims, Extents, Input, Limits};
 pub use crate::exec::launch::{Config, Shape};
+use crate::exec::Outputs;
 use crate::profile::{Clock, Phase};
 
 /// The `LG_DTYPE` code and element size of a storage dtype.
@@ -46,7 +47,7 @@ pub fn run(
     bound: &Bound,
     args: &[&Value],
     device: &CudaDevice,
-) -> Result<Option<Vec<Tensor>>> {
+) -> Result<Option<Outputs>> {
     match bound.dtype {
         DType::F32 => run_typed::<f32>(graph, k, bound, args, device),
         DType::F64 => run_typed::<f64>(graph, k, bound, args, device),
@@ -70,7 +71,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     bound: &Bound,
     args: &[&Value],
     device: &CudaDevice,
-) -> Result<Option<Vec<Tensor>>> {
+) -> Result<Option<Outputs>> {
     let fail = |m: String| gpu_error(graph, k, m);
     let mut clock = Clock::start();
     let (code, size) = dtype_code(bound.dtype).expect("float dtype");

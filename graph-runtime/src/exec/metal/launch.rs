@@ -13,6 +13,7 @@ use crate::bind::Bound;
 use crate::error::{Error, Result};
 use crate::exec::eager::Value;
 use crate::exec::launch::{self, Extents};
+use crate::exec::Outputs;
 
 /// Entries in a Metal function's buffer argument table.
 const MAX_BUFFERS: usize = 31;
@@ -38,7 +39,7 @@ pub fn run(
     bound: &Bound,
     args: &[&Value],
     device: &MetalDevice,
-) -> Result<Option<Vec<Tensor>>> {
+) -> Result<Option<Outputs>> {
     let fail = |m: String| gpu_error(graph, k, m);
     let Some((code, size)) = dtype_code(bound.dtype) else {
         return Ok(None);
