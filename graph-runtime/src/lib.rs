@@ -65,12 +65,16 @@ pub mod __private {
         scalars: &[f64],
     ) -> Result<[Tensor; N]> {
         let outputs = crate::run(graph, tensors, scalars)?;
-        Ok(outputs.try_into().unwrap_or_else(|v: Vec<Tensor>| {
-            unreachable!(
-                "{} returned {} outputs, its signature declares {N}",
-                graph.name,
-                v.len()
-            )
+        assert_eq!(
+            outputs.len(),
+            N,
+            "{} returned {} outputs, its signature declares {N}",
+            graph.name,
+            outputs.len()
+        );
+        let mut outputs = outputs.into_iter();
+        Ok(std::array::from_fn(|_| {
+            outputs.next().expect("N outputs, checked above")
         }))
     }
 }
@@ -88,7 +92,7 @@ pub fn graphs() -> impl Iterator<Item = &'static Graph> {
     __private::GRAPHS.iter().copied()
 }
 
-fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64]) -> Result<Vec<Tensor>> {
+fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64]) -> Result<exec::Outputs> {
     let bound = profile::timed(profile::Phase::Bind, || bind::bind(graph, tensors))?;
     match mode() {
         Mode::Fused => exec::fused::run(graph, &bound, tensors, scalars),

@@ -10,6 +10,7 @@ use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
 
 use crate::bind::Bound;
 use crate::error::{Context, Error, Result};
+use crate::exec::Outputs;
 
 /// A node's value: a tensor in the compute dtype, or an f64 scalar.
 #[derive(Clone, Debug)]
@@ -38,12 +39,7 @@ pub fn candle_dtype(t: graph_ir::DType) -> DType {
 }
 
 /// Runs every node of `graph` and returns the outputs in their storage dtypes.
-pub fn run(
-    graph: &'static Graph,
-    bound: &Bound,
-    tensors: &[&Tensor],
-    scalars: &[f64],
-) -> Result<Vec<Tensor>> {
+pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &[f64]) -> Result<Outputs> {
     let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
     let eval = Eager {
         graph,
@@ -82,7 +78,7 @@ impl Eager<'_> {
     }
 
     /// The slot of parameter `p` among the tensor (or scalar) parameters.
-    fn slot(&self, p: u16, tensor: bool) -> usize {
+    pub(crate) fn slot(&self, p: u16, tensor: bool) -> usize {
         self.graph.params[..p as usize]
             .iter()
             .filter(|q| matches!(q.kind, graph_ir::ParamKind::Tensor(_)) == tensor)

@@ -8,21 +8,16 @@
 //! through the eager executor instead, with the same results.
 
 use candle_core::{Device, Tensor};
-use graph_ir::{Graph, Kernel, Op, OpClass, ParamKind, Step};
+use graph_ir::{Graph, Kernel, Op, OpClass, Step};
 use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
-use crate::exec::cpu;
 use crate::exec::eager::{compute_dtype, Eager, Value};
+use crate::exec::{cpu, Outputs};
 use crate::profile::{Clock, Phase};
 
-pub fn run(
-    graph: &'static Graph,
-    bound: &Bound,
-    tensors: &[&Tensor],
-    scalars: &[f64],
-) -> Result<Vec<Tensor>> {
+pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &[f64]) -> Result<Outputs> {
     let compute = Eager {
         graph,
         bound,
@@ -35,17 +30,18 @@ pub fn run(
         ..compute
     };
     let mut clock = Clock::start();
+    if let Some(k) = single_kernel(graph) {
+        if let Some(outputs) = run_single(graph, k, &compute, &mut clock)? {
+            return Ok(outputs);
+        }
+    }
     // One slot per node, on the stack for graphs of ordinary size.
     let mut values = Values::new();
     values.resize(graph.nodes.len(), None);
     // Inputs as given, and the host's scalar arithmetic.
     for (i, node) in graph.nodes.iter().enumerate() {
         if let Op::Input(p) = node.op {
-            let slot = graph.params[..p as usize]
-                .iter()
-                .filter(|q| matches!(q.kind, ParamKind::Tensor(_)))
-                .count();
-            values[i] = Some(Value::Tensor(tensors[slot].clone()));
+            values[i] = Some(Value::Tensor(tensors[compute.slot(p, true)].clone()));
         } else if node.scalar {
             let v = compute.node(i, &args_of(graph, i, &values))?;
             values[i] = Some(v);
@@ -92,6 +88,63 @@ pub fn run(
         .collect();
     clock.lap(Phase::Plan);
     outputs
+}
+
+/// The kernel of a graph whose plan is that one kernel, reading parameters and constants only
+/// and writing the graph's outputs in order, in the storage dtype: such a call (most of the
+/// example graphs) needs no table of node values.
+fn single_kernel(graph: &'static Graph) -> Option<&'static Kernel> {
+    let [Step::Kernel(k)] = graph.plan else {
+        return None;
+    };
+    let params_only = k.inputs.iter().all(|&n| {
+        matches!(
+            graph.nodes[n as usize].op,
+            Op::Input(_) | Op::Scalar(_) | Op::Const(_)
+        )
+    });
+    let outputs =
+        k.outputs == graph.outputs && k.outputs.iter().all(|&o| graph.nodes[o as usize].dtype.is_none());
+    (params_only && outputs).then_some(k)
+}
+
+/// Runs [`single_kernel`]'s kernel on the call's arguments; `None` where its device has no
+/// generated code for it (the caller then takes the general path).
+fn run_single(
+    graph: &'static Graph,
+    k: &'static Kernel,
+    cx: &Eager,
+    clock: &mut Clock,
+) -> Result<Option<Outputs>> {
+    let mut values: SmallVec<[Value; 8]> = SmallVec::new();
+    for &n in k.inputs {
+        values.push(match graph.nodes[n as usize].op {
+            Op::Input(p) => Value::Tensor(cx.tensors[cx.slot(p, true)].clone()),
+            _ => cx.node(n as usize, &[])?,
+        });
+    }
+    let args: SmallVec<[&Value; 8]> = values.iter().collect();
+    clock.lap(Phase::Plan);
+    let outputs = launch(graph, k, cx.bound, &args)?;
+    clock.skip();
+    Ok(outputs)
+}
+
+/// Runs kernel `k` as generated code on the inputs' device, or `None` where none applies.
+fn launch(
+    graph: &'static Graph,
+    k: &'static Kernel,
+    bound: &Bound,
+    args: &[&Value],
+) -> Result<Option<Outputs>> {
+    Ok(match &bound.device {
+        Device::Cpu => Some(cpu::run(graph, k, bound, args)?),
+        #[cfg(feature = "cuda")]
+        Device::Cuda(device) => crate::exec::cuda::run(graph, k, bound, args, device)?,
+        #[cfg(feature = "metal")]
+        Device::Metal(device) => crate::exec::metal::run(graph, k, bound, args, device)?,
+        _ => None,
+    })
 }
 
 /// Each node's value once computed.
@@ -154,14 +207,7 @@ fn run_kernel(
             .iter()
             .map(|&n| values[n as usize].as_ref().expect("kernel inputs come first"))
             .collect();
-        let outs = match &bound.device {
-            Device::Cpu => Some(cpu::run(graph, k, bound, &args)?),
-            #[cfg(feature = "cuda")]
-            Device::Cuda(device) => crate::exec::cuda::run(graph, k, bound, &args, device)?,
-            #[cfg(feature = "metal")]
-            Device::Metal(device) => crate::exec::metal::run(graph, k, bound, &args, device)?,
-            _ => None,
-        };
+        let outs = launch(graph, k, bound, &args)?;
         drop(args);
         if let Some(outs) = outs {
             for (&o, t) in k.outputs.iter().zip(outs) {
