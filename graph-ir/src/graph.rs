@@ -24,6 +24,23 @@ pub struct Graph {
     pub outputs: &'static [u32],
     /// The fused execution plan: every non-leaf node in exactly one step.
     pub plan: &'static [Step],
+    /// The nodes whose sizes binding evaluates and checks at each call, in node order: see
+    /// [`needs_size_check`]. The rest have sizes that cannot fail once the parameters bind.
+    pub checks: &'static [u32],
+}
+
+/// Whether binding must evaluate a node's sizes (its `shape`, and a narrow's start or a `Size`
+/// node's dim) at each call: a product or fraction of symbols can overflow or not be whole, and
+/// a narrow must fit its argument. A lone symbol, or a literal of up to 32 bits, always
+/// evaluates once the parameters have bound every symbol. Parameters are checked as they bind.
+pub fn needs_size_check(op: &Op, shape: &[Dim]) -> bool {
+    let plain = |d: &Dim| d.as_sym().is_some() || d.as_lit().is_some_and(|n| n <= u64::from(u32::MAX));
+    match op {
+        Op::Input(_) => false,
+        Op::Narrow(..) => true,
+        Op::Size(d) => !plain(d) || !shape.iter().all(plain),
+        _ => !shape.iter().all(plain),
+    }
 }
 
 /// A function parameter.
@@ -77,5 +94,29 @@ impl Graph {
             ParamKind::Tensor(shape) => Some(shape),
             ParamKind::Scalar(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::UnaryOp;
+
+    #[test]
+    fn only_sizes_that_can_fail_are_checked() {
+        let (n, d) = (Dim::sym(0), Dim::sym(1));
+        let neg = Op::Unary(UnaryOp::Neg);
+        // Lone symbols and small literals always evaluate.
+        assert!(!needs_size_check(&neg, &[n, Dim::lit(4096)]));
+        assert!(!needs_size_check(&Op::Size(d), &[]));
+        // Products, fractions and literals past 32 bits may not.
+        let nd = n.times(d).expect("a product");
+        assert!(needs_size_check(&neg, &[nd]));
+        assert!(needs_size_check(&neg, &[d.div_lit(2).expect("a fraction")]));
+        assert!(needs_size_check(&neg, &[Dim::lit(1 << 40)]));
+        assert!(needs_size_check(&Op::Size(nd), &[]));
+        // A narrow's range is checked whatever its sizes; parameters never are here.
+        assert!(needs_size_check(&Op::Narrow(0, Dim::lit(0)), &[n]));
+        assert!(!needs_size_check(&Op::Input(0), &[nd]));
     }
 }

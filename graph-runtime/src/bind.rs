@@ -221,13 +221,15 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     Ok(bound)
 }
 
-/// Evaluates every size inside the graph (node shapes, narrow starts and `Size` nodes) and checks
-/// that each narrow fits its argument, so no executor meets a bad size.
+/// Evaluates every size inside the graph that can fail (node shapes, narrow starts and `Size`
+/// nodes; see [`graph_ir::needs_size_check`]) and checks that each narrow fits its argument, so
+/// no executor meets a bad size.
 fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
-    for (i, node) in graph.nodes.iter().enumerate() {
+    // Only the nodes whose sizes can fail (the macro lists them); parameter shapes were checked
+    // against the arguments above.
+    for &i in graph.checks {
+        let (i, node) = (i as usize, &graph.nodes[i as usize]);
         let extra = match node.op {
-            // Parameter shapes were checked against the arguments above.
-            Op::Input(_) => continue,
             Op::Narrow(_, start) | Op::Size(start) => Some(start),
             _ => None,
         };

@@ -41,6 +41,13 @@ pub fn graph(name: &str, graph: &Graph, plan: TokenStream) -> TokenStream {
         quote!(#p::Node { op: #op, args: &[#(#args),*], shape: &[#(#shape),*], scalar: #scalar, dtype: #dtype })
     });
     let outputs = graph.outputs.iter().map(|o| o.0);
+    let checks = graph.nodes.iter().enumerate().filter_map(|(i, node)| {
+        let shape: &[Dim] = match &node.ty {
+            Ty::Scalar => &[],
+            Ty::Tensor(s) => s,
+        };
+        graph_ir::needs_size_check(&node.op, shape).then_some(i as u32)
+    });
     quote! {
         #p::Graph {
             name: #name,
@@ -49,6 +56,7 @@ pub fn graph(name: &str, graph: &Graph, plan: TokenStream) -> TokenStream {
             nodes: &[#(#nodes),*],
             outputs: &[#(#outputs),*],
             plan: #plan,
+            checks: &[#(#checks),*],
         }
     }
 }
