@@ -135,6 +135,34 @@ fn plan_text_shows_kernels() {
     assert_eq!(lora.matches("Pointwise kernel").count(), 1, "{lora}");
 }
 
+/// A graph planned as one kernel that reads parameters and constants only carries, from the
+/// macro, where that kernel reads each input (its calls skip the node table); graphs with
+/// library steps, or whose kernel reads a value another step computes, do not.
+#[test]
+fn one_kernel_graphs_list_their_kernel_sources() {
+    use graph_runtime::__private::Source;
+    let rms = common::rms_norm::GRAPH
+        .single
+        .expect("rms_norm is one kernel on its parameters");
+    for s in [Source::Tensor(0), Source::Tensor(1), Source::Scalar(0)] {
+        assert!(rms.contains(&s), "{rms:?} lacks {s:?}");
+    }
+    assert_eq!(rms.len(), 3, "{rms:?}");
+    let add = common::add_rms_norm::GRAPH
+        .single
+        .expect("add_rms_norm is one kernel");
+    assert!(add.contains(&Source::Tensor(2)), "{add:?}");
+    assert!(common::lora::GRAPH.single.is_none(), "lora has matmuls");
+    assert!(
+        common::attention::GRAPH.single.is_none(),
+        "attention has a matmul"
+    );
+    assert!(
+        common::center_columns::GRAPH.single.is_none(),
+        "a column mean is a library step"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kernel shapes the example graphs do not reach.
 

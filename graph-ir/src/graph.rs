@@ -27,6 +27,22 @@ pub struct Graph {
     /// The nodes whose sizes binding evaluates and checks at each call, in node order: see
     /// [`needs_size_check`]. The rest have sizes that cannot fail once the parameters bind.
     pub checks: &'static [u32],
+    /// For a graph whose plan is one kernel that reads parameters and constants only and writes
+    /// the graph's outputs in order, in the storage dtype (most example graphs): where that
+    /// kernel reads each input. A call of such a graph goes from its arguments straight to the
+    /// kernel, with no table of node values. `None` for other graphs.
+    pub single: Option<&'static [Source]>,
+}
+
+/// Where a one-kernel graph's kernel reads one input: see [`Graph::single`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The tensor argument at this index among the tensor parameters.
+    Tensor(u16),
+    /// The scalar argument at this index among the scalar parameters.
+    Scalar(u16),
+    /// A constant.
+    Const(crate::Lit),
 }
 
 /// Whether binding must evaluate a node's sizes (its `shape`, and a narrow's start or a `Size`

@@ -15,6 +15,6 @@ pub mod plan;
 
 pub use dim::{display_shape, Dim, DimError};
 pub use gpu::{ArgLayout, GpuKernel};
-pub use graph::{needs_size_check, Graph, Node, Param, ParamKind, ScalarType};
+pub use graph::{needs_size_check, Graph, Node, Param, ParamKind, ScalarType, Source};
 pub use ops::{BinaryOp, DType, Lit, Op, OpClass, ReduceOp, UnaryOp};
 pub use plan::{Access, Kernel, KernelKind, Step};

@@ -40,9 +40,10 @@ pub fn expand(input: TokenStream) -> TokenStream {
             })
             .collect();
         let plan_tokens = emit::plan::plan(&graph, &steps);
+        let single = emit::graph::single(&graph, &steps);
         out.extend(emit::rust::function(
             f,
-            emit::graph::graph(&name, &graph, plan_tokens),
+            emit::graph::graph(&name, &graph, plan_tokens, single),
         ));
     }
     out

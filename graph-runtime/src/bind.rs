@@ -32,13 +32,20 @@ pub struct Bound {
 impl Bound {
     /// Evaluates a shape under the bound symbols.
     pub fn shape(&self, graph: &Graph, dims: &[Dim], what: impl FnOnce() -> String) -> Result<Vec<usize>> {
-        // No inline capacity: the list is on the heap from the start, allocated once at its
-        // length, and becomes the Vec as is.
-        Ok(self.dims::<0>(graph, dims, what)?.into_vec())
+        // Allocated once at its length, and filled in place.
+        let mut out = Vec::with_capacity(dims.len());
+        for d in dims {
+            match d.eval(&self.symbols) {
+                Some(v) => out.push(v),
+                None => return Err(self.fraction(graph, d, what())),
+            }
+        }
+        Ok(out)
     }
 
     /// Evaluates `dims` under the bound symbols into a list on the stack; the call path of small
-    /// kernels uses it.
+    /// GPU kernels uses it.
+    #[cfg(any(feature = "cuda", feature = "metal"))]
     pub fn dims<const N: usize>(
         &self,
         graph: &Graph,
@@ -48,15 +55,30 @@ impl Bound {
     where
         [usize; N]: smallvec::Array<Item = usize>,
     {
-        // Inline where `dims` fits in `N`, else one allocation of the right size.
-        let mut out = SmallVec::with_capacity(dims.len());
+        let mut out = SmallVec::new();
+        self.dims_into(graph, dims, &mut out, what)?;
+        Ok(out)
+    }
+
+    /// [`Bound::dims`] into a list the caller holds: the CPU launcher's lists are filled where
+    /// they live, as moving a list just built stalls the next read of it.
+    pub fn dims_into<const N: usize>(
+        &self,
+        graph: &Graph,
+        dims: &[Dim],
+        out: &mut SmallVec<[usize; N]>,
+        what: impl FnOnce() -> String,
+    ) -> Result<()>
+    where
+        [usize; N]: smallvec::Array<Item = usize>,
+    {
         for d in dims {
             match d.eval(&self.symbols) {
                 Some(v) => out.push(v),
                 None => return Err(self.fraction(graph, d, what())),
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// The parameter name and dim symbol `s` was bound from.
@@ -154,12 +176,16 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     // Symbols from the dims where they stand alone; `UNBOUND` until then.
     const UNBOUND: u16 = u16::MAX;
     let n = graph.symbols.len();
+    // The lists are filled where they live (building them first and moving them in stalls the
+    // reads that follow).
     let mut bound = Bound {
-        symbols: smallvec::smallvec![0; n],
-        origins: smallvec::smallvec![(UNBOUND, 0); n],
+        symbols: SmallVec::new(),
+        origins: SmallVec::new(),
         dtype,
         device: device.clone(),
     };
+    bound.symbols.resize(n, 0);
+    bound.origins.resize(n, (UNBOUND, 0));
     let mismatch = |bound: &Bound, s: u16, param, dim: usize, declared, expected, actual| {
         let (bound_by, bound_dim) = bound.origin(graph, s);
         Error::Symbol(Box::new(SymbolMismatch {

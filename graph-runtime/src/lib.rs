@@ -28,7 +28,7 @@ pub mod __private {
     pub use graph_ir::gpu::GpuKernel;
     pub use graph_ir::plan::{Access, Kernel, KernelKind, Step};
     pub use graph_ir::{
-        BinaryOp, DType, Dim, Graph, Lit, Node, Op, Param, ParamKind, ReduceOp, ScalarType, UnaryOp,
+        BinaryOp, DType, Dim, Graph, Lit, Node, Op, Param, ParamKind, ReduceOp, ScalarType, Source, UnaryOp,
     };
 
     pub use crate::future::{live_jobs, run_async, GraphFuture};
@@ -64,7 +64,8 @@ pub mod __private {
         tensors: &[&Tensor],
         scalars: &[f64],
     ) -> Result<[Tensor; N]> {
-        let outputs = crate::run(graph, tensors, scalars)?;
+        let mut outputs = crate::exec::Outputs::new();
+        crate::run(graph, tensors, scalars, &mut outputs)?;
         assert_eq!(
             outputs.len(),
             N,
@@ -92,10 +93,14 @@ pub fn graphs() -> impl Iterator<Item = &'static Graph> {
     __private::GRAPHS.iter().copied()
 }
 
-fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64]) -> Result<exec::Outputs> {
+/// Runs `graph` on the arguments, pushing its outputs to `out`.
+fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64], out: &mut exec::Outputs) -> Result<()> {
     let bound = profile::timed(profile::Phase::Bind, || bind::bind(graph, tensors))?;
     match mode() {
-        Mode::Fused => exec::fused::run(graph, &bound, tensors, scalars),
-        Mode::Eager => exec::eager::run(graph, &bound, tensors, scalars),
+        Mode::Fused => exec::fused::run(graph, &bound, tensors, scalars, out),
+        Mode::Eager => {
+            *out = exec::eager::run(graph, &bound, tensors, scalars)?;
+            Ok(())
+        }
     }
 }

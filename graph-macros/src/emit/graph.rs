@@ -4,11 +4,13 @@ use graph_ir::{BinaryOp, DType, Dim, Op, ReduceOp, UnaryOp};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
+use crate::emit::plan::Step;
 use crate::ir::{Graph, ParamKind, Ty};
 use crate::syntax::ScalarKind;
 
-/// `Graph { .. }` for `graph`, named `name`; `plan` is the tokens of its `&[Step]`.
-pub fn graph(name: &str, graph: &Graph, plan: TokenStream) -> TokenStream {
+/// `Graph { .. }` for `graph`, named `name`; `plan` is the tokens of its `&[Step]`, `single` of
+/// its `Graph::single` (see [`single`]).
+pub fn graph(name: &str, graph: &Graph, plan: TokenStream, single: TokenStream) -> TokenStream {
     let p = quote!(::graph_runtime::__private);
     let params = graph.params.iter().map(|param| {
         let pname = &param.name;
@@ -57,8 +59,51 @@ pub fn graph(name: &str, graph: &Graph, plan: TokenStream) -> TokenStream {
             outputs: &[#(#outputs),*],
             plan: #plan,
             checks: &[#(#checks),*],
+            single: #single,
         }
     }
+}
+
+/// `Graph::single` for a graph planned as `steps`: where its kernel reads each input, for a plan
+/// of one kernel that reads parameters and constants only and writes the graph's outputs in
+/// order, in the storage dtype; `None` otherwise.
+pub fn single(graph: &Graph, steps: &[Step]) -> TokenStream {
+    let p = quote!(::graph_runtime::__private);
+    let none = quote!(::core::option::Option::None);
+    let [Step::Kernel(k)] = steps else {
+        return none;
+    };
+    let dtypes = graph.dtypes();
+    if k.outputs != graph.outputs || k.outputs.iter().any(|o| dtypes[o.index()].is_some()) {
+        return none;
+    }
+    // The index of parameter `i` among the parameters of its kind.
+    let slot = |i: u16, tensor: bool| {
+        let n = graph.params[..i as usize]
+            .iter()
+            .filter(|q| matches!(q.kind, ParamKind::Tensor(_)) == tensor)
+            .count();
+        u16::try_from(n).expect("parameter counts fit u16")
+    };
+    let mut sources = Vec::new();
+    for (n, _) in &k.inputs {
+        sources.push(match graph.node(*n).op {
+            Op::Input(i) => {
+                let s = slot(i, true);
+                quote!(#p::Source::Tensor(#s))
+            }
+            Op::Scalar(i) => {
+                let s = slot(i, false);
+                quote!(#p::Source::Scalar(#s))
+            }
+            Op::Const(v) => {
+                let bits = v.bits();
+                quote!(#p::Source::Const(#p::Lit::from_bits(#bits)))
+            }
+            _ => return none,
+        });
+    }
+    quote!(::core::option::Option::Some(&[#(#sources),*]))
 }
 
 pub fn dim(d: &Dim) -> TokenStream {

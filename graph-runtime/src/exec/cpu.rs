@@ -16,20 +16,28 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
-use crate::exec::eager::Value;
+use crate::exec::Arg;
 use crate::exec::Outputs;
 
 /// Below this much work (rows times the longest row loop) a kernel runs on the calling thread:
 /// waking other threads costs more than it saves, and small calls are latency-bound.
 const PARALLEL_WORK: usize = 1 << 18;
 
-/// Runs kernel `k` on CPU tensors of `bound.dtype`; returns its outputs in order.
-pub fn run(graph: &'static Graph, k: &'static Kernel, bound: &Bound, args: &[&Value]) -> Result<Outputs> {
+/// Runs kernel `k` on CPU tensors of `bound.dtype`; pushes its outputs, in order, to `out`
+/// (filled where the caller holds it: moving a list just written up through each caller stalls
+/// its next read, which costs a small call more than its arithmetic).
+pub fn run(
+    graph: &'static Graph,
+    k: &'static Kernel,
+    bound: &Bound,
+    args: &[Arg<'_>],
+    out: &mut Outputs,
+) -> Result<()> {
     match bound.dtype {
-        DType::F32 => run_typed::<f32>(graph, k, bound, args, k.cpu.f32),
-        DType::F64 => run_typed::<f64>(graph, k, bound, args, k.cpu.f64),
-        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, k.cpu.f16),
-        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, k.cpu.bf16),
+        DType::F32 => run_typed::<f32>(graph, k, bound, args, k.cpu.f32, out),
+        DType::F64 => run_typed::<f64>(graph, k, bound, args, k.cpu.f64, out),
+        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, k.cpu.f16, out),
+        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, k.cpu.bf16, out),
         other => unreachable!("binding accepts float dtypes only, found {other:?}"),
     }
 }
@@ -49,23 +57,32 @@ fn run_typed<T: Elem + WithDType>(
     graph: &'static Graph,
     k: &'static Kernel,
     bound: &Bound,
-    args: &[&Value],
+    args: &[Arg<'_>],
     fns: [RowFn<T>; 2],
-) -> Result<Outputs> {
+    out: &mut Outputs,
+) -> Result<()> {
     let func = graph.name;
-    let sizes: SmallVec<[usize; 4]> = bound.dims(graph, k.sizes, || format!("kernel {}", k.name))?;
-    let prefix: SmallVec<[usize; 4]> = bound.dims(graph, k.prefix, || format!("kernel {} rows", k.name))?;
+    // Lists are filled where they live, never built and then moved: moving a list just written
+    // stalls the next read of it, which costs a small call more than its arithmetic.
+    let mut sizes: SmallVec<[usize; 4]> = SmallVec::new();
+    bound.dims_into(graph, k.sizes, &mut sizes, || format!("kernel {}", k.name))?;
+    let mut prefix: SmallVec<[usize; 4]> = SmallVec::new();
+    bound.dims_into(graph, k.prefix, &mut prefix, || format!("kernel {} rows", k.name))?;
+    if prefix.is_empty() {
+        // One row: counted as a prefix of one dim, so every input has a row step.
+        prefix.push(1);
+    }
     let rows: usize = prefix.iter().product();
     let rank = prefix.len();
 
     // Hold every input's storage lock for the whole kernel.
-    let guards: SmallVec<[_; 6]> = args
-        .iter()
-        .map(|v| match v {
-            Value::Tensor(t) => Some(t.storage_and_layout()),
-            Value::Scalar(_) => None,
-        })
-        .collect();
+    let mut guards: SmallVec<[_; 6]> = SmallVec::new();
+    for a in args {
+        guards.push(match a {
+            Arg::Tensor(t) => Some(t.storage_and_layout()),
+            Arg::Scalar(_) => None,
+        });
+    }
     let mut scalars: SmallVec<[T::C; 6]> = SmallVec::new();
     let mut data: SmallVec<[&[T]; 6]> = SmallVec::new();
     let mut col_strides: SmallVec<[usize; 6]> = SmallVec::new();
@@ -73,13 +90,13 @@ fn run_typed<T: Elem + WithDType>(
     let mut row_strides: SmallVec<[usize; 12]> = SmallVec::new();
     for ((v, guard), access) in args.iter().zip(guards.iter()).zip(k.access) {
         match (v, guard) {
-            (Value::Scalar(s), _) => {
+            (Arg::Scalar(s), _) => {
                 scalars.push(T::C::from_f64(*s));
                 data.push(&[]);
                 col_strides.push(0);
                 (0..rank).for_each(|_| row_strides.push(0));
             }
-            (Value::Tensor(_), Some((storage, layout))) => {
+            (Arg::Tensor(_), Some((storage, layout))) => {
                 scalars.push(T::C::ZERO);
                 let all: &[T] = match &**storage {
                     Storage::Cpu(cpu) => cpu.as_slice::<T>().within(func)?,
@@ -101,7 +118,7 @@ fn run_typed<T: Elem + WithDType>(
                 data.push(&all[layout.start_offset()..]);
                 col_strides.push(col_stride);
             }
-            (Value::Tensor(_), None) => unreachable!("tensors have guards"),
+            (Arg::Tensor(_), None) => unreachable!("tensors have guards"),
         }
     }
 
@@ -123,24 +140,32 @@ fn run_typed<T: Elem + WithDType>(
         .zip(col_strides.iter())
         .all(|(a, s)| *a != Access::Column || *s == 1);
     let f = fns[usize::from(!contiguous)];
-    let outs: SmallVec<[(OutPtr<T>, usize); 2]> = outputs
-        .iter_mut()
-        .map(|(v, shape)| (OutPtr(v.as_mut_ptr()), shape.last().copied().unwrap_or(1)))
-        .collect();
+    let mut outs: SmallVec<[(OutPtr<T>, usize); 2]> = SmallVec::new();
+    for (v, shape) in outputs.iter_mut() {
+        outs.push((OutPtr(v.as_mut_ptr()), shape.last().copied().unwrap_or(1)));
+    }
     let row_len = outs.iter().map(|(_, len)| *len).max().unwrap_or(1);
 
-    // Wide pointwise rows split into column chunks so a [1, N] kernel still uses every thread.
-    let threads = rayon::current_num_threads();
-    let chunk =
-        if k.kind == KernelKind::Pointwise && rows < 2 * threads && outs.iter().all(|o| o.1 == row_len) {
-            (row_len / (4 * threads)).max(4096).min(row_len.max(1))
-        } else {
-            row_len.max(1)
-        };
-    let chunks_per_row = row_len.div_ceil(chunk).max(1);
-    let units = rows * chunks_per_row;
     // A row's work is its longest loop: the output row, or a reduction over a longer input row.
     let work = rows * sizes.iter().copied().fold(row_len, usize::max);
+    // The pool is asked its size only where the call may use it.
+    let threads = if work >= PARALLEL_WORK {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
+    // Wide pointwise rows split into column chunks so a [1, N] kernel still uses every thread.
+    let chunk = if threads > 1
+        && k.kind == KernelKind::Pointwise
+        && rows < 2 * threads
+        && outs.iter().all(|o| o.1 == row_len)
+    {
+        (row_len / (4 * threads)).max(4096).min(row_len.max(1))
+    } else {
+        row_len.max(1)
+    };
+    let chunks_per_row = row_len.div_ceil(chunk).max(1);
+    let units = rows * chunks_per_row;
     let cx = Cx {
         prefix: &prefix,
         data: &data,
@@ -154,7 +179,7 @@ fn run_typed<T: Elem + WithDType>(
         chunks_per_row,
         row_len,
     };
-    if work >= PARALLEL_WORK && units > 1 && threads > 1 {
+    if units > 1 && threads > 1 {
         // The calling thread works from the start, taking tasks from a shared counter with the
         // pool's threads as they wake: waking them takes microseconds, and a call should not
         // wait for that before any work starts, nor for a sleeping caller to wake at the end.
@@ -180,12 +205,11 @@ fn run_typed<T: Elem + WithDType>(
     // The input slices borrow the storage guards: release them in that order.
     drop((outs, data));
     drop(guards);
-    let mut tensors = Outputs::new();
     for (buffer, shape) in outputs.iter_mut() {
         let (buffer, shape) = (assume_init(std::mem::take(buffer)), std::mem::take(shape));
-        tensors.push(Tensor::from_vec(buffer, shape, &Device::Cpu).within(func)?);
+        out.push(Tensor::from_vec(buffer, shape, &Device::Cpu).within(func)?);
     }
-    Ok(tensors)
+    Ok(())
 }
 
 struct Cx<'a, T: Elem> {
@@ -217,21 +241,51 @@ impl<T: Elem> Cx<'_, T> {
             return;
         }
         let rank = self.prefix.len();
-        let inner = self.prefix.last().copied().unwrap_or(1);
-        let steps: SmallVec<[usize; 6]> = (0..self.data.len())
-            .map(|i| match rank {
-                0 => 0,
-                _ => self.row_strides[i * rank + rank - 1],
-            })
-            .collect();
-        let mut ins: SmallVec<[&[T]; 6]> = self.data.iter().copied().collect();
+        let mut ins: SmallVec<[&[T]; 6]> = SmallVec::new();
         let mut outs: SmallVec<[&mut [MaybeUninit<T>]; 2]> = SmallVec::new();
+        if rank == 1 && self.chunks_per_row == 1 {
+            // Rows along one dim (the usual `[N, D]`): every input moves by a fixed step per
+            // row, so the whole range is one call.
+            let steps = self.row_strides;
+            for (data, step) in self.data.iter().zip(steps) {
+                ins.push(if data.is_empty() {
+                    data
+                } else {
+                    &data[range.start * step..]
+                });
+            }
+            for &(OutPtr(ptr), len) in self.outs {
+                // SAFETY: `ptr` points at `rows * len` elements, and each unit's range is
+                // disjoint from every other unit's.
+                outs.push(unsafe {
+                    std::slice::from_raw_parts_mut(ptr.add(range.start * len), range.len() * len)
+                });
+            }
+            let args = RowArgs {
+                ins: &ins,
+                strides: self.col_strides,
+                row_steps: steps,
+                rows: range.len(),
+                scalars: self.scalars,
+                sizes: self.sizes,
+                cols: 0..self.row_len,
+            };
+            (self.f)(&args, &mut outs);
+            return;
+        }
+        let inner = self.prefix[rank - 1];
+        let mut steps: SmallVec<[usize; 6]> = SmallVec::new();
+        for i in 0..self.data.len() {
+            steps.push(self.row_strides[i * rank + rank - 1]);
+        }
+        ins.extend(self.data.iter().copied());
         let (mut row, mut part) = (
             range.start / self.chunks_per_row,
             range.start % self.chunks_per_row,
         );
         // Row multi-index, last prefix dim fastest.
-        let mut index: SmallVec<[usize; 4]> = (0..rank).map(|_| 0).collect();
+        let mut index: SmallVec<[usize; 4]> = SmallVec::new();
+        index.resize(rank, 0);
         let mut r = row;
         for (i, d) in self.prefix.iter().enumerate().rev() {
             index[i] = r % d.max(&1);

@@ -8,16 +8,23 @@
 //! through the eager executor instead, with the same results.
 
 use candle_core::{Device, Tensor};
-use graph_ir::{Graph, Kernel, Op, OpClass, Step};
+use graph_ir::{Graph, Kernel, Op, OpClass, Source, Step};
 use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
 use crate::exec::eager::{compute_dtype, Eager, Value};
-use crate::exec::{cpu, Outputs};
+use crate::exec::{cpu, Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
-pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &[f64]) -> Result<Outputs> {
+/// Runs `graph`'s plan; pushes its outputs, in order, to `out` (empty on entry).
+pub fn run(
+    graph: &'static Graph,
+    bound: &Bound,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+    out: &mut Outputs,
+) -> Result<()> {
     let compute = Eager {
         graph,
         bound,
@@ -30,9 +37,9 @@ pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &
         ..compute
     };
     let mut clock = Clock::start();
-    if let Some(k) = single_kernel(graph) {
-        if let Some(outputs) = run_single(graph, k, &compute, &mut clock)? {
-            return Ok(outputs);
+    if let (Some(sources), [Step::Kernel(k)]) = (graph.single, graph.plan) {
+        if run_single(graph, k, sources, &compute, &mut clock, out)? {
+            return Ok(());
         }
     }
     // One slot per node, on the stack for graphs of ordinary size.
@@ -81,69 +88,61 @@ pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &
             }
         }
     }
-    let outputs = graph
-        .outputs
-        .iter()
-        .map(|&o| storage.output(o as usize, &values))
-        .collect();
+    for &o in graph.outputs {
+        out.push(storage.output(o as usize, &values)?);
+    }
     clock.lap(Phase::Plan);
-    outputs
+    Ok(())
 }
 
-/// The kernel of a graph whose plan is that one kernel, reading parameters and constants only
-/// and writing the graph's outputs in order, in the storage dtype: such a call (most of the
-/// example graphs) needs no table of node values.
-fn single_kernel(graph: &'static Graph) -> Option<&'static Kernel> {
-    let [Step::Kernel(k)] = graph.plan else {
-        return None;
-    };
-    let params_only = k.inputs.iter().all(|&n| {
-        matches!(
-            graph.nodes[n as usize].op,
-            Op::Input(_) | Op::Scalar(_) | Op::Const(_)
-        )
-    });
-    let outputs =
-        k.outputs == graph.outputs && k.outputs.iter().all(|&o| graph.nodes[o as usize].dtype.is_none());
-    (params_only && outputs).then_some(k)
-}
-
-/// Runs [`single_kernel`]'s kernel on the call's arguments; `None` where its device has no
-/// generated code for it (the caller then takes the general path).
+/// Runs the kernel of a one-kernel graph (see [`Graph::single`]) on the call's arguments,
+/// borrowed as they are, pushing its outputs to `out`; `false` where its device has no generated
+/// code for it (the caller then takes the general path).
 fn run_single(
     graph: &'static Graph,
     k: &'static Kernel,
+    sources: &[Source],
     cx: &Eager,
     clock: &mut Clock,
-) -> Result<Option<Outputs>> {
-    let mut values: SmallVec<[Value; 8]> = SmallVec::new();
-    for &n in k.inputs {
-        values.push(match graph.nodes[n as usize].op {
-            Op::Input(p) => Value::Tensor(cx.tensors[cx.slot(p, true)].clone()),
-            _ => cx.node(n as usize, &[])?,
+    out: &mut Outputs,
+) -> Result<bool> {
+    let mut args: SmallVec<[Arg; 8]> = SmallVec::new();
+    for s in sources {
+        args.push(match *s {
+            Source::Tensor(i) => Arg::Tensor(cx.tensors[i as usize]),
+            Source::Scalar(i) => Arg::Scalar(cx.scalars[i as usize]),
+            Source::Const(v) => Arg::Scalar(v.value()),
         });
     }
-    let args: SmallVec<[&Value; 8]> = values.iter().collect();
     clock.lap(Phase::Plan);
-    let outputs = launch(graph, k, cx.bound, &args)?;
+    let launched = launch(graph, k, cx.bound, &args, out)?;
     clock.skip();
-    Ok(outputs)
+    Ok(launched)
 }
 
-/// Runs kernel `k` as generated code on the inputs' device, or `None` where none applies.
+/// Runs kernel `k` as generated code on the inputs' device, pushing its outputs to `out`;
+/// `false` (and nothing pushed) where none applies.
 fn launch(
     graph: &'static Graph,
     k: &'static Kernel,
     bound: &Bound,
-    args: &[&Value],
-) -> Result<Option<Outputs>> {
-    Ok(match &bound.device {
-        Device::Cpu => Some(cpu::run(graph, k, bound, args)?),
+    args: &[Arg],
+    out: &mut Outputs,
+) -> Result<bool> {
+    let outputs: Option<Outputs> = match &bound.device {
+        Device::Cpu => return cpu::run(graph, k, bound, args, out).map(|()| true),
         #[cfg(feature = "cuda")]
         Device::Cuda(device) => crate::exec::cuda::run(graph, k, bound, args, device)?,
         #[cfg(feature = "metal")]
         Device::Metal(device) => crate::exec::metal::run(graph, k, bound, args, device)?,
         _ => None,
+    };
+    Ok(match outputs {
+        Some(outputs) => {
+            out.extend(outputs);
+            true
+        }
+        None => false,
     })
 }
 
@@ -202,14 +201,20 @@ fn run_kernel(
     });
     let uniform = inputs_uniform && k.outputs.iter().all(|&n| graph.nodes[n as usize].dtype.is_none());
     if uniform {
-        let args: SmallVec<[&Value; 8]> = k
+        let args: SmallVec<[Arg; 8]> = k
             .inputs
             .iter()
-            .map(|&n| values[n as usize].as_ref().expect("kernel inputs come first"))
+            .map(|&n| {
+                values[n as usize]
+                    .as_ref()
+                    .expect("kernel inputs come first")
+                    .arg()
+            })
             .collect();
-        let outs = launch(graph, k, bound, &args)?;
+        let mut outs = Outputs::new();
+        let launched = launch(graph, k, bound, &args, &mut outs)?;
         drop(args);
-        if let Some(outs) = outs {
+        if launched {
             for (&o, t) in k.outputs.iter().zip(outs) {
                 values[o as usize] = Some(Value::Tensor(t));
             }

@@ -367,11 +367,11 @@ pub type Guards<'a> = SmallVec<[Option<(candle_core::StorageRef<'a>, &'a Layout)
 /// The layouts of a kernel's tensor arguments, `None` for scalars; the storage guards live as
 /// long as the returned list.
 #[cfg(any(feature = "cuda", feature = "metal"))]
-pub fn guards<'a>(args: &'a [&'a crate::exec::eager::Value]) -> Guards<'a> {
+pub fn guards<'a>(args: &[crate::exec::Arg<'a>]) -> Guards<'a> {
     args.iter()
         .map(|v| match v {
-            crate::exec::eager::Value::Tensor(t) => Some(t.storage_and_layout()),
-            crate::exec::eager::Value::Scalar(_) => None,
+            crate::exec::Arg::Tensor(t) => Some(t.storage_and_layout()),
+            crate::exec::Arg::Scalar(_) => None,
         })
         .collect()
 }

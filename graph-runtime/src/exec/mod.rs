@@ -12,3 +12,21 @@ pub mod metal;
 
 /// A kernel's output tensors, in order: a list on the stack for the usual one or two.
 pub type Outputs = smallvec::SmallVec<[candle_core::Tensor; 2]>;
+
+/// One argument of a kernel launch: a tensor, borrowed from the caller or from the plan's values
+/// (no reference count changes hands), or an f64 scalar.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg<'a> {
+    Tensor(&'a candle_core::Tensor),
+    Scalar(f64),
+}
+
+impl eager::Value {
+    /// The value as a launch argument.
+    pub(crate) fn arg(&self) -> Arg<'_> {
+        match self {
+            eager::Value::Tensor(t) => Arg::Tensor(t),
+            eager::Value::Scalar(s) => Arg::Scalar(*s),
+        }
+    }
+}

@@ -22,9 +22,9 @@ use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Error, Result};
-use crate::exec::eager::Value;
 use crate::exec::launch::{self, choose, Dims, Extents, Input, Limits};
 pub use crate::exec::launch::{Config, Shape};
+use crate::exec::Arg;
 use crate::exec::Outputs;
 use crate::profile::{Clock, Phase};
 
@@ -45,7 +45,7 @@ pub fn run(
     graph: &'static Graph,
     k: &'static Kernel,
     bound: &Bound,
-    args: &[&Value],
+    args: &[Arg<'_>],
     device: &CudaDevice,
 ) -> Result<Option<Outputs>> {
     match bound.dtype {
@@ -69,7 +69,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     graph: &'static Graph,
     k: &'static Kernel,
     bound: &Bound,
-    args: &[&Value],
+    args: &[Arg<'_>],
     device: &CudaDevice,
 ) -> Result<Option<Outputs>> {
     let fail = |m: String| gpu_error(graph, k, m);
@@ -134,8 +134,8 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     for (i, (input, value)) in inputs.iter().zip(args).enumerate() {
         match (input, value) {
             (Some(input), _) => words[l.in_ptr(i)] = input.start as i64,
-            (None, Value::Scalar(s)) => words[l.scalar(i)] = s.to_bits() as i64,
-            (None, Value::Tensor(_)) => unreachable!("tensors have inputs"),
+            (None, Arg::Scalar(s)) => words[l.scalar(i)] = s.to_bits() as i64,
+            (None, Arg::Tensor(_)) => unreachable!("tensors have inputs"),
         }
     }
     let mut writes: SmallVec<[_; 2]> = SmallVec::new();

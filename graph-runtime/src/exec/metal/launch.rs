@@ -11,8 +11,8 @@ use super::compile::pipeline;
 use super::config::{choose, dtype_code, groups, words, Input};
 use crate::bind::Bound;
 use crate::error::{Error, Result};
-use crate::exec::eager::Value;
 use crate::exec::launch::{self, Extents};
+use crate::exec::Arg;
 use crate::exec::Outputs;
 
 /// Entries in a Metal function's buffer argument table.
@@ -37,7 +37,7 @@ pub fn run(
     graph: &'static Graph,
     k: &'static Kernel,
     bound: &Bound,
-    args: &[&Value],
+    args: &[Arg<'_>],
     device: &MetalDevice,
 ) -> Result<Option<Outputs>> {
     let fail = |m: String| gpu_error(graph, k, m);
@@ -64,8 +64,8 @@ pub fn run(
     let mut scalars: Vec<Option<f64>> = Vec::with_capacity(args.len());
     for ((guard, access), value) in guards.iter().zip(k.access).zip(args) {
         scalars.push(match value {
-            Value::Scalar(s) => Some(*s),
-            Value::Tensor(_) => None,
+            Arg::Scalar(s) => Some(*s),
+            Arg::Tensor(_) => None,
         });
         inputs.push(guard.as_ref().map(|(_, layout)| {
             Input::of(
