@@ -2,6 +2,7 @@
 //! off the polling thread, many concurrent calls, cancellation, and errors instead of panics.
 
 use std::future::Future;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Tensor};
@@ -129,9 +130,20 @@ async fn check_async_equals_sync() {
     }
 }
 
+/// The GPU, shared by this binary's CUDA tests and held alone by the one that times queuing
+/// (`cuda_futures_leave_the_host_thread_free`): another test's allocations and synchronisations
+/// on the same device stall the driver calls it times (38 ms to queue 100 calls, against 1 to 6 ms
+/// alone, seen on an H100 with the tests in parallel).
+static GPU: RwLock<()> = RwLock::new(());
+
+fn gpu_shared() -> RwLockReadGuard<'static, ()> {
+    GPU.read().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// Every example graph of the numeric suite (tests/common): the future resolves to exactly the
 /// synchronous result, on each device.
 fn every_case_async_equals_sync(device: &Device) -> candle_core::Result<()> {
+    let _gpu = device.is_cuda().then(gpu_shared);
     let mut rng = common::rng();
     for case in common::CASES {
         for dtype in [DType::F32, DType::BF16] {
@@ -380,6 +392,7 @@ impl Inputs {
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_async_equals_sync() {
+    let _gpu = gpu_shared();
     let Some(device) = cuda() else { return };
     for (i, dtype) in [DType::F32, DType::F64, DType::BF16].into_iter().enumerate() {
         let inputs = Inputs::new(i, dtype).to_device(&device);
@@ -416,6 +429,7 @@ impl Future for YieldNow {
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_futures_leave_the_host_thread_free() {
+    let _gpu = GPU.write().unwrap_or_else(PoisonError::into_inner);
     let Some(device) = cuda() else { return };
     // Each call reads 1 GB and writes 32 KB: hundreds of microseconds of GPU for a few of host.
     const CALLS: usize = 100;
@@ -495,6 +509,7 @@ fn cuda_futures_leave_the_host_thread_free() {
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_dropped_futures_are_safe() {
+    let _gpu = gpu_shared();
     let Some(device) = cuda() else { return };
     let x = Tensor::randn(0f32, 1.0, (4096, 4096), &device).unwrap();
     let expected = softmax(&x).unwrap();
