@@ -111,6 +111,7 @@ impl Bound {
 }
 
 /// Checks `tensors` (the tensor parameters in order) against `graph`.
+#[inline]
 pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     let func = graph.name;
     // The tensor parameters, with their index among all parameters.

@@ -18,6 +18,7 @@ use crate::exec::{cpu, Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
 /// Runs `graph`'s plan; pushes its outputs, in order, to `out` (empty on entry).
+#[inline]
 pub fn run(
     graph: &'static Graph,
     bound: &Bound,
