@@ -34,12 +34,7 @@ impl Bound {
     pub fn shape(&self, graph: &Graph, dims: &[Dim], what: impl FnOnce() -> String) -> Result<Vec<usize>> {
         // Allocated once at its length, and filled in place.
         let mut out = Vec::with_capacity(dims.len());
-        for d in dims {
-            match d.eval(&self.symbols) {
-                Some(v) => out.push(v),
-                None => return Err(self.fraction(graph, d, what())),
-            }
-        }
+        self.eval_each(graph, dims, what, |v| out.push(v))?;
         Ok(out)
     }
 
@@ -72,9 +67,22 @@ impl Bound {
     where
         [usize; N]: smallvec::Array<Item = usize>,
     {
+        self.eval_each(graph, dims, what, |v| out.push(v))
+    }
+
+    /// Evaluates each of `dims` in order, handing the sizes to `push`; the error names the first
+    /// that is not a whole number.
+    #[inline]
+    fn eval_each(
+        &self,
+        graph: &Graph,
+        dims: &[Dim],
+        what: impl FnOnce() -> String,
+        mut push: impl FnMut(usize),
+    ) -> Result<()> {
         for d in dims {
             match d.eval(&self.symbols) {
-                Some(v) => out.push(v),
+                Some(v) => push(v),
                 None => return Err(self.fraction(graph, d, what())),
             }
         }

@@ -88,6 +88,8 @@ fn run_typed<T: Elem + WithDType>(
     let mut col_strides: SmallVec<[usize; 6]> = SmallVec::new();
     // The stride of each input along each prefix dim (0 where it broadcasts), input-major.
     let mut row_strides: SmallVec<[usize; 12]> = SmallVec::new();
+    // Each input's stride along the last prefix dim: its step from one row to the next.
+    let mut steps: SmallVec<[usize; 6]> = SmallVec::new();
     for ((v, guard), access) in args.iter().zip(guards.iter()).zip(k.access) {
         match (v, guard) {
             (Arg::Scalar(s), _) => {
@@ -120,6 +122,7 @@ fn run_typed<T: Elem + WithDType>(
             }
             (Arg::Tensor(_), None) => unreachable!("tensors have guards"),
         }
+        steps.push(row_strides[row_strides.len() - 1]);
     }
 
     // Outputs: contiguous, one row of `len` elements per kernel row.
@@ -171,6 +174,7 @@ fn run_typed<T: Elem + WithDType>(
         data: &data,
         col_strides: &col_strides,
         row_strides: &row_strides,
+        steps: &steps,
         scalars: &scalars,
         sizes: &sizes,
         outs: &outs,
@@ -219,6 +223,8 @@ struct Cx<'a, T: Elem> {
     col_strides: &'a [usize],
     /// Input `i`'s stride along prefix dim `d` at `i * prefix.len() + d`.
     row_strides: &'a [usize],
+    /// Input `i`'s stride along the last prefix dim.
+    steps: &'a [usize],
     scalars: &'a [T::C],
     sizes: &'a [usize],
     outs: &'a [(OutPtr<T>, usize)],
@@ -241,63 +247,31 @@ impl<T: Elem> Cx<'_, T> {
             return;
         }
         let rank = self.prefix.len();
-        let mut ins: SmallVec<[&[T]; 6]> = SmallVec::new();
-        let mut outs: SmallVec<[&mut [MaybeUninit<T>]; 2]> = SmallVec::new();
-        if rank == 1 && self.chunks_per_row == 1 {
-            // Rows along one dim (the usual `[N, D]`): every input moves by a fixed step per
-            // row, so the whole range is one call.
-            let steps = self.row_strides;
-            for (data, step) in self.data.iter().zip(steps) {
-                ins.push(if data.is_empty() {
-                    data
-                } else {
-                    &data[range.start * step..]
-                });
-            }
-            for &(OutPtr(ptr), len) in self.outs {
-                // SAFETY: `ptr` points at `rows * len` elements, and each unit's range is
-                // disjoint from every other unit's.
-                outs.push(unsafe {
-                    std::slice::from_raw_parts_mut(ptr.add(range.start * len), range.len() * len)
-                });
-            }
-            let args = RowArgs {
-                ins: &ins,
-                strides: self.col_strides,
-                row_steps: steps,
-                rows: range.len(),
-                scalars: self.scalars,
-                sizes: self.sizes,
-                cols: 0..self.row_len,
-            };
-            (self.f)(&args, &mut outs);
-            return;
-        }
         let inner = self.prefix[rank - 1];
-        let mut steps: SmallVec<[usize; 6]> = SmallVec::new();
-        for i in 0..self.data.len() {
-            steps.push(self.row_strides[i * rank + rank - 1]);
-        }
+        let mut ins: SmallVec<[&[T]; 6]> = SmallVec::new();
         ins.extend(self.data.iter().copied());
+        let mut outs: SmallVec<[&mut [MaybeUninit<T>]; 2]> = SmallVec::new();
         let (mut row, mut part) = (
             range.start / self.chunks_per_row,
             range.start % self.chunks_per_row,
         );
-        // Row multi-index, last prefix dim fastest.
+        // Row multi-index, last prefix dim fastest (all zeros from the first row, with no
+        // division).
         let mut index: SmallVec<[usize; 4]> = SmallVec::new();
         index.resize(rank, 0);
-        let mut r = row;
-        for (i, d) in self.prefix.iter().enumerate().rev() {
-            index[i] = r % d.max(&1);
-            r /= d.max(&1);
+        if row > 0 {
+            let mut r = row;
+            for (i, d) in self.prefix.iter().enumerate().rev() {
+                index[i] = r % d.max(&1);
+                r /= d.max(&1);
+            }
         }
         let mut u = range.start;
         while u < range.end {
             let rows = if self.chunks_per_row > 1 {
                 1
             } else {
-                let at = index.last().copied().unwrap_or(0);
-                (range.end - u).min(inner - at)
+                (range.end - u).min(inner - index[rank - 1])
             };
             for (i, (slot, data)) in ins.iter_mut().zip(self.data).enumerate() {
                 if !data.is_empty() {
@@ -322,7 +296,7 @@ impl<T: Elem> Cx<'_, T> {
             let args = RowArgs {
                 ins: &ins,
                 strides: self.col_strides,
-                row_steps: &steps,
+                row_steps: self.steps,
                 rows,
                 scalars: self.scalars,
                 sizes: self.sizes,
