@@ -4,11 +4,14 @@
     python3 benches/ab.py BASE [OTHER] [--rounds N] [--time S] -- FILTER
 
 BASE and OTHER are git revisions (OTHER defaults to the working tree, `.`); FILTER is a criterion
-filter, e.g. 'rms_norm 1x4096/f32'. Each revision's `cpu` bench is built once (a detached git
-worktree under the target folder for a revision, the checkout itself for `.`); then the two
-binaries run one after the other, N rounds (default 4), S seconds of measurement per row
-(default 3). For each row and build it prints every round's median, the median of those, and the
-fastest single sample of all rounds.
+filter, e.g. 'rms_norm 1x4096/f32'. Each revision's `cpu` bench is built once: `.` in the checkout
+with its usual target folder, a revision in a detached git worktree with a target folder of its
+own (`ab-target` inside the usual one), removed once built. Cargo names a path crate's build by
+its path within the workspace, so a worktree sharing the checkout's target folder would share its
+build records too, and later builds of the checkout would take the worktree's sources as theirs.
+Then the two binaries run one after the other, N rounds (default 4), S seconds of measurement per
+row (default 3). For each row and build it prints every round's median, the median of those, and
+the fastest single sample of all rounds.
 
 Why alternate: on a shared VM the speed of a whole run drifts by tens of percent with the
 neighbours' load, so two runs taken minutes apart compare the machine, not the code. Rounds
@@ -36,20 +39,28 @@ def target_dir():
 def build(rev, out):
     """Builds the `cpu` bench of `rev` and copies it to `out`."""
     if rev == ".":
-        src = ROOT
-    else:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
-            cwd=ROOT, check=True, capture_output=True, text=True,
-        ).stdout.strip()
-        src = target_dir() / "ab-worktrees" / sha
-        if not src.exists():
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(src), sha],
-                cwd=ROOT, check=True, capture_output=True,
-            )
+        return cargo_bench(rev, ROOT, target_dir(), out)
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    src = Path(tempfile.mkdtemp(prefix="lazy-graph-ab-src-")) / sha[:12]
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(src), sha],
+        cwd=ROOT, check=True, capture_output=True,
+    )
+    try:
+        # Its own target folder (see the module's doc); the worktree is new each time, so its
+        # files are newer than any earlier build there and nothing stale is reused.
+        return cargo_bench(rev, src, target_dir() / "ab-target", out)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(src)], cwd=ROOT, check=False)
+        shutil.rmtree(src.parent, ignore_errors=True)
+
+
+def cargo_bench(rev, src, target, out):
     cmd = ["cargo", "bench", "--bench", "cpu", "--no-run", "--message-format=json"]
-    env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir()))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     res = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"building the bench at {rev} failed:\n{res.stderr[-4000:]}")
