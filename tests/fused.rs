@@ -250,6 +250,37 @@ fn many_inputs_and_outputs() -> Result<()> {
     Ok(())
 }
 
+/// Row kernels whose last write runs with the next row's first reduction (softmax, RMSNorm,
+/// LayerNorm) on row lengths at the edges of its blocks of columns and of the reduction's
+/// lanes, one row (no next row) and several.
+#[test]
+fn pipelined_rows_at_block_edges() -> Result<()> {
+    use graph_runtime::__private::cpu::{LANES, PIPELINE_BLOCK};
+    let mut rng = common::rng();
+    let (l, b) = (LANES, PIPELINE_BLOCK);
+    let lengths = [1, l - 1, l, l + 1, b - 1, b, b + 1, b + l, 2 * b + l - 1, 3 * b];
+    for dtype in DTYPES {
+        for d in lengths {
+            for n in [1, 2, 5] {
+                let x = common::randn(&mut rng, &[n, d], 0.0, 2.0)?;
+                let w = common::randn(&mut rng, &[d], 1.0, 0.5)?;
+                let bias = common::randn(&mut rng, &[d], 0.0, 0.5)?;
+                check_against_eager("softmax", &[x.clone()], dtype, |t| {
+                    Ok(vec![common::softmax(&t[0])?])
+                })?;
+                let x3 = x.unsqueeze(0)?;
+                check_against_eager("rms_norm", &[x3, w.clone()], dtype, |t| {
+                    Ok(vec![common::rms_norm(&t[0], &t[1], 1e-5)?])
+                })?;
+                check_against_eager("layer_norm", &[x, w, bias], dtype, |t| {
+                    Ok(vec![common::layer_norm(&t[0], &t[1], &t[2], 1e-5)?])
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The contiguous kernels run compiled for AVX2 and FMA where the CPU has them, and for the
 /// target's baseline otherwise: the same operations in the same order, but for the roundings
 /// fused multiply-adds save in `exp` and `tanh`.

