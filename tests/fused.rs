@@ -265,7 +265,7 @@ fn pipelined_rows_at_block_edges() -> Result<()> {
                 let x = common::randn(&mut rng, &[n, d], 0.0, 2.0)?;
                 let w = common::randn(&mut rng, &[d], 1.0, 0.5)?;
                 let bias = common::randn(&mut rng, &[d], 0.0, 0.5)?;
-                check_against_eager("softmax", &[x.clone()], dtype, |t| {
+                check_against_eager("softmax", std::slice::from_ref(&x), dtype, |t| {
                     Ok(vec![common::softmax(&t[0])?])
                 })?;
                 let x3 = x.unsqueeze(0)?;
