@@ -2,11 +2,12 @@
 //! `cat`s pick parts by column), and reductions in independent lanes.
 
 use graph_ir::cpu::{LANES, NARROW_LANES, PIPELINE_BLOCK};
-use graph_ir::{Access, Op, ReduceOp};
+use graph_ir::{Op, ReduceOp};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{local, Col, Cx, Pick, Scope, Segment, MAX_PICKS};
+use crate::emit::rows::column_inputs;
 use crate::ir::NodeId;
 use crate::kernel::Stmt;
 
@@ -98,9 +99,7 @@ impl Cx<'_> {
             return quote!(for c in #start..#n { #(#stmts)* #(#stores)* });
         };
         // Every slice exactly as long as the loop: indices need no checks, and it vectorises.
-        let columns = (0..self.k.inputs.len())
-            .filter(|i| self.k.inputs[*i].1 == Access::Column)
-            .map(|i| format_ident!("xc{}", i));
+        let columns = column_inputs(self.k).map(|i| format_ident!("xc{}", i));
         let outs = outputs.iter().map(|i| format_ident!("o{}", i));
         let stash = self.stash.map(|_| quote!(let stash = &stash[#start..#end];));
         quote!({
@@ -272,10 +271,7 @@ impl Cx<'_> {
         // then hand the body fixed-length chunks of the inputs, whose indices need no checks, so
         // the body (exp included) vectorises.
         let remaps = self.k.remaps(self.graph);
-        let columns: Vec<Ident> = (0..self.k.inputs.len())
-            .filter(|i| self.k.inputs[*i].1 == Access::Column)
-            .map(|i| format_ident!("x{}", i))
-            .collect();
+        let columns: Vec<Ident> = column_inputs(self.k).map(|i| format_ident!("x{}", i)).collect();
         let chunked = !self.strided && !remaps;
         let tail = step(&accs("n"), quote!(0));
         let ct = quote!(<T as ::graph_runtime::__private::cpu::Elem>::C);

@@ -19,6 +19,7 @@ use graph_ir::{Access, BinaryOp, Op, UnaryOp};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
+use crate::emit::rows::column_inputs;
 use crate::ir::{Graph, NodeId};
 use crate::kernel::{KernelIr, Stmt};
 
@@ -60,7 +61,6 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
     // Once per row: each input's row, each output's row.
     let mut per_row = Vec::new();
     for (i, (_, access)) in k.inputs.iter().enumerate() {
-        let x = format_ident!("x{}", i);
         let s = format_ident!("s{}", i);
         // Scalars and row scalars become locals: a load inside a loop that writes an output would
         // be repeated every iteration (the compiler cannot rule out aliasing) and block vectorising.
@@ -69,7 +69,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             Access::Scalar => prologue.push(quote!(let #v = a.scalars[#i];)),
             Access::RowScalar => per_row.push(quote!(let #v = a.ins[#i][r * a.row_steps[#i]].load();)),
             Access::Column => {
-                per_row.push(quote!(let #x: &[T] = &a.ins[#i][r * a.row_steps[#i]..];));
+                per_row.push(column_row(graph, k, i, quote!(r), strided));
                 if strided {
                     prologue.push(quote!(let #s: usize = a.strides[#i];));
                 }
@@ -88,16 +88,6 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             let mut stash_row = <<T as #p::Elem>::C as #p::Float>::scratch(#n);
         ));
     }
-    if !strided {
-        // Bound each contiguous input to its row so indexing by column needs no checks.
-        for (i, (id, access)) in k.inputs.iter().enumerate() {
-            if *access == Access::Column {
-                let x = format_ident!("x{}", i);
-                let n = size_ident(k, graph, *id);
-                per_row.push(quote!(let #x: &[T] = &#x[..#n];));
-            }
-        }
-    }
     let outs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("o{}", i)).collect();
     let runs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("run{}", i)).collect();
     let lens: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("len{}", i)).collect();
@@ -115,16 +105,9 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             let merged = cx.reduce(len, reductions, Some(written));
             let n = format_ident!("n{}", len);
             let written: Vec<Ident> = written.iter().map(|i| format_ident!("o{}", i)).collect();
-            let columns: Vec<usize> = (0..k.inputs.len())
-                .filter(|i| k.inputs[*i].1 == Access::Column)
-                .collect();
-            let xs: Vec<Ident> = columns.iter().map(|i| format_ident!("x{}", i)).collect();
-            let xcs: Vec<Ident> = columns.iter().map(|i| format_ident!("xc{}", i)).collect();
-            let next = columns.iter().map(|i| {
-                let x = format_ident!("x{}", i);
-                let len = size_ident(k, graph, k.inputs[*i].0);
-                quote!(let #x: &[T] = &a.ins[#i][(r + 1) * a.row_steps[#i]..][..#len];)
-            });
+            let xs: Vec<Ident> = column_inputs(k).map(|i| format_ident!("x{}", i)).collect();
+            let xcs: Vec<Ident> = column_inputs(k).map(|i| format_ident!("xc{}", i)).collect();
+            let next = column_inputs(k).map(|i| column_row(graph, k, i, quote!((r + 1)), false));
             let before = quote!(let mut carry: [#ct; #count] = [#c::ZERO; #count];);
             let row = quote! {
                 if r == 0 {
@@ -184,6 +167,17 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             #p::dispatch(a, outs, row::<T, false>, row::<T, true>)
         }
     }
+}
+
+/// Column input `i`'s elements from row `row` on, as `x{i}`; in the contiguous variant only its
+/// row, so that indexing by column needs no checks.
+fn column_row(graph: &Graph, k: &KernelIr, i: usize, row: TokenStream, strided: bool) -> TokenStream {
+    let x = format_ident!("x{}", i);
+    if strided {
+        return quote!(let #x: &[T] = &a.ins[#i][#row * a.row_steps[#i]..];);
+    }
+    let n = size_ident(k, graph, k.inputs[i].0);
+    quote!(let #x: &[T] = &a.ins[#i][#row * a.row_steps[#i]..][..#n];)
 }
 
 /// Where rows can overlap: the first reduction of row r + 1 (which reads only inputs) and the
