@@ -116,14 +116,22 @@ impl Shapes<'_> {
     }
 
     pub fn reshape(&self, x: &[Dim], to: &[Dim]) -> Result<Vec<Dim>, Diag> {
-        let from_count = Dim::product(x).map_err(too_complex)?;
-        let to_count = Dim::product(to).map_err(too_complex)?;
+        // Element counts compare as products of any length: the limit of 4 symbol factors is
+        // for sizes a user writes, not for the count of a rank-5 `[N, N, D, D, N]`.
+        let (from_count, to_count) = (element_count(x), element_count(to));
+        if from_count.is_none() || to_count.is_none() {
+            return Err(Diag::DimTooComplex);
+        }
         if from_count != to_count {
+            let count = |shape: &[Dim]| match Dim::product(shape) {
+                Ok(d) => self.dim(&d),
+                Err(_) => shape.iter().map(|d| self.dim(d)).collect::<Vec<_>>().join(" * "),
+            };
             return Err(Diag::ReshapeCount {
                 from: self.show(x),
                 to: self.show(to),
-                from_count: self.dim(&from_count),
-                to_count: self.dim(&to_count),
+                from_count: count(x),
+                to_count: count(to),
             });
         }
         Ok(to.to_vec())
@@ -217,6 +225,29 @@ fn add_dims(dims: &[Dim]) -> Option<Dim> {
 
 pub fn too_complex(_: DimError) -> Diag {
     Diag::DimTooComplex
+}
+
+/// The element count of a shape as a reduced fraction and its sorted symbol factors, with no
+/// limit on their number; `None` where the literal factors overflow `u128`.
+fn element_count(shape: &[Dim]) -> Option<(u128, u128, Vec<u16>)> {
+    fn gcd(a: u128, b: u128) -> u128 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    let (mut num, mut den, mut syms) = (1u128, 1u128, Vec::new());
+    for d in shape {
+        let (n, m, _) = d.parts();
+        num = num.checked_mul(u128::from(n))?;
+        den = den.checked_mul(u128::from(m))?;
+        let g = gcd(num, den).max(1);
+        (num, den) = (num / g, den / g);
+        syms.extend(d.symbols());
+    }
+    syms.sort_unstable();
+    Some((num, den, syms))
 }
 
 #[cfg(test)]

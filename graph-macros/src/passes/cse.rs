@@ -1,4 +1,6 @@
-//! Common subexpression elimination: nodes with the same op and the same arguments are one node.
+//! Common subexpression elimination: nodes with the same op, the same arguments and the same
+//! type are one node. The type matters: `broadcast`, `reshape` and `narrow` take their target
+//! size from it, so `broadcast(x, [N, D])` and `broadcast(x, [D, N])` differ in it alone.
 //!
 //! Assumes nodes are in topological order, so arguments are already deduplicated when a node is
 //! looked up. Ops are pure, so merging never changes a result.
@@ -7,18 +9,19 @@ use std::collections::HashMap;
 
 use graph_ir::Op;
 
-use crate::ir::{Graph, NodeId};
+use crate::ir::{Graph, NodeId, Ty};
 
 pub fn cse(graph: &Graph) -> Graph {
-    let mut seen: HashMap<(Op, Vec<NodeId>), NodeId> = HashMap::new();
+    let mut seen: HashMap<(Op, Vec<NodeId>, Ty), NodeId> = HashMap::new();
     let mut replace: Vec<NodeId> = graph.ids().collect();
     for id in graph.ids() {
         let node = graph.node(id);
         let args: Vec<NodeId> = node.args.iter().map(|a| replace[a.index()]).collect();
-        match seen.get(&(node.op, args.clone())) {
+        let key = (node.op, args, node.ty.clone());
+        match seen.get(&key) {
             Some(&first) => replace[id.index()] = first,
             None => {
-                seen.insert((node.op, args), id);
+                seen.insert(key, id);
             }
         }
     }

@@ -22,11 +22,13 @@ impl Cx<'_> {
                     plus: Vec::new(),
                     minus: Vec::new(),
                 };
+                // One flat scope: the memo may hand a later node a value an earlier node's
+                // statements bound, so those statements must stay visible (no `{ }` per node).
                 let lets = nodes.iter().map(|id| {
                     let v = self.op_value(&mut scope, *id, &col);
                     let stmts = std::mem::take(&mut scope.stmts);
                     let r = local(*id);
-                    quote!(let #r = { #(#stmts)* #v };)
+                    quote!(#(#stmts)* let #r = #v;)
                 });
                 quote!(#(#lets)*)
             }
