@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Result, Tensor};
 use graph_runtime::{lazy_graph, with_mode, Mode};
 
 lazy_graph! {
+    /// A row-scalar value (last dim literal 1) used directly and through a derived value: the
     /// CPU emitter once scoped the shared value inside the first use's block (`e0_0` not found).
     pub fn tiny(y: Tensor[1]) -> Tensor[1] {
         exp(y) * y
@@ -16,6 +17,7 @@ lazy_graph! {
         narrow(x, -1, 0, 1) * 2.0 + narrow(x, -1, 1, 1) * 2.0
     }
 
+    /// Common subexpression elimination once merged nodes that differ only in their type:
     /// the two broadcasts, the two reshapes and the two narrows below became one each.
     pub fn same_op_other_shape(t: Tensor[1, 1], a: Tensor[N, M], b: Tensor[M, N], x: Tensor[N * M], v: Tensor[8])
         -> (Tensor[N, M], Tensor[M, N], Tensor[N, M], Tensor[M, N], Tensor[2], Tensor[3])
@@ -24,11 +26,38 @@ lazy_graph! {
          narrow(v, 0, 1, 2), narrow(v, 0, 1, 3))
     }
 
+    /// A reshape whose element count has 5 symbol factors: once "too complex" (the limit of 4
     /// is for sizes a user writes).
     pub fn rank5(x: Tensor[N, D, D, N, B]) -> Tensor[N, D, D, N * B] {
         reshape(x, [N, D, D, N * B]) * 2.0
     }
 
+    /// A `cat` of parts with different dtypes (the first part's wins): the fused library step
+    /// once handed Candle two dtypes.
+    pub fn mixed_cat(x: Tensor[N, D], y: Tensor[N, D]) -> Tensor[2 * N, D] {
+        cat([cast(x, f16), y], 0)
+    }
+
+    /// A matmul with three batch dims: Candle's takes at most two.
+    pub fn batched(a: Tensor[B, C, E, M, K], b: Tensor[K, N]) -> Tensor[B, C, E, M, N] {
+        matmul(a, b)
+    }
+
+    /// A max over a broadcast axis (stride 0), where Candle's CPU max divides by the stride.
+    pub fn max_of_broadcast(x: Tensor[1, D], _n: Tensor[N]) -> Tensor[1, D] {
+        max(broadcast(x, [N, D]), 0) + logsumexp(narrow(broadcast(x, [N, D]), 0, 0, N), 0)
+    }
+
+    /// A reshape that only drops a leading 1 of a broadcast view, read by a row kernel: the
+    /// kernel's input then has more dims than the kernel.
+    pub fn extra_dims(x0: Tensor[16, 1], _n: Tensor[N]) -> Tensor[16, N] {
+        cat([reshape(x0.broadcast_as([1, 16, N / 2]), [16, N / 2]), broadcast(x0, [16, N / 2])], -1) / 3.0
+    }
+
+    /// A pointwise kernel over a possibly empty view.
+    pub fn scale(x: Tensor[N, D]) -> Tensor[N, D] {
+        x * 2.0
+    }
 }
 
 fn modes<T>(f: impl Fn() -> graph_runtime::Result<T>) -> Vec<T> {
@@ -94,6 +123,68 @@ fn reshape_counts_beyond_four_symbols() -> Result<()> {
     let x = randn(&[2, 3, 3, 2, 5]);
     for got in modes(|| rank5(&x)) {
         assert_close(&got, &(x.reshape((2, 3, 3, 10))? * 2.0)?, 0.0)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn cat_of_mixed_dtypes() -> Result<()> {
+    for dtype in [DType::F32, DType::BF16, DType::F64] {
+        let (x, y) = (randn(&[2, 3]).to_dtype(dtype)?, randn(&[2, 3]).to_dtype(dtype)?);
+        let want = Tensor::cat(&[x.to_dtype(DType::F16)?, y.to_dtype(DType::F16)?], 0)?;
+        for got in modes(|| mixed_cat(&x, &y)) {
+            assert_eq!(got.dtype(), DType::F16);
+            assert_close(&got, &want, 0.0)?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn matmul_with_three_batch_dims() -> Result<()> {
+    let (a, b) = (randn(&[2, 3, 2, 4, 5]), randn(&[5, 3]));
+    let want = a
+        .reshape((12, 4, 5))?
+        .broadcast_matmul(&b)?
+        .reshape((2, 3, 2, 4, 3))?;
+    for got in modes(|| batched(&a, &b)) {
+        assert_close(&got, &want, 1e-12)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn max_over_a_broadcast_axis() -> Result<()> {
+    let (x, n) = (randn(&[1, 6]), randn(&[5]));
+    // Every row is `x`: the max is `x`, the logsumexp `x + ln 5`.
+    let want = ((&x * 2.0)? + 5f64.ln())?;
+    for got in modes(|| max_of_broadcast(&x, &n)) {
+        assert_close(&got, &want, 1e-12)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn kernel_inputs_with_leading_ones() -> Result<()> {
+    let (x, n) = (randn(&[16, 1]), randn(&[6]));
+    let want = (x.broadcast_as((16, 6))? / 3.0)?;
+    for got in modes(|| extra_dims(&x, &n)) {
+        assert_close(&got, &want, 1e-12)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn empty_views_as_inputs_and_outputs() -> Result<()> {
+    // A narrow of an empty tensor starts past its (empty) storage.
+    let x = Tensor::zeros((0, 5), DType::F32, &Device::Cpu)?.narrow(1, 1, 3)?;
+    for got in modes(|| scale(&x)) {
+        assert_eq!(got.dims(), &[0, 3]);
+        assert!(got.flatten_all()?.to_vec1::<f32>()?.is_empty());
+    }
+    let x = Tensor::zeros((4, 3), DType::F32, &Device::Cpu)?.narrow(1, 1, 0)?;
+    for got in modes(|| scale(&x)) {
+        assert_eq!(got.dims(), &[4, 0]);
     }
     Ok(())
 }

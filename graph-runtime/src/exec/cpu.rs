@@ -105,19 +105,34 @@ fn run_typed<T: Elem + WithDType>(
                     _ => unreachable!("the CPU kernel runs on CPU tensors only"),
                 };
                 let (dims, strides) = (layout.dims(), layout.stride());
+                // A tensor without elements is read nowhere: its rows are empty, or there are
+                // no rows. Zero strides keep every row's slice inside its (empty) storage.
+                let empty = dims.contains(&0);
+                let stride = |j: usize| if empty { 0 } else { strides[j] };
                 let r = dims.len();
                 let (prefix_dims, col_stride) = match access {
                     Access::Column if dims[r - 1] == 1 => (&dims[..r - 1], 1),
-                    Access::Column => (&dims[..r - 1], strides[r - 1]),
+                    Access::Column => (&dims[..r - 1], stride(r - 1)),
                     _ => (&dims[..r.saturating_sub(1)], 0),
                 };
-                // Right-aligned against the kernel's prefix, as broadcasting aligns dims.
+                // Right-aligned against the kernel's prefix, as broadcasting aligns dims. A
+                // view the planner passes as it is (a reshape that only added leading 1s) may
+                // have more dims than the kernel: those are 1 and read nowhere.
+                let extra = prefix_dims.len().saturating_sub(rank);
+                if prefix_dims[..extra].iter().any(|&d| d != 1) {
+                    let what = format!(
+                        "a kernel input of shape {dims:?} has more dims than the kernel ({rank} + 1)"
+                    );
+                    return Err(candle_core::Error::Msg(what)).within(func);
+                }
+                let prefix_dims = &prefix_dims[extra..];
                 let skip = rank - prefix_dims.len();
                 (0..skip).for_each(|_| row_strides.push(0));
                 for (j, d) in prefix_dims.iter().enumerate() {
-                    row_strides.push(if *d == 1 { 0 } else { strides[j] });
+                    row_strides.push(if *d == 1 { 0 } else { stride(extra + j) });
                 }
-                data.push(&all[layout.start_offset()..]);
+                // A view of a tensor without elements may start past its (empty) storage.
+                data.push(all.get(layout.start_offset()..).unwrap_or(&[]));
                 col_strides.push(col_stride);
             }
             (Arg::Tensor(_), None) => unreachable!("tensors have guards"),

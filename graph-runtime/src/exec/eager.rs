@@ -87,7 +87,7 @@ impl Eager<'_> {
 
     pub(crate) fn tensor(&self, v: &Value) -> Result<Tensor> {
         match v {
-            Value::Tensor(t) => Ok(t.clone()),
+            Value::Tensor(t) => unview_empty(t).within(self.func()),
             Value::Scalar(s) => Tensor::new(*s, &self.bound.device)
                 .and_then(|t| t.to_dtype(self.compute))
                 .within(self.func()),
@@ -132,7 +132,7 @@ impl Eager<'_> {
         let func = self.func();
         let c = self.compute;
         let t = match node.op {
-            Op::Input(p) => self.tensors[self.slot(p, true)].to_dtype(c),
+            Op::Input(p) => unview_empty(self.tensors[self.slot(p, true)]).and_then(|t| t.to_dtype(c)),
             Op::Scalar(p) => return Ok(Value::Scalar(self.scalars[self.slot(p, false)])),
             Op::Const(v) => return Ok(Value::Scalar(v.value())),
             Op::Size(d) => {
@@ -168,6 +168,9 @@ impl Eager<'_> {
                 let x = self.tensor(arg(0))?;
                 let axis = axis as usize;
                 match r {
+                    // Reducing one element is that element. Candle's CPU max/min divide by the
+                    // axis' stride, which a broadcast axis of size 1 has as 0.
+                    _ if x.dim(axis).within(func)? == 1 => Ok(x),
                     // Candle refuses to reduce a tensor without elements ("empty tensor for
                     // reduce"); the result is the reduction of nothing, NaN for a mean.
                     _ if x.elem_count() == 0 => {
@@ -182,14 +185,13 @@ impl Eager<'_> {
                     }
                     ReduceOp::Sum => x.sum_keepdim(axis),
                     ReduceOp::Mean => x.mean_keepdim(axis),
-                    ReduceOp::Max => x.max_keepdim(axis),
-                    ReduceOp::Min => x.min_keepdim(axis),
+                    // Contiguous first: Candle's CPU max/min divide by the axis' stride, which
+                    // is 0 on a broadcast axis.
+                    ReduceOp::Max => x.contiguous().and_then(|x| x.max_keepdim(axis)),
+                    ReduceOp::Min => x.contiguous().and_then(|x| x.min_keepdim(axis)),
                 }
             }
-            Op::Matmul => {
-                let (a, b) = (self.tensor(arg(0))?, self.tensor(arg(1))?);
-                a.contiguous().and_then(|a| a.broadcast_matmul(&b.contiguous()?))
-            }
+            Op::Matmul => matmul(&self.tensor(arg(0))?, &self.tensor(arg(1))?),
             Op::Transpose(a, b) => self.tensor(arg(0))?.transpose(a as usize, b as usize),
             Op::Reshape => {
                 let shape = self
@@ -237,6 +239,40 @@ impl Eager<'_> {
         };
         t.map(Value::Tensor).within(func)
     }
+}
+
+/// `t`, or a fresh tensor of its shape where it has no elements but starts past the start of
+/// its storage (a narrow of an empty tensor): Candle's CPU ops index such a view's storage from
+/// its offset, and panic.
+pub(crate) fn unview_empty(t: &Tensor) -> candle_core::Result<Tensor> {
+    if t.elem_count() == 0 && t.layout().start_offset() > 0 {
+        Tensor::zeros(t.dims(), t.dtype(), t.device())
+    } else {
+        Ok(t.clone())
+    }
+}
+
+/// `a @ b` with broadcast batch dims. Candle's matmul takes at most two batch dims, so more are
+/// broadcast, folded into one for the product, and unfolded after.
+fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra.max(rb) <= 3 {
+        return a.contiguous()?.broadcast_matmul(&b.contiguous()?);
+    }
+    let (m, k, n) = (a.dim(ra - 2)?, a.dim(ra - 1)?, b.dim(rb - 1)?);
+    let batch = candle_core::Shape::from(&a.dims()[..ra - 2])
+        .broadcast_shape_binary_op(&candle_core::Shape::from(&b.dims()[..rb - 2]), "matmul")?;
+    let count = batch.elem_count();
+    let with = |tail: [usize; 2]| [batch.dims(), &tail[..]].concat();
+    let a = a
+        .broadcast_as(with([m, k]))?
+        .contiguous()?
+        .reshape((count, m, k))?;
+    let b = b
+        .broadcast_as(with([k, n]))?
+        .contiguous()?
+        .reshape((count, k, n))?;
+    a.matmul(&b)?.reshape(with([m, n]))
 }
 
 fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {

@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
-use crate::exec::eager::{compute_dtype, Eager, Value};
+use crate::exec::eager::{compute_dtype, unview_empty, Eager, Value};
 use crate::exec::{cpu, Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
@@ -64,8 +64,10 @@ pub fn run(
                     // libraries accumulate halves in f32. Candle's CPU matmul accumulates halves
                     // in the half type (1.7e-2 relative error at K = 15614 in f16), so on the CPU
                     // it computes in f32 like the kernels.
+                    // In the node's own dtype: a `cat`'s parts may differ (`cat([cast(x, f16),
+                    // y], 0)` is stored as f16) and Candle concatenates one dtype only.
                     OpClass::Layout => {
-                        let args = converted(&storage, graph, n, &values, |a| storage.storage(a))?;
+                        let args = converted(&storage, graph, n, &values, |_| storage.storage(n))?;
                         storage.node(n, &args.iter().collect::<Vec<_>>())?
                     }
                     OpClass::Matmul if !matches!(bound.device, Device::Cpu) => {
@@ -171,8 +173,8 @@ fn converted(
         .iter()
         .map(
             |&a| match values[a as usize].as_ref().expect("arguments come first") {
-                Value::Tensor(t) => t
-                    .to_dtype(to(a as usize))
+                Value::Tensor(t) => unview_empty(t)
+                    .and_then(|t| t.to_dtype(to(a as usize)))
                     .map(Value::Tensor)
                     .within(cx.graph.name),
                 s => Ok(s.clone()),
