@@ -58,7 +58,10 @@ fn shrink(mut best: Vec<u64>) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = root.join("target").join("graph-gen-shrink");
     std::fs::create_dir_all(&work).expect("a work folder");
-    let first = run(&root, &work, std::slice::from_ref(&best));
+    // The caller's target folder where it has one (`cargo run` has let go of it by now), so the
+    // first round does not build Candle again.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| work.join("target"), PathBuf::from);
+    let first = run(&root, &work, &target, std::slice::from_ref(&best));
     let Outcome::Failed(mut why) = first[0].clone() else {
         println!("the function passes: nothing to shrink");
         return;
@@ -75,7 +78,7 @@ fn shrink(mut best: Vec<u64>) {
         if candidates.is_empty() {
             break;
         }
-        let outcomes = run(&root, &work, &candidates);
+        let outcomes = run(&root, &work, &target, &candidates);
         let smallest = candidates
             .iter()
             .zip(&outcomes)
@@ -136,7 +139,7 @@ fn candidates(choices: &[u64], size: usize) -> Vec<Vec<u64>> {
 }
 
 /// Compiles and runs `candidates` through `tests/random.rs`; what became of each.
-fn run(root: &Path, work: &Path, candidates: &[Vec<u64>]) -> Vec<Outcome> {
+fn run(root: &Path, work: &Path, target: &Path, candidates: &[Vec<u64>]) -> Vec<Outcome> {
     let mut outcomes = vec![Outcome::Passed; candidates.len()];
     let mut live: Vec<usize> = (0..candidates.len()).collect();
     loop {
@@ -156,7 +159,7 @@ fn run(root: &Path, work: &Path, candidates: &[Vec<u64>]) -> Vec<Outcome> {
             .args(["test", "--test", "random", "--", "cpu"])
             .current_dir(root)
             .env("LAZY_GRAPH_RANDOM_CHOICES", &file)
-            .env("CARGO_TARGET_DIR", work.join("target"))
+            .env("CARGO_TARGET_DIR", target)
             .output()
             .expect("running cargo");
         let text =
