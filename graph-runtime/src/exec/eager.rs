@@ -155,6 +155,12 @@ impl Eager<'_> {
                     .shape(self.graph, node.shape, || format!("node %{i}"))?;
                 let [cond, a, b] = [arg(0), arg(1), arg(2)].map(|v| self.tensor(v));
                 let (cond, a, b) = (cond?, a?, b?);
+                if shape.len() > MAX_DIMS {
+                    let [cond, a, b] = [&cond, &a, &b].map(|t| flat(t, &shape));
+                    let (cond, a, b) = (cond.within(func)?, a.within(func)?, b.within(func)?);
+                    let t = cond.ne(0.0).and_then(|m| m.where_cond(&a, &b));
+                    return t.and_then(|t| t.reshape(shape)).map(Value::Tensor).within(func);
+                }
                 cond.ne(0.0)
                     .and_then(|m| m.broadcast_as(shape.as_slice()))
                     .and_then(|m| {
@@ -261,7 +267,22 @@ fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// The most dims Candle's CPU binary ops, comparisons and `where_cond` walk: past it they fail
+/// an assertion in debug builds and index out of bounds in release builds.
+const MAX_DIMS: usize = candle_core::nditer::MAX_DIMS;
+
+/// `t` broadcast to `shape` and flattened to one contiguous dim, for the Candle ops limited to
+/// [`MAX_DIMS`]: elementwise ops do not care about the shape they run in.
+fn flat(t: &Tensor, shape: &[usize]) -> candle_core::Result<Tensor> {
+    t.broadcast_as(shape)?.contiguous()?.flatten_all()
+}
+
 fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+    let shape = x.shape().broadcast_shape_binary_op(y.shape(), "binary op")?;
+    if shape.rank() > MAX_DIMS {
+        let dims = shape.dims();
+        return binary(b, &flat(x, dims)?, &flat(y, dims)?, compute)?.reshape(shape);
+    }
     let flag = |t: candle_core::Result<Tensor>| t?.to_dtype(compute);
     match b {
         BinaryOp::Add => x.broadcast_add(y),
