@@ -14,8 +14,8 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bind::Bound;
-use crate::error::{Context, Result};
+use crate::bind::{describe_node, elements, Bound};
+use crate::error::{Context, Error, Result};
 use crate::exec::Arg;
 use crate::exec::Outputs;
 
@@ -72,7 +72,18 @@ fn run_typed<T: Elem + WithDType>(
         // One row: counted as a prefix of one dim, so every input has a row step.
         prefix.push(1);
     }
-    let rows: usize = prefix.iter().product();
+    // Every output holds `rows` rows, so a count that overflows is a value too large to hold.
+    let rows = match prefix.contains(&0) {
+        true => 0,
+        false => prefix
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| Error::TooLarge {
+                func,
+                what: format!("the rows of kernel {}", k.name),
+                shape: prefix.to_vec(),
+            })?,
+    };
     let rank = prefix.len();
 
     // Hold every input's storage lock for the whole kernel.
@@ -130,11 +141,24 @@ fn run_typed<T: Elem + WithDType>(
     // disjoint units below), so no fill pass is spent.
     let mut outputs: SmallVec<[Output<T>; 2]> = SmallVec::new();
     for &o in k.outputs {
-        let shape = bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}"))?;
+        let what = || describe_node(graph, o as usize);
+        let shape = bound.shape(graph, graph.nodes[o as usize].shape, what)?;
+        // Checked, so that `rows * len` below cannot wrap: the kernel writes that many.
+        let n = elements(func, &shape, T::DTYPE, what)?;
         let len = shape.last().copied().unwrap_or(1);
-        let mut buffer = Vec::with_capacity(rows * len);
-        // SAFETY: `MaybeUninit<T>` needs no initialisation.
-        unsafe { buffer.set_len(rows * len) };
+        debug_assert_eq!(n, rows * len, "an output is its kernel's rows of `len`");
+        let mut buffer = Vec::new();
+        if buffer.try_reserve_exact(n).is_err() {
+            return Err(Error::Alloc {
+                func,
+                what: what(),
+                bytes: n * T::DTYPE.size_in_bytes(),
+            });
+        }
+        // SAFETY: the capacity is at least `n` (reserved above), and `MaybeUninit<T>` needs no
+        // initialisation. The kernel writes every element before `assume_init` reads them (the
+        // contract of `graph_ir::cpu::RowFn`).
+        unsafe { buffer.set_len(n) };
         outputs.push((buffer, shape));
     }
     let contiguous = k
@@ -150,7 +174,7 @@ fn run_typed<T: Elem + WithDType>(
     let row_len = outs.iter().map(|(_, len)| *len).max().unwrap_or(1);
 
     // A row's work is its longest loop: the output row, or a reduction over a longer input row.
-    let work = rows * sizes.iter().copied().fold(row_len, usize::max);
+    let work = rows.saturating_mul(sizes.iter().copied().fold(row_len, usize::max));
     // The pool is asked its size only where the call may use it.
     let threads = if work >= PARALLEL_WORK {
         rayon::current_num_threads()

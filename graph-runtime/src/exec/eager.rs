@@ -7,8 +7,9 @@
 
 use candle_core::{DType, Tensor};
 use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
+use smallvec::SmallVec;
 
-use crate::bind::Bound;
+use crate::bind::{describe_node, elements, Bound};
 use crate::error::{Context, Error, Result};
 use crate::exec::Outputs;
 
@@ -105,9 +106,9 @@ impl Eager<'_> {
         let t = if has_shape {
             t
         } else {
-            let shape = self
-                .bound
-                .shape(self.graph, node.shape, || format!("output %{o}"))?;
+            let what = || describe_node(self.graph, o);
+            let shape = self.bound.shape(self.graph, node.shape, what)?;
+            elements(self.func(), &shape, dtype, what)?;
             t.broadcast_as(shape).within(self.func())?
         };
         if t.dtype() == dtype {
@@ -131,6 +132,14 @@ impl Eager<'_> {
         let arg = |k: usize| args[k];
         let func = self.func();
         let c = self.compute;
+        if !node.scalar && !matches!(node.op, Op::Input(_)) {
+            // Candle computes element counts unchecked: a product of huge broadcast views must
+            // fail here, with its name, before any op sees its shape.
+            let mut dims: SmallVec<[usize; 8]> = SmallVec::new();
+            let what = || describe_node(self.graph, i);
+            self.bound.dims_into(self.graph, node.shape, &mut dims, what)?;
+            elements(func, &dims, c, what)?;
+        }
         let t = match node.op {
             Op::Input(p) => self.tensors[self.slot(p, true)].to_dtype(c),
             Op::Scalar(p) => return Ok(Value::Scalar(self.scalars[self.slot(p, false)])),
