@@ -49,8 +49,10 @@ type Output<T> = (Vec<MaybeUninit<T>>, Vec<usize>);
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut MaybeUninit<T>);
 
-// SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task.
+// SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task,
+// so moving it to another thread hands that thread elements no other thread writes.
 unsafe impl<T: Send> Send for OutPtr<T> {}
+// SAFETY: as for `Send`: threads sharing it write disjoint elements, and none reads through it.
 unsafe impl<T: Send> Sync for OutPtr<T> {}
 
 fn run_typed<T: Elem + WithDType>(
@@ -354,7 +356,8 @@ impl<T: Elem> Cx<'_, T> {
 fn assume_init<T>(data: Vec<MaybeUninit<T>>) -> Vec<T> {
     let mut data = std::mem::ManuallyDrop::new(data);
     let (ptr, len, cap) = (data.as_mut_ptr(), data.len(), data.capacity());
-    // SAFETY: every element was written by the kernel (the units cover rows x len exactly), and
-    // `MaybeUninit<T>` has `T`'s layout.
+    // SAFETY: every element was written by the kernel (the units cover rows x len exactly, and
+    // each call writes all of its part: the contract of `graph_ir::cpu::RowFn`), and
+    // `MaybeUninit<T>` has `T`'s layout; `ptr`, `len` and `cap` come from a live `Vec` of it.
     unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, cap) }
 }
