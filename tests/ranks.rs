@@ -60,6 +60,12 @@ lazy_graph! {
     fn row12(x: Tensor[A, B, C, D, E, F, G, H, I, J, K, L]) -> Tensor[A, B, C, D, E, F, G, H, I, J, K, L] { x - max(x, -1) }
     fn col12(x: Tensor[A, B, C, D, E, F, G, H, I, J, K, L]) -> Tensor[A, B, C, D, E, F, G, H, I, J, K, L] { x - max(x, 0) }
     fn sum12(x: Tensor[A, B, C, D, E, F, G, H, I, J, K, L]) -> Tensor[A, B, C, D, E, F, G, H, I, J, K, L] { x * sum(x, 0) }
+
+    /// A comparison and `where_` at rank 9: the eager executor's other ops Candle walks with
+    /// its 8-dim iterator.
+    fn select9(x: Tensor[A, B, C, D, E, F, G, H, I], w: Tensor[I]) -> Tensor[A, B, C, D, E, F, G, H, I] {
+        where_(x > w, x, w * 2.0)
+    }
 }
 
 type Pointwise = fn(&Tensor, &Tensor) -> graph_runtime::Result<Tensor>;
@@ -163,4 +169,29 @@ fn rank_9_bf16_column_max() -> Result<()> {
         .broadcast_sub(&expected.max_keepdim(0)?)?
         .reshape(shape(9))?;
     assert_close(&y, &expected, tolerance(DType::BF16), "rank-9 bf16 x - max(x, 0)")
+}
+
+#[test]
+fn rank_9_comparison_and_where() -> Result<()> {
+    let dims = shape(9);
+    let x64 = Tensor::randn(0f64, 1.0, dims.as_slice(), &Device::Cpu)?;
+    let w64 = Tensor::randn(0f64, 1.0, 5, &Device::Cpu)?;
+    for dtype in common::DTYPES {
+        let (x, w) = (x64.to_dtype(dtype)?, w64.to_dtype(dtype)?);
+        let (x2, w2) = (rank2(&x.to_dtype(DType::F64)?, false)?, w.to_dtype(DType::F64)?);
+        let expected = x2
+            .broadcast_gt(&w2)?
+            .where_cond(&x2, &(w2 * 2.0)?.broadcast_as(x2.shape())?)?
+            .reshape(dims.as_slice())?;
+        for mode in [Mode::Fused, Mode::Eager] {
+            let y = with_mode(mode, || select9(&x, &w))?;
+            assert_close(
+                &y,
+                &expected,
+                tolerance(dtype),
+                &format!("where_ at rank 9, {dtype:?}, {mode:?}"),
+            )?;
+        }
+    }
+    Ok(())
 }
