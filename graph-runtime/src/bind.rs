@@ -3,7 +3,9 @@
 //! Symbols are bound from the dims where they stand alone (`D`), in parameter order; every other
 //! dim (literals, and derived sizes such as `D / 2`) is then checked against the bound values.
 //! Last, every derived size inside the graph is evaluated once, so a size that is not whole
-//! (`D / 2` with `D` odd) fails here, before anything runs, rather than halfway through.
+//! (`D / 2` with `D` odd) or overflows `usize` fails here, before anything runs, rather than
+//! halfway through. Element counts (which only the executors allocate) are checked by
+//! [`elements`] where each value is allocated.
 
 use candle_core::{DType, Device, Tensor};
 use graph_ir::{display_shape, Dim, EvalError, Graph, Op, ParamKind};
@@ -71,7 +73,7 @@ impl Bound {
     }
 
     /// Evaluates each of `dims` in order, handing the sizes to `push`; the error names the first
-    /// that is not a whole number.
+    /// that is not a whole number or overflows.
     #[inline]
     fn eval_each(
         &self,
