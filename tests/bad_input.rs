@@ -221,6 +221,36 @@ fn empty_in_every_dim_position() -> Result<()> {
     Ok(())
 }
 
+/// Empty views whose strides or offset point past their (empty) storage: a transposed `[0, 3]`
+/// steps by 1 along its 3 rows of nothing, and a narrow at the end of an empty tensor starts
+/// past its last element. The fused CPU kernels indexed those (a panic, found by probing).
+#[test]
+fn empty_views_that_step_past_their_storage() -> Result<()> {
+    let transposed = Tensor::zeros((0, 3), DType::F32, &Device::Cpu)?.t()?;
+    assert_eq!(
+        (transposed.dims(), transposed.stride()),
+        ([3, 0].as_slice(), [1, 3].as_slice())
+    );
+    let narrowed = Tensor::zeros((2, 0, 4), DType::F32, &Device::Cpu)?.narrow(2, 3, 1)?;
+    assert_eq!(narrowed.layout().start_offset(), 3);
+    each_mode(|mode| {
+        assert_eq!(common::gelu(&transposed)?.dims(), [3, 0], "{mode:?}");
+        assert_eq!(common::softmax(&transposed)?.dims(), [3, 0], "{mode:?}");
+        let (sum, mean, max, min) = reduce_rows(&transposed)?;
+        let value = |t: &Tensor| -> Result<Vec<f32>> { t.flatten_all()?.to_vec1() };
+        assert_eq!(value(&sum)?, [0.0; 3], "{mode:?}");
+        assert!(value(&mean)?.iter().all(|v| v.is_nan()), "{mode:?}");
+        assert_eq!(value(&max)?, [f32::NEG_INFINITY; 3], "{mode:?}");
+        assert_eq!(value(&min)?, [f32::INFINITY; 3], "{mode:?}");
+        let (y, s, m) = three_ways(&narrowed)?;
+        assert_eq!(
+            (y.dims(), s.dims(), m.dims()),
+            ([2, 0, 1].as_slice(), [2, 0, 1].as_slice(), [1, 0, 1].as_slice())
+        );
+        Ok(())
+    })
+}
+
 /// Over an empty axis, in every dtype and both executors: sum 0, mean NaN (0 / 0), max -inf and
 /// min +inf (the identities of the reductions), over the last axis (row kernels) and the first
 /// (Candle's reductions).

@@ -118,6 +118,17 @@ fn run_typed<T: Elem + WithDType>(
                     _ => unreachable!("the CPU kernel runs on CPU tensors only"),
                 };
                 let (dims, strides) = (layout.dims(), layout.stride());
+                if dims.contains(&0) {
+                    // No elements: either the kernel has no rows, or the input's empty dim is
+                    // its row, of which the kernel reads no columns. Its strides may still step
+                    // past its storage (a transposed `[0, 3]`, a narrow at the end of an empty
+                    // tensor), so it reads as an empty slice that never moves.
+                    (0..rank).for_each(|_| row_strides.push(0));
+                    data.push(&[]);
+                    col_strides.push(1);
+                    steps.push(0);
+                    continue;
+                }
                 let r = dims.len();
                 let (prefix_dims, col_stride) = match access {
                     Access::Column if dims[r - 1] == 1 => (&dims[..r - 1], 1),
