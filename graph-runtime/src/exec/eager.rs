@@ -111,6 +111,12 @@ impl Eager<'_> {
             elements(self.func(), &shape, dtype, what)?;
             t.broadcast_as(shape).within(self.func())?
         };
+        if t.layout().start_offset() > 0 && t.elem_count() == 0 {
+            // Candle's ops pass views of nothing through with their offset, which may lie past
+            // their storage (a narrow at the end of an empty tensor), and Candle's readers then
+            // index there: an empty output is a fresh tensor instead.
+            return Tensor::zeros(t.shape(), dtype, t.device()).within(self.func());
+        }
         if t.dtype() == dtype {
             Ok(t)
         } else {
