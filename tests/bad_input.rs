@@ -11,6 +11,8 @@ use candle_core::{DType, Device, Result, Tensor};
 use common::{assert_close, tolerance, DTYPES};
 use futures::executor::block_on;
 use graph_runtime::{lazy_graph, with_mode, Error, Mode};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 lazy_graph! {
     /// The outer product, flattened: `B * S` overflows for huge broadcast views.
@@ -405,5 +407,136 @@ fn async_twins_give_the_same_errors() -> Result<()> {
     assert!(matches!(not_async[0], Error::Overflow { .. }));
     assert!(matches!(not_async[1], Error::TooLarge { .. }));
     assert!(matches!(not_async[2], Error::UnsupportedDType { .. }));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Random bad and odd input to every example graph.
+
+/// One way to spoil or twist a case's arguments.
+#[derive(Clone, Copy, Debug)]
+enum Twist {
+    /// Tensor `k` replaced by one of a random rank, dims (0 included), dtype and layout.
+    Replace(usize),
+    /// Tensor `k` with one dim set to 0, 1 or 5 (zeros).
+    Dim(usize),
+    /// Every tensor with its own dims, one maybe zeroed, in an odd layout of equal values.
+    Layouts,
+    /// Every scalar NaN, an infinity, -0 or 1e38.
+    Scalars,
+}
+
+fn any_tensor(rng: &mut StdRng) -> Result<Tensor> {
+    let rank = rng.gen_range(0..5);
+    let dims: Vec<usize> = (0..rank)
+        .map(|_| [0, 1, 2, 3, 7, 16][rng.gen_range(0..6)])
+        .collect();
+    let dtypes = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::F64,
+        DType::U8,
+        DType::I64,
+    ];
+    let t = Tensor::randn(0f32, 1.0, dims.as_slice(), &Device::Cpu)?;
+    let t = if rank >= 2 && rng.gen_bool(0.3) { t.t()? } else { t };
+    t.to_dtype(dtypes[rng.gen_range(0..dtypes.len())])
+}
+
+/// `dims` (one maybe zeroed) as a transposed, narrowed, broadcast or plain tensor.
+fn odd_layout(rng: &mut StdRng, dims: &[usize], dtype: DType) -> Result<Tensor> {
+    let mut dims = dims.to_vec();
+    let r = dims.len();
+    if r > 0 && rng.gen_bool(0.3) {
+        dims[rng.gen_range(0..r)] = 0;
+    }
+    let plain = Tensor::randn(0f32, 1.0, dims.as_slice(), &Device::Cpu)?.to_dtype(dtype)?;
+    Ok(match rng.gen_range(0..4) {
+        0 if r >= 2 => plain.transpose(0, r - 1)?.contiguous()?.transpose(0, r - 1)?,
+        1 if r >= 1 => {
+            let mut wider = dims.clone();
+            wider[r - 1] += 3;
+            let wide = Tensor::randn(0f32, 1.0, wider, &Device::Cpu)?.to_dtype(dtype)?;
+            wide.narrow(r - 1, 3, dims[r - 1])?
+        }
+        2 if r >= 1 && dims[0] > 0 => plain.narrow(0, 0, 1)?.broadcast_as(dims.as_slice())?,
+        _ => plain,
+    })
+}
+
+/// Seeded random arguments for every example graph, bad (wrong ranks, dims, dtypes) and odd
+/// (empty, strided, broadcast, narrowed, special scalars): no call panics in either executor,
+/// an error in one is an error in the other, and where both succeed they agree within twice the
+/// dtype's tolerance. `LG_BAD_INPUT_CASES` sets the count (default 600), `LG_BAD_INPUT_SEED`
+/// the seed; a failure prints both.
+#[test]
+fn random_bad_input_never_panics() -> Result<()> {
+    let count = std::env::var("LG_BAD_INPUT_CASES").map_or(600, |v| v.parse().expect("a count"));
+    let seed = std::env::var("LG_BAD_INPUT_SEED").map_or(14, |v| v.parse().expect("a seed"));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut ok, mut errors) = (0, 0);
+    for i in 0..count {
+        let case = &common::CASES[rng.gen_range(0..common::CASES.len())];
+        let dtype = DTYPES[rng.gen_range(0..DTYPES.len())];
+        let mut inputs = (case.draw)(&mut rng, common::Sizes::Small)?.to(dtype, &Device::Cpu)?;
+        let k = rng.gen_range(0..inputs.tensors.len());
+        let twist = [Twist::Replace(k), Twist::Dim(k), Twist::Layouts, Twist::Scalars][rng.gen_range(0..4)];
+        match twist {
+            Twist::Replace(k) => inputs.tensors[k] = any_tensor(&mut rng)?,
+            Twist::Dim(k) => {
+                let mut dims = inputs.tensors[k].dims().to_vec();
+                if !dims.is_empty() {
+                    let j = rng.gen_range(0..dims.len());
+                    dims[j] = [0, 1, 5][rng.gen_range(0..3)];
+                }
+                inputs.tensors[k] = Tensor::zeros(dims, dtype, &Device::Cpu)?;
+            }
+            Twist::Layouts => {
+                for t in inputs.tensors.iter_mut() {
+                    *t = odd_layout(&mut rng, t.dims(), dtype)?;
+                }
+            }
+            Twist::Scalars => {
+                for s in inputs.scalars.iter_mut() {
+                    *s = [f32::NAN, f32::INFINITY, -0.0, 1e38][rng.gen_range(0..4)];
+                }
+            }
+        }
+        let what = format!(
+            "call {i} (seed {seed}): {} {dtype:?} {twist:?}, shapes {:?}",
+            case.name,
+            inputs.shapes()
+        );
+        let run = |mode| {
+            let call = std::panic::AssertUnwindSafe(|| with_mode(mode, || (case.graph)(&inputs)));
+            std::panic::catch_unwind(call).unwrap_or_else(|_| panic!("{what}: {mode:?} panicked"))
+        };
+        match (run(Mode::Fused), run(Mode::Eager)) {
+            (Ok(fused), Ok(eager)) => {
+                ok += 1;
+                for (f, e) in fused.iter().zip(&eager) {
+                    assert_eq!((f.dims(), f.dtype()), (e.dims(), e.dtype()), "{what}");
+                    // Both read back, also when empty.
+                    let err = common::rel_err(f, e, None)?;
+                    assert!(
+                        err <= 2.0 * tolerance(f.dtype()),
+                        "{what}: fused and eager differ by {err:e}"
+                    );
+                }
+            }
+            (Err(f), Err(e)) => {
+                errors += 1;
+                assert_eq!(f.to_string(), e.to_string(), "{what}");
+            }
+            (f, e) => panic!(
+                "{what}: fused gives {:?}, eager {:?}",
+                f.map(|_| ()),
+                e.map(|_| ())
+            ),
+        }
+    }
+    // Both kinds happen, so neither side of the test is vacuous.
+    assert!(ok > count / 4 && errors > count / 10, "{ok} ran, {errors} failed");
     Ok(())
 }
