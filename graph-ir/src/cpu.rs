@@ -410,10 +410,21 @@ pub struct RowArgs<'a, T: Elem> {
 /// A generated kernel for one storage type: writes every element of each output's rows (or
 /// column chunk); `outs[i]` holds exactly those elements, rows back to back. Outputs start
 /// uninitialised.
+///
+/// # Safety contract
+///
+/// Writing *every* element of every `outs[i]` is what makes the runtime's `unsafe` sound: it
+/// allocates the outputs without initialising them (`Vec::set_len` over `MaybeUninit<T>`),
+/// hands each call disjoint parts, and once the calls covering all rows return, treats the
+/// buffers as initialised (`Vec::from_raw_parts` as `Vec<T>`). A kernel that skipped an element
+/// would make reading the output undefined behaviour. The macro's CPU emitter writes each
+/// output element once per row in every code path (empty rows have no elements); only generated
+/// code builds these kernels.
 pub type RowFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [MaybeUninit<T>]]);
 
 /// A generated kernel for every storage type, in two variants: `[contiguous, strided]`. The
-/// contiguous variant may assume every column-indexed input has column stride 1.
+/// contiguous variant may assume every column-indexed input has column stride 1. Each one keeps
+/// the [`RowFn`] contract: it writes every element of its outputs.
 #[derive(Debug)]
 pub struct CpuKernel {
     pub f32: [RowFn<f32>; 2],

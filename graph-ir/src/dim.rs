@@ -24,6 +24,17 @@ pub struct Dim {
     factors: [u16; MAX_FACTORS],
 }
 
+/// Why a dim has no size for the bound symbols: see [`Dim::try_eval`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvalError {
+    /// The size is not a whole number (`D / 2` with `D` odd).
+    Fraction,
+    /// The size does not fit in `usize` (`B * S` of two huge views).
+    Overflow,
+    /// A symbol id past the bound values (generated code never passes one).
+    UnknownSymbol,
+}
+
 /// Why two dims could not be combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DimError {
@@ -150,14 +161,23 @@ impl Dim {
     }
 
     fn eval_wide(&self, symbols: &[usize]) -> Option<usize> {
+        self.try_eval(symbols).ok()
+    }
+
+    /// [`Dim::eval`], saying why a dim has no size: it is not whole, or it overflows `usize`.
+    ///
+    /// A product past `u128` overflows whatever the denominator (which is below 2^64), so it
+    /// is an overflow even where it might also not be whole.
+    pub fn try_eval(&self, symbols: &[usize]) -> Result<usize, EvalError> {
         let mut n = self.num as u128;
         for s in self.symbols() {
-            n = n.checked_mul(*symbols.get(s as usize)? as u128)?;
+            let v = *symbols.get(s as usize).ok_or(EvalError::UnknownSymbol)?;
+            n = n.checked_mul(v as u128).ok_or(EvalError::Overflow)?;
         }
         if !n.is_multiple_of(self.den as u128) {
-            return None;
+            return Err(EvalError::Fraction);
         }
-        usize::try_from(n / self.den as u128).ok()
+        usize::try_from(n / self.den as u128).map_err(|_| EvalError::Overflow)
     }
 
     /// Writes the dim with symbol names, e.g. `B*S` or `D/2`.
@@ -266,6 +286,24 @@ mod tests {
         assert_eq!(Dim::sym(2).eval(&symbols), Some(4096));
         assert_eq!(Dim::sym(9).eval(&symbols), None);
         assert_eq!(Dim::sym(3).times(Dim::lit(2)).unwrap().eval(&symbols), None);
+    }
+
+    #[test]
+    fn eval_errors_say_why() {
+        let (b, s) = (Dim::sym(0), Dim::sym(1));
+        let bs = b.times(s).unwrap();
+        let big = 1usize << 40;
+        assert_eq!(bs.try_eval(&[big, 1 << 20]), Ok(1 << 60));
+        assert_eq!(bs.try_eval(&[big, big]), Err(EvalError::Overflow));
+        // Past u128 before the division.
+        let b4 = Dim::product(&[b, b, b, b]).unwrap().div_lit(3).unwrap();
+        assert_eq!(b4.try_eval(&[usize::MAX]), Err(EvalError::Overflow));
+        // Whole after the division only: the wide product is divided before it narrows.
+        let half = bs.div_lit(2).unwrap();
+        assert_eq!(half.try_eval(&[usize::MAX, 2]), Ok(usize::MAX));
+        assert_eq!(half.try_eval(&[3, 5]), Err(EvalError::Fraction));
+        assert_eq!(Dim::sym(3).try_eval(&[1]), Err(EvalError::UnknownSymbol));
+        assert_eq!(Dim::lit(u64::MAX).try_eval(&[]), Ok(usize::MAX));
     }
 
     #[test]

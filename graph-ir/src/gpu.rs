@@ -8,6 +8,15 @@
 //! drift apart.
 
 /// The generated GPU sources of one kernel, written by the macro at build time.
+///
+/// # Contract
+///
+/// A launch writes every element of each output. The runtime allocates outputs uninitialised
+/// (`CudaDevice::alloc`, a fresh Metal buffer) and returns them as tensors once the launch is
+/// queued, so an element a kernel skipped would hold whatever the memory held before: the
+/// `unsafe` allocation in the CUDA launcher relies on this. The emitters keep it with
+/// grid-stride loops over every row and column (and CUDA launches nothing for empty outputs,
+/// which the runtime computes through Candle instead).
 #[derive(Debug)]
 pub struct GpuKernel {
     /// CUDA C++: the kernel body, without the runtime's prelude and configuration defines.

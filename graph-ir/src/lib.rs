@@ -13,7 +13,7 @@ pub mod math;
 pub mod ops;
 pub mod plan;
 
-pub use dim::{display_shape, Dim, DimError};
+pub use dim::{display_shape, Dim, DimError, EvalError};
 pub use gpu::{ArgLayout, GpuKernel};
 pub use graph::{needs_size_check, Graph, Node, Param, ParamKind, ScalarType, Source};
 pub use ops::{BinaryOp, DType, Lit, Op, OpClass, ReduceOp, UnaryOp};

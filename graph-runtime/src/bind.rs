@@ -3,10 +3,12 @@
 //! Symbols are bound from the dims where they stand alone (`D`), in parameter order; every other
 //! dim (literals, and derived sizes such as `D / 2`) is then checked against the bound values.
 //! Last, every derived size inside the graph is evaluated once, so a size that is not whole
-//! (`D / 2` with `D` odd) fails here, before anything runs, rather than halfway through.
+//! (`D / 2` with `D` odd) or overflows `usize` fails here, before anything runs, rather than
+//! halfway through. Element counts (which only the executors allocate) are checked by
+//! [`elements`] where each value is allocated.
 
 use candle_core::{DType, Device, Tensor};
-use graph_ir::{display_shape, Dim, Graph, Op, ParamKind};
+use graph_ir::{display_shape, Dim, EvalError, Graph, Op, ParamKind};
 
 use smallvec::SmallVec;
 
@@ -71,7 +73,7 @@ impl Bound {
     }
 
     /// Evaluates each of `dims` in order, handing the sizes to `push`; the error names the first
-    /// that is not a whole number.
+    /// that is not a whole number or overflows.
     #[inline]
     fn eval_each(
         &self,
@@ -83,7 +85,7 @@ impl Bound {
         for d in dims {
             match d.eval(&self.symbols) {
                 Some(v) => push(v),
-                None => return Err(self.fraction(graph, d, what())),
+                None => return Err(self.size_error(graph, d, what())),
             }
         }
         Ok(())
@@ -95,9 +97,9 @@ impl Bound {
         (graph.params[p as usize].name, d as usize)
     }
 
-    /// The error for a dim that is not a whole number, naming each of its symbols with its value
-    /// and origin, as in "D = 5 (from `x` dim 1)".
-    fn fraction(&self, graph: &Graph, dim: &Dim, what: String) -> Error {
+    /// The error for a dim that has no size (not a whole number, or past `usize`), naming each
+    /// of its symbols with its value and origin, as in "D = 5 (from `x` dim 1)".
+    fn size_error(&self, graph: &Graph, dim: &Dim, what: String) -> Error {
         // Factors are sorted, so a symbol's powers are adjacent.
         let mut ids: Vec<u16> = dim.symbols().collect();
         ids.dedup();
@@ -109,12 +111,57 @@ impl Bound {
                 format!("{name} = {value} (from `{param}` dim {d})")
             })
             .collect();
-        Error::Fraction {
-            func: graph.name,
-            what,
-            size: dim.display(graph.symbols).to_string(),
-            symbols: symbols.join(", "),
+        let (func, size, symbols) = (
+            graph.name,
+            dim.display(graph.symbols).to_string(),
+            symbols.join(", "),
+        );
+        match dim.try_eval(&self.symbols) {
+            Err(EvalError::Overflow) => Error::Overflow {
+                func,
+                what,
+                size,
+                symbols,
+            },
+            Err(EvalError::Fraction) => Error::Fraction {
+                func,
+                what,
+                size,
+                symbols,
+            },
+            Ok(_) | Err(EvalError::UnknownSymbol) => {
+                unreachable!("binding gives every symbol a size; {size} of {what} has none")
+            }
         }
+    }
+}
+
+/// The element count of a value of `shape` in `dtype`, or [`Error::TooLarge`] where its bytes
+/// pass `isize::MAX` (the most any allocation holds) or its count overflows: products of huge
+/// broadcast views. Executors check each value before allocating it, so that no size
+/// computation wraps (which would hand a kernel a buffer shorter than it writes).
+pub fn elements(
+    func: &'static str,
+    shape: &[usize],
+    dtype: DType,
+    what: impl FnOnce() -> String,
+) -> Result<usize> {
+    if shape.contains(&0) {
+        return Ok(0);
+    }
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    match count {
+        Some(n)
+            if n.checked_mul(dtype.size_in_bytes())
+                .is_some_and(|b| b <= isize::MAX as usize) =>
+        {
+            Ok(n)
+        }
+        _ => Err(Error::TooLarge {
+            func,
+            what: what(),
+            shape: shape.to_vec(),
+        }),
     }
 }
 
@@ -235,7 +282,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
                 continue;
             }
             let Some(expected) = d.eval(&bound.symbols) else {
-                return Err(bound.fraction(graph, d, format!("parameter `{param}` dim {i}")));
+                return Err(bound.size_error(graph, d, format!("parameter `{param}` dim {i}")));
             };
             if expected != actual {
                 return Err(match d.symbols().next() {
@@ -274,7 +321,7 @@ fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
             .chain(&extra)
             .find(|d| d.eval(&bound.symbols).is_none())
         {
-            return Err(bound.fraction(graph, d, describe_node(graph, i)));
+            return Err(bound.size_error(graph, d, describe_node(graph, i)));
         }
         if let Op::Narrow(axis, start) = node.op {
             // Arguments come first in the node order, so their sizes were evaluated already.
@@ -297,7 +344,7 @@ fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
 }
 
 /// Names a node for users, who never see node numbers.
-fn describe_node(graph: &Graph, i: usize) -> String {
+pub(crate) fn describe_node(graph: &Graph, i: usize) -> String {
     if let Some(k) = graph.outputs.iter().position(|&o| o as usize == i) {
         return match graph.outputs.len() {
             1 => "the result".to_string(),

@@ -44,6 +44,37 @@ pub enum Error {
         symbols: String,
     },
 
+    /// A derived size such as `B * S` does not fit in `usize` for the bound symbols (huge
+    /// broadcast views).
+    #[error("{func}: size `{size}` of {what} overflows usize for {symbols}; use smaller sizes")]
+    Overflow {
+        func: &'static str,
+        what: String,
+        size: String,
+        symbols: String,
+    },
+
+    /// A value the call would allocate has more bytes than any allocation can hold
+    /// (`isize::MAX`), or its element count overflows `usize`: a product of huge broadcast
+    /// views.
+    #[error(
+        "{func}: {what} of shape {shape:?} would take more than isize::MAX bytes; no allocation can hold it"
+    )]
+    TooLarge {
+        func: &'static str,
+        what: String,
+        shape: Vec<usize>,
+    },
+
+    /// A fused CPU kernel could not allocate an output (the system refused the memory). Candle
+    /// ops, as eager mode runs them, abort the process instead, as any Candle op does.
+    #[error("{func}: could not allocate {bytes} bytes for {what}")]
+    Alloc {
+        func: &'static str,
+        what: String,
+        bytes: usize,
+    },
+
     /// A tensor's dtype differs from the first tensor parameter's.
     #[error("{func}: parameter `{param}` has dtype {actual:?}, but `{first}` has {expected:?}; all tensors of a graph share one dtype")]
     DType {

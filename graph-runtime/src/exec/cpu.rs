@@ -14,8 +14,8 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::bind::Bound;
-use crate::error::{Context, Result};
+use crate::bind::{describe_node, elements, Bound};
+use crate::error::{Context, Error, Result};
 use crate::exec::Arg;
 use crate::exec::Outputs;
 
@@ -49,8 +49,10 @@ type Output<T> = (Vec<MaybeUninit<T>>, Vec<usize>);
 #[derive(Clone, Copy)]
 struct OutPtr<T>(*mut MaybeUninit<T>);
 
-// SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task.
+// SAFETY: the pointer is only turned into slices of disjoint rows (or row chunks), one per task,
+// so moving it to another thread hands that thread elements no other thread writes.
 unsafe impl<T: Send> Send for OutPtr<T> {}
+// SAFETY: as for `Send`: threads sharing it write disjoint elements, and none reads through it.
 unsafe impl<T: Send> Sync for OutPtr<T> {}
 
 fn run_typed<T: Elem + WithDType>(
@@ -72,7 +74,18 @@ fn run_typed<T: Elem + WithDType>(
         // One row: counted as a prefix of one dim, so every input has a row step.
         prefix.push(1);
     }
-    let rows: usize = prefix.iter().product();
+    // Every output holds `rows` rows, so a count that overflows is a value too large to hold.
+    let rows = match prefix.contains(&0) {
+        true => 0,
+        false => prefix
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| Error::TooLarge {
+                func,
+                what: format!("the rows of kernel {}", k.name),
+                shape: prefix.to_vec(),
+            })?,
+    };
     let rank = prefix.len();
 
     // Hold every input's storage lock for the whole kernel.
@@ -105,14 +118,21 @@ fn run_typed<T: Elem + WithDType>(
                     _ => unreachable!("the CPU kernel runs on CPU tensors only"),
                 };
                 let (dims, strides) = (layout.dims(), layout.stride());
-                // A tensor without elements is read nowhere: its rows are empty, or there are
-                // no rows. Zero strides keep every row's slice inside its (empty) storage.
-                let empty = dims.contains(&0);
-                let stride = |j: usize| if empty { 0 } else { strides[j] };
+                if dims.contains(&0) {
+                    // No elements: either the kernel has no rows, or the input's empty dim is
+                    // its row, of which the kernel reads no columns. Its strides may still step
+                    // past its storage (a transposed `[0, 3]`, a narrow at the end of an empty
+                    // tensor), so it reads as an empty slice that never moves.
+                    (0..rank).for_each(|_| row_strides.push(0));
+                    data.push(&[]);
+                    col_strides.push(1);
+                    steps.push(0);
+                    continue;
+                }
                 let r = dims.len();
                 let (prefix_dims, col_stride) = match access {
                     Access::Column if dims[r - 1] == 1 => (&dims[..r - 1], 1),
-                    Access::Column => (&dims[..r - 1], stride(r - 1)),
+                    Access::Column => (&dims[..r - 1], strides[r - 1]),
                     _ => (&dims[..r.saturating_sub(1)], 0),
                 };
                 // Right-aligned against the kernel's prefix, as broadcasting aligns dims. A
@@ -129,10 +149,9 @@ fn run_typed<T: Elem + WithDType>(
                 let skip = rank - prefix_dims.len();
                 (0..skip).for_each(|_| row_strides.push(0));
                 for (j, d) in prefix_dims.iter().enumerate() {
-                    row_strides.push(if *d == 1 { 0 } else { stride(extra + j) });
+                    row_strides.push(if *d == 1 { 0 } else { strides[extra + j] });
                 }
-                // A view of a tensor without elements may start past its (empty) storage.
-                data.push(all.get(layout.start_offset()..).unwrap_or(&[]));
+                data.push(&all[layout.start_offset()..]);
                 col_strides.push(col_stride);
             }
             (Arg::Tensor(_), None) => unreachable!("tensors have guards"),
@@ -145,11 +164,24 @@ fn run_typed<T: Elem + WithDType>(
     // disjoint units below), so no fill pass is spent.
     let mut outputs: SmallVec<[Output<T>; 2]> = SmallVec::new();
     for &o in k.outputs {
-        let shape = bound.shape(graph, graph.nodes[o as usize].shape, || format!("output %{o}"))?;
+        let what = || describe_node(graph, o as usize);
+        let shape = bound.shape(graph, graph.nodes[o as usize].shape, what)?;
+        // Checked, so that `rows * len` below cannot wrap: the kernel writes that many.
+        let n = elements(func, &shape, T::DTYPE, what)?;
         let len = shape.last().copied().unwrap_or(1);
-        let mut buffer = Vec::with_capacity(rows * len);
-        // SAFETY: `MaybeUninit<T>` needs no initialisation.
-        unsafe { buffer.set_len(rows * len) };
+        debug_assert_eq!(n, rows * len, "an output is its kernel's rows of `len`");
+        let mut buffer = Vec::new();
+        if buffer.try_reserve_exact(n).is_err() {
+            return Err(Error::Alloc {
+                func,
+                what: what(),
+                bytes: n * T::DTYPE.size_in_bytes(),
+            });
+        }
+        // SAFETY: the capacity is at least `n` (reserved above), and `MaybeUninit<T>` needs no
+        // initialisation. The kernel writes every element before `assume_init` reads them (the
+        // contract of `graph_ir::cpu::RowFn`).
+        unsafe { buffer.set_len(n) };
         outputs.push((buffer, shape));
     }
     let contiguous = k
@@ -165,7 +197,7 @@ fn run_typed<T: Elem + WithDType>(
     let row_len = outs.iter().map(|(_, len)| *len).max().unwrap_or(1);
 
     // A row's work is its longest loop: the output row, or a reduction over a longer input row.
-    let work = rows * sizes.iter().copied().fold(row_len, usize::max);
+    let work = rows.saturating_mul(sizes.iter().copied().fold(row_len, usize::max));
     // The pool is asked its size only where the call may use it.
     let threads = if work >= PARALLEL_WORK {
         rayon::current_num_threads()
@@ -345,7 +377,8 @@ impl<T: Elem> Cx<'_, T> {
 fn assume_init<T>(data: Vec<MaybeUninit<T>>) -> Vec<T> {
     let mut data = std::mem::ManuallyDrop::new(data);
     let (ptr, len, cap) = (data.as_mut_ptr(), data.len(), data.capacity());
-    // SAFETY: every element was written by the kernel (the units cover rows x len exactly), and
-    // `MaybeUninit<T>` has `T`'s layout.
+    // SAFETY: every element was written by the kernel (the units cover rows x len exactly, and
+    // each call writes all of its part: the contract of `graph_ir::cpu::RowFn`), and
+    // `MaybeUninit<T>` has `T`'s layout; `ptr`, `len` and `cap` come from a live `Vec` of it.
     unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, cap) }
 }

@@ -7,8 +7,9 @@
 
 use candle_core::{DType, Tensor};
 use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
+use smallvec::SmallVec;
 
-use crate::bind::Bound;
+use crate::bind::{describe_node, elements, Bound};
 use crate::error::{Context, Error, Result};
 use crate::exec::Outputs;
 
@@ -105,11 +106,17 @@ impl Eager<'_> {
         let t = if has_shape {
             t
         } else {
-            let shape = self
-                .bound
-                .shape(self.graph, node.shape, || format!("output %{o}"))?;
+            let what = || describe_node(self.graph, o);
+            let shape = self.bound.shape(self.graph, node.shape, what)?;
+            elements(self.func(), &shape, dtype, what)?;
             t.broadcast_as(shape).within(self.func())?
         };
+        if t.layout().start_offset() > 0 && t.elem_count() == 0 {
+            // Candle's ops pass views of nothing through with their offset, which may lie past
+            // their storage (a narrow at the end of an empty tensor), and Candle's readers then
+            // index there: an empty output is a fresh tensor instead.
+            return Tensor::zeros(t.shape(), dtype, t.device()).within(self.func());
+        }
         if t.dtype() == dtype {
             Ok(t)
         } else {
@@ -131,6 +138,14 @@ impl Eager<'_> {
         let arg = |k: usize| args[k];
         let func = self.func();
         let c = self.compute;
+        if !node.scalar && !matches!(node.op, Op::Input(_)) {
+            // Candle computes element counts unchecked: a product of huge broadcast views must
+            // fail here, with its name, before any op sees its shape.
+            let mut dims: SmallVec<[usize; 8]> = SmallVec::new();
+            let what = || describe_node(self.graph, i);
+            self.bound.dims_into(self.graph, node.shape, &mut dims, what)?;
+            elements(func, &dims, c, what)?;
+        }
         let t = match node.op {
             Op::Input(p) => unview_empty(self.tensors[self.slot(p, true)]).and_then(|t| t.to_dtype(c)),
             Op::Scalar(p) => return Ok(Value::Scalar(self.scalars[self.slot(p, false)])),
@@ -155,6 +170,12 @@ impl Eager<'_> {
                     .shape(self.graph, node.shape, || format!("node %{i}"))?;
                 let [cond, a, b] = [arg(0), arg(1), arg(2)].map(|v| self.tensor(v));
                 let (cond, a, b) = (cond?, a?, b?);
+                if shape.len() > MAX_DIMS {
+                    let [cond, a, b] = [&cond, &a, &b].map(|t| flat(t, &shape));
+                    let (cond, a, b) = (cond.within(func)?, a.within(func)?, b.within(func)?);
+                    let t = cond.ne(0.0).and_then(|m| m.where_cond(&a, &b));
+                    return t.and_then(|t| t.reshape(shape)).map(Value::Tensor).within(func);
+                }
                 cond.ne(0.0)
                     .and_then(|m| m.broadcast_as(shape.as_slice()))
                     .and_then(|m| {
@@ -297,7 +318,22 @@ fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
+/// The most dims Candle's CPU binary ops, comparisons and `where_cond` walk: past it they fail
+/// an assertion in debug builds and index out of bounds in release builds.
+const MAX_DIMS: usize = candle_core::nditer::MAX_DIMS;
+
+/// `t` broadcast to `shape` and flattened to one contiguous dim, for the Candle ops limited to
+/// [`MAX_DIMS`]: elementwise ops do not care about the shape they run in.
+fn flat(t: &Tensor, shape: &[usize]) -> candle_core::Result<Tensor> {
+    t.broadcast_as(shape)?.contiguous()?.flatten_all()
+}
+
 fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+    let shape = x.shape().broadcast_shape_binary_op(y.shape(), "binary op")?;
+    if shape.rank() > MAX_DIMS {
+        let dims = shape.dims();
+        return binary(b, &flat(x, dims)?, &flat(y, dims)?, compute)?.reshape(shape);
+    }
     let flag = |t: candle_core::Result<Tensor>| t?.to_dtype(compute);
     match b {
         BinaryOp::Add => x.broadcast_add(y),

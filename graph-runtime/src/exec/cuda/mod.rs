@@ -124,7 +124,9 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     let mut outs: SmallVec<[_; 2]> = SmallVec::new();
     for shape in &out_shapes {
         let n: usize = shape.iter().product();
-        // SAFETY: the kernel writes every element before anything reads the tensor.
+        // SAFETY: uninitialised device memory is only unspecified values, never read before the
+        // kernel writes every element of it (the contract of `graph_ir::GpuKernel`); `n` was
+        // checked against `isize::MAX` bytes in `Extents::of`.
         let slice = unsafe { device.alloc::<T>(n) }.map_err(|e| fail(e.to_string()))?;
         outs.push(slice);
     }
