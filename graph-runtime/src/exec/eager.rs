@@ -4,6 +4,10 @@
 //! the fallback for whatever no backend fuses. Semantics match the fused kernels: f16/bf16/f32
 //! graphs compute in f32 (f64 graphs in f64), scalar arithmetic runs in f64, comparisons yield
 //! 1.0/0.0, and every output is stored in its node's dtype.
+//!
+//! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
+//! what it lacks: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results depend on
+//! where the NaN is), and `relu` of NaN (Candle's is 0).
 
 use candle_core::{DType, Tensor};
 use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
@@ -182,8 +186,8 @@ impl Eager<'_> {
                     }
                     ReduceOp::Sum => x.sum_keepdim(axis),
                     ReduceOp::Mean => x.mean_keepdim(axis),
-                    ReduceOp::Max => x.max_keepdim(axis),
-                    ReduceOp::Min => x.min_keepdim(axis),
+                    ReduceOp::Max => x.max_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m)),
+                    ReduceOp::Min => x.min_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m)),
                 }
             }
             Op::Matmul => {
@@ -257,8 +261,28 @@ fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {
         UnaryOp::Silu => x.silu(),
         UnaryOp::Gelu => x.gelu(),
         UnaryOp::GeluErf => x.gelu_erf(),
-        UnaryOp::Relu => x.relu(),
+        // Candle's relu turns NaN into 0.
+        UnaryOp::Relu => x.lt(0.0)?.where_cond(&x.zeros_like()?, x),
     }
+}
+
+/// `m`, the max or min of `x` along `axis`, made NaN in every row of `x` that holds a NaN (as
+/// PyTorch's; Candle's skips a NaN or returns it depending on where it is).
+fn nan_if_any(x: &Tensor, axis: usize, m: Tensor) -> candle_core::Result<Tensor> {
+    let nan = x.ne(x)?.to_dtype(x.dtype())?.max_keepdim(axis)?;
+    nan.ne(0.0)?.where_cond(&(m.zeros_like()? + f64::NAN)?, &m)
+}
+
+/// `maximum`/`minimum`: Candle's `op`, with a NaN on either side the result (as PyTorch's).
+fn nan_either(
+    x: &Tensor,
+    y: &Tensor,
+    op: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let m = op(x, y)?;
+    let (x, y) = (x.broadcast_as(m.shape())?, y.broadcast_as(m.shape())?);
+    let m = y.ne(&y)?.where_cond(&y, &m)?;
+    x.ne(&x)?.where_cond(&x, &m)
 }
 
 fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
@@ -269,8 +293,8 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::R
         BinaryOp::Mul => x.broadcast_mul(y),
         BinaryOp::Div => x.broadcast_div(y),
         BinaryOp::Pow => x.broadcast_pow(y),
-        BinaryOp::Maximum => x.broadcast_maximum(y),
-        BinaryOp::Minimum => x.broadcast_minimum(y),
+        BinaryOp::Maximum => nan_either(x, y, Tensor::broadcast_maximum),
+        BinaryOp::Minimum => nan_either(x, y, Tensor::broadcast_minimum),
         BinaryOp::Eq => flag(x.broadcast_eq(y)),
         BinaryOp::Ne => flag(x.broadcast_ne(y)),
         BinaryOp::Lt => flag(x.broadcast_lt(y)),

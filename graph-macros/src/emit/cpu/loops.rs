@@ -261,9 +261,14 @@ impl Cx<'_> {
                 .zip(accs.iter().zip(&vs))
                 .map(|(op, (acc, v))| match op {
                     ReduceOp::Sum | ReduceOp::Mean => quote!(#acc[#lane] = #acc[#lane] + #v;),
-                    // The select form compiles to one max/min instruction per lane.
-                    ReduceOp::Max => quote!(#acc[#lane] = if #v > #acc[#lane] { #v } else { #acc[#lane] };),
-                    ReduceOp::Min => quote!(#acc[#lane] = if #v < #acc[#lane] { #v } else { #acc[#lane] };),
+                    // A select without branches (compares for order and for NaN, which wins and
+                    // then stays: no value compares above it), so the lanes vectorise.
+                    ReduceOp::Max => {
+                        quote!(#acc[#lane] = if #v > #acc[#lane] || #v != #v { #v } else { #acc[#lane] };)
+                    }
+                    ReduceOp::Min => {
+                        quote!(#acc[#lane] = if #v < #acc[#lane] || #v != #v { #v } else { #acc[#lane] };)
+                    }
                 })
                 .collect()
         };
@@ -340,9 +345,9 @@ impl Cx<'_> {
         let (accw, accn) = (accs("w"), accs("n"));
         let combine = |op: &ReduceOp, a: TokenStream, b: TokenStream| match op {
             ReduceOp::Sum | ReduceOp::Mean => quote!(#a + #b),
-            // As in the lanes: a NaN is never selected (IEEE maxNum/minNum).
-            ReduceOp::Max => quote!(#a.max(#b)),
-            ReduceOp::Min => quote!(#a.min(#b)),
+            // As in the lanes: a NaN in any lane is the result (`Float::max` propagates it).
+            ReduceOp::Max => quote!(#c::max(#a, #b)),
+            ReduceOp::Min => quote!(#c::min(#a, #b)),
         };
         let init_wide = ops.iter().map(identity);
         // The wide lanes fold lane-aligned into the narrow ones (whole vector registers added
