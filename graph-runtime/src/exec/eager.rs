@@ -7,7 +7,8 @@
 //!
 //! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
 //! what it lacks: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results depend on
-//! where the NaN is), and `relu` of NaN (Candle's is 0).
+//! where the NaN is), `relu` of NaN (Candle's is 0), and `pow` with a tensor exponent (Candle's
+//! is `exp(b ln a)`, NaN for every negative base).
 
 use candle_core::{DType, Tensor};
 use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
@@ -149,7 +150,7 @@ impl Eager<'_> {
             },
             Op::Binary(b) => match (arg(0), arg(1)) {
                 (Value::Scalar(x), Value::Scalar(y)) => return Ok(Value::Scalar(b.eval(*x, *y))),
-                // Candle's tensor pow is exp(b ln a); a scalar exponent keeps C `powf` semantics.
+                // A scalar exponent: Candle's `powf` is C's `pow`.
                 (Value::Tensor(x), Value::Scalar(e)) if b == BinaryOp::Pow => x.powf(*e),
                 (x, y) => binary(b, &self.tensor(x)?, &self.tensor(y)?, c),
             },
@@ -285,6 +286,30 @@ fn nan_either(
     x.ne(&x)?.where_cond(&x, &m)
 }
 
+/// `a` to the power `b`, elementwise, as C's `pow` (the kernels' `powf`): `|a|^b` as
+/// `exp(b ln |a|)`, then C's cases where that is not the answer.
+fn pow(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "pow")?;
+    let (a, b) = (a.broadcast_as(&shape)?, b.broadcast_as(&shape)?);
+    let magnitude = (&b * a.abs()?.log()?)?.exp()?;
+    let integral = b.floor()?.eq(&b)?;
+    let half = (&b * 0.5)?;
+    let odd = (half.floor()?.ne(&half)? * &integral)?;
+    // A negative base, -0 included (its reciprocal is -inf).
+    let negative = a.lt(0.0)?.maximum(&a.recip()?.lt(0.0)?)?;
+    let signed = (&negative * &odd)?.where_cond(&magnitude.neg()?, &magnitude)?;
+    // A finite negative base to a non-integral power has no real value.
+    let no_value = ((a.lt(0.0)? * a.gt(f64::NEG_INFINITY)?)? * integral.eq(0u8)?)?;
+    let nan = (signed.zeros_like()? + f64::NAN)?;
+    let signed = no_value.where_cond(&nan, &signed)?;
+    // pow(x, 0) and pow(1, y) are 1 even for a NaN, and pow(-1, +-inf) is 1.
+    let one = b
+        .eq(0.0)?
+        .maximum(&a.eq(1.0)?)?
+        .maximum(&(a.eq(-1.0)? * b.abs()?.eq(f64::INFINITY)?)?)?;
+    one.where_cond(&signed.ones_like()?, &signed)
+}
+
 fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
     let flag = |t: candle_core::Result<Tensor>| t?.to_dtype(compute);
     match b {
@@ -292,7 +317,7 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::R
         BinaryOp::Sub => x.broadcast_sub(y),
         BinaryOp::Mul => x.broadcast_mul(y),
         BinaryOp::Div => x.broadcast_div(y),
-        BinaryOp::Pow => x.broadcast_pow(y),
+        BinaryOp::Pow => pow(x, y),
         BinaryOp::Maximum => nan_either(x, y, Tensor::broadcast_maximum),
         BinaryOp::Minimum => nan_either(x, y, Tensor::broadcast_minimum),
         BinaryOp::Eq => flag(x.broadcast_eq(y)),
