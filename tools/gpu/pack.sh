@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 cargo fetch -q
 eval "$(../shared/tools/cuda-toolchain.sh)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lazy-graph-cuda-target}
-msgs=$(cargo test --release --features cuda --no-run --message-format=json --test fused --test eager --test bind --test async --test cuda 2>/dev/null)
+msgs=$(cargo test --release --features cuda --no-run --message-format=json --test fused --test eager --test bind --test async --test cuda --test special 2>/dev/null)
 bench=$(cargo bench --features "cuda ${BENCH_FEATURES:-}" --bench gpu --no-run --message-format=json 2>/dev/null)
 rm -rf gpu-out && mkdir -p gpu-out
 for line in $(printf '%s\n%s\n' "$msgs" "$bench" | python3 -c '
