@@ -64,6 +64,8 @@ lazy_graph! {
     fn r_mean(x: Tensor[N, D]) -> Tensor[N, 1] { mean(x, -1) }
     fn r_var(x: Tensor[N, D]) -> Tensor[N, 1] { var(x, -1) }
     fn r_logsumexp(x: Tensor[N, D]) -> Tensor[N, 1] { logsumexp(x, -1) }
+    /// Two logsumexps in one row kernel, each with its own infinite-max rule.
+    fn r_two_logsumexps(x: Tensor[N, D], y: Tensor[N, D]) -> Tensor[N, 1] { logsumexp(x, -1) + logsumexp(y, -1) }
     fn r_softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }
     fn r_log_softmax(x: Tensor[N, D]) -> Tensor[N, D] { log_softmax(x, -1) }
     /// Reductions over the first axis: a library step in fused mode.
@@ -321,6 +323,18 @@ fn reductions(device: &Device) -> Result<()> {
             let what = format!("{name} over the first axis ({label})");
             report.check(&what, &call(&what, by_column(&xt)), &want, row)?;
         }
+        let what = format!("logsumexp(x) + logsumexp(x) ({label})");
+        let lse = REDUCTIONS
+            .iter()
+            .find(|r| r.0 == "logsumexp")
+            .expect("a logsumexp row")
+            .3;
+        report.check(
+            &what,
+            &call(&what, r_two_logsumexps(&x, &x)),
+            &lse.map(|v| 2.0 * v),
+            row,
+        )?;
         for (name, f, want) in row_ops() {
             let what = format!("{name} ({label})");
             let want: Vec<f64> = want.iter().flatten().copied().collect();
