@@ -254,15 +254,29 @@ impl Report {
 }
 
 /// Runs `f(dtype, label)` fused and eagerly in every dtype of `device`; `label` names the mode
-/// and dtype for failures.
+/// and dtype for failures. On the CPU, fused kernels run twice: compiled for AVX2 and FMA (where
+/// the CPU has them, the default) and for the baseline, whose `exp`/`tanh` differ.
 fn in_each_mode(device: &Device, mut f: impl FnMut(DType, &str) -> Result<()>) -> Result<()> {
-    for &dtype in common::dtypes(device) {
-        for mode in [Mode::Fused, Mode::Eager] {
-            let label = format!("{mode:?} {dtype:?}");
-            with_mode(mode, || f(dtype, &label))?;
-        }
-    }
-    Ok(())
+    // The choice of CPU code is global: one test at a time switches it.
+    static SIMD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SIMD.lock().unwrap_or_else(|e| e.into_inner());
+    let runs: &[(Mode, bool, &str)] = if device.is_cpu() {
+        &[
+            (Mode::Fused, true, "Fused"),
+            (Mode::Fused, false, "Fused baseline"),
+            (Mode::Eager, true, "Eager"),
+        ]
+    } else {
+        &[(Mode::Fused, true, "Fused"), (Mode::Eager, true, "Eager")]
+    };
+    let result = common::dtypes(device).iter().try_for_each(|&dtype| {
+        runs.iter().try_for_each(|&(mode, simd, name)| {
+            graph_ir::cpu::set_simd(simd);
+            with_mode(mode, || f(dtype, &format!("{name} {dtype:?}")))
+        })
+    });
+    graph_ir::cpu::set_simd(true);
+    result
 }
 
 fn call(what: &str, r: graph_runtime::Result<Tensor>) -> Tensor {
