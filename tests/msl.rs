@@ -261,6 +261,56 @@ fn prelude_erf_is_accurate() {
     );
 }
 
+/// The prelude's own functions at zeros, infinities and NaN give PyTorch's results, as the CPU
+/// kernels do (`tests/special.rs` runs the whole table where a device runs the kernels):
+/// `maximum`/`minimum` propagate NaN (Metal's `fmax` would not), `relu(NaN)` is NaN, `erf(±inf)`
+/// is ±1 and `erf(NaN)` NaN.
+#[test]
+fn prelude_special_values_follow_pytorch() {
+    let Some(clang) = clang() else { return };
+    let specials = [0.0, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN];
+    let (a, b): (Vec<f32>, Vec<f32>) = specials.iter().flat_map(|&a| specials.map(|b| (a, b))).unzip();
+    let main = format!(
+        "int main() {{\n  const uint as[] = {};\n  const uint bs[] = {};\n  \
+         for (int i = 0; i < {n}; ++i) {{\n    const float a = as_type<float>(as[i]), b = as_type<float>(bs[i]);\n    \
+         printf(\"%u %u %u %u\\n\", as_type<uint>(lg_maximum(a, b)), as_type<uint>(lg_minimum(a, b)), \
+         as_type<uint>(lg_relu(a)), as_type<uint>(lg_erf(a)));\n  }}\n  return 0;\n}}\n",
+        bits_array(a.iter().copied()),
+        bits_array(b.iter().copied()),
+        n = a.len(),
+    );
+    let out = run_on_host(&clang, &main);
+    let same = |got: f32, want: f64| (got.is_nan() && want.is_nan()) || f64::from(got) == want;
+    let mut failures = Vec::new();
+    for (line, (&a, &b)) in out.lines().zip(a.iter().zip(&b)) {
+        let got: Vec<f32> = line
+            .split(' ')
+            .map(|w| f32::from_bits(w.parse().expect("a number")))
+            .collect();
+        let (x, y) = (f64::from(a), f64::from(b));
+        let erf = if x.is_infinite() {
+            x.signum()
+        } else {
+            graph_ir::math::erf(x)
+        };
+        let want = [
+            ("maximum", graph_ir::math::maximum(x, y)),
+            ("minimum", graph_ir::math::minimum(x, y)),
+            ("relu", graph_ir::math::relu(x)),
+            ("erf", f64::from(erf as f32)),
+        ];
+        for (&g, (name, w)) in got.iter().zip(want) {
+            // erf is within a few ulp (prelude_erf_is_accurate); here only its class matters.
+            let close = name == "erf" && w.is_finite() && (f64::from(g) - w).abs() < 1e-6;
+            if !same(g, w) && !close {
+                failures.push(format!("{name}({a}, {b}) = {g}, want {w}"));
+            }
+        }
+    }
+    assert_eq!(out.lines().count(), a.len(), "one line per case");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// bf16 stores round to nearest even, as the `half` crate (and so the CPU kernels) does, and
 /// keep NaNs NaN; loads are exact.
 #[test]

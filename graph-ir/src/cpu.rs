@@ -44,8 +44,10 @@ pub trait Float:
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
     fn powf(self, e: Self) -> Self;
-    /// IEEE maxNum, as [`crate::math::maximum`].
+    /// The larger value, NaN if either is: [`crate::math::maximum`] (not `f32::max`, which
+    /// skips a NaN).
     fn max(self, other: Self) -> Self;
+    /// The smaller value, NaN if either is: [`crate::math::minimum`].
     fn min(self, other: Self) -> Self;
     /// This thread's scratch row for kernels, with at least `len` values: see [`Scratch`].
     fn scratch(len: usize) -> Scratch<Self>;
@@ -96,11 +98,12 @@ pub trait Float:
         let half = Self::from_f64(0.5);
         half * self * (Self::ONE + (self * Self::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
     }
+    /// NaN stays NaN, as [`crate::math::relu`].
     fn relu(self) -> Self {
-        if self > Self::ZERO {
-            self
-        } else {
+        if self < Self::ZERO {
             Self::ZERO
+        } else {
+            self
         }
     }
     /// 1.0 where `c`, else 0.0: the value of a comparison.
@@ -184,13 +187,24 @@ macro_rules! float_impl {
             fn powf(self, e: Self) -> Self {
                 <$t>::powf(self, e)
             }
+            // Selects without branches (a compare each for order and NaN), which vectorise.
             #[inline(always)]
+            #[allow(clippy::eq_op)]
             fn max(self, other: Self) -> Self {
-                <$t>::max(self, other)
+                if self > other || self != self {
+                    self
+                } else {
+                    other
+                }
             }
             #[inline(always)]
+            #[allow(clippy::eq_op)]
             fn min(self, other: Self) -> Self {
-                <$t>::min(self, other)
+                if self < other || self != self {
+                    self
+                } else {
+                    other
+                }
             }
             #[inline]
             fn scratch(len: usize) -> Scratch<Self> {

@@ -14,12 +14,56 @@ pub fn gelu_tanh(x: f64) -> f64 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
 }
 
-/// The larger of two values; a NaN on one side yields the other (IEEE `maxNum`, as `fmax`).
+/// The larger of two values; a NaN on either side is the result (PyTorch's `torch.maximum`,
+/// IEEE 754-2019 `maximum`), not the other value as with `f64::max` (`maxNum`).
 pub fn maximum(a: f64, b: f64) -> f64 {
-    a.max(b)
+    if a > b || a.is_nan() {
+        a
+    } else {
+        b
+    }
 }
 
-/// The smaller of two values; a NaN on one side yields the other (IEEE `minNum`, as `fmin`).
+/// The smaller of two values; a NaN on either side is the result (`torch.minimum`).
 pub fn minimum(a: f64, b: f64) -> f64 {
-    a.min(b)
+    if a < b || a.is_nan() {
+        a
+    } else {
+        b
+    }
+}
+
+/// `max(x, 0)`, with NaN kept (PyTorch's `relu` is `clamp_min(x, 0)`, which propagates NaN).
+pub fn relu(x: f64) -> f64 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maximum_and_minimum_propagate_nan() {
+        for (a, b) in [(f64::NAN, 1.0), (1.0, f64::NAN), (f64::NAN, f64::NEG_INFINITY)] {
+            assert!(maximum(a, b).is_nan(), "maximum({a}, {b})");
+            assert!(minimum(a, b).is_nan(), "minimum({a}, {b})");
+        }
+        assert_eq!(maximum(1.0, 2.0), 2.0);
+        assert_eq!(maximum(f64::NEG_INFINITY, -1.0), -1.0);
+        assert_eq!(minimum(1.0, 2.0), 1.0);
+        assert_eq!(minimum(f64::INFINITY, 1.0), 1.0);
+    }
+
+    #[test]
+    fn relu_keeps_nan() {
+        assert!(relu(f64::NAN).is_nan());
+        assert_eq!(relu(-1.0), 0.0);
+        assert_eq!(relu(f64::NEG_INFINITY), 0.0);
+        assert_eq!(relu(f64::INFINITY), f64::INFINITY);
+        assert_eq!(relu(2.5), 2.5);
+    }
 }

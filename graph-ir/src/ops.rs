@@ -174,7 +174,7 @@ impl UnaryOp {
             UnaryOp::Silu => x / (1.0 + (-x).exp()),
             UnaryOp::Gelu => crate::math::gelu_tanh(x),
             UnaryOp::GeluErf => 0.5 * x * (1.0 + crate::math::erf(x / std::f64::consts::SQRT_2)),
-            UnaryOp::Relu => x.max(0.0),
+            UnaryOp::Relu => crate::math::relu(x),
         }
     }
 }
@@ -192,9 +192,9 @@ pub enum BinaryOp {
     Div,
     /// `a` to the power `b`.
     Pow,
-    /// The larger of `a` and `b`.
+    /// The larger of `a` and `b`; NaN if either is (as `torch.maximum`).
     Maximum,
-    /// The smaller of `a` and `b`.
+    /// The smaller of `a` and `b`; NaN if either is.
     Minimum,
     /// `a == b`. Comparisons yield 1.0 where true and 0.0 where false, in the compute type.
     Eq,
@@ -283,9 +283,9 @@ pub enum ReduceOp {
     Sum,
     /// The arithmetic mean.
     Mean,
-    /// The largest value.
+    /// The largest value; NaN if any is (as `torch.amax`).
     Max,
-    /// The smallest value.
+    /// The smallest value; NaN if any is.
     Min,
 }
 

@@ -452,8 +452,19 @@ impl Checker<'_> {
                 self.binary(BinaryOp::Sub, s, lz, name)
             }
             (Builtin::LogSumExp, [Val(x), Axis(a)]) => {
+                // As PyTorch: an infinite max is replaced by 0 before it is subtracted, so a row
+                // of -inf gives -inf and a row with +inf gives +inf (x - max would be NaN
+                // there). `max - max` is 0 exactly where the max is finite, and NaN (not 0, so
+                // `where_` takes its first branch) where it is infinite or NaN; there
+                // `recip(max)` is the 0 (`1 / ±inf = ±0`), or NaN for a NaN max, which comes
+                // from a NaN in the row and keeps the result NaN. No literal: the whole rule is
+                // row scalars computed from the max.
                 let axis = self.axis_of(*x, *a, exprs[1])?;
-                let m = self.reduce(ReduceOp::Max, *x, axis);
+                let max = self.reduce(ReduceOp::Max, *x, axis);
+                let not_finite = self.binary(BinaryOp::Sub, max, max, name)?;
+                let zero = self.unary(UnaryOp::Recip, max);
+                let ty = self.ty(max).clone();
+                let m = self.push(Op::Where, vec![not_finite, zero, max], ty);
                 let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
                 let z = self.reduce(ReduceOp::Sum, e, axis);

@@ -56,6 +56,29 @@ mod tests {
     }
 
     #[test]
+    fn folds_special_values_as_the_kernels_compute_them() {
+        // PyTorch's results, as tests/special.rs checks the kernels against: NaN propagates
+        // through relu and maximum, log(0) is -inf, rsqrt(-0) is -inf.
+        let (mut g, _) = tensor_graph();
+        let zero = lit(&mut g, 0.0);
+        let nan = bin(&mut g, BinaryOp::Div, zero, zero);
+        let one = lit(&mut g, 1.0);
+        let relu = un(&mut g, UnaryOp::Relu, nan);
+        let max = bin(&mut g, BinaryOp::Maximum, one, nan);
+        let min = bin(&mut g, BinaryOp::Minimum, nan, one);
+        let log = un(&mut g, UnaryOp::Log, zero);
+        let minus_zero = lit(&mut g, -0.0);
+        let rsqrt = un(&mut g, UnaryOp::Rsqrt, minus_zero);
+        g.outputs = vec![relu, max, min, log, rsqrt];
+        let out = fold_constants(&g);
+        for id in [relu, max, min] {
+            assert!(out.constant(id).is_some_and(f64::is_nan), "{}", out.to_text());
+        }
+        assert_eq!(out.constant(log), Some(f64::NEG_INFINITY));
+        assert_eq!(out.constant(rsqrt), Some(f64::NEG_INFINITY));
+    }
+
+    #[test]
     fn leaves_tensors_and_parameters_alone() {
         let (mut g, x) = tensor_graph();
         let e = un(&mut g, UnaryOp::Exp, x);

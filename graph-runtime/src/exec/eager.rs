@@ -4,6 +4,11 @@
 //! the fallback for whatever no backend fuses. Semantics match the fused kernels: f16/bf16/f32
 //! graphs compute in f32 (f64 graphs in f64), scalar arithmetic runs in f64, comparisons yield
 //! 1.0/0.0, and every output is stored in its node's dtype.
+//!
+//! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
+//! what it lacks: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results depend on
+//! where the NaN is), `relu` of NaN (Candle's is 0), and `pow` with a tensor exponent (Candle's
+//! is `exp(b ln a)`, NaN for every negative base).
 
 use candle_core::{DType, Tensor};
 use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
@@ -160,7 +165,7 @@ impl Eager<'_> {
             },
             Op::Binary(b) => match (arg(0), arg(1)) {
                 (Value::Scalar(x), Value::Scalar(y)) => return Ok(Value::Scalar(b.eval(*x, *y))),
-                // Candle's tensor pow is exp(b ln a); a scalar exponent keeps C `powf` semantics.
+                // A scalar exponent: Candle's `powf` is C's `pow`.
                 (Value::Tensor(x), Value::Scalar(e)) if b == BinaryOp::Pow => x.powf(*e),
                 (x, y) => binary(b, &self.tensor(x)?, &self.tensor(y)?, c),
             },
@@ -204,12 +209,7 @@ impl Eager<'_> {
                         };
                         Tensor::full(empty, dims, &self.bound.device).and_then(|t| t.to_dtype(c))
                     }
-                    ReduceOp::Sum => x.sum_keepdim(axis),
-                    ReduceOp::Mean => x.mean_keepdim(axis),
-                    // Contiguous first: Candle's CPU max/min divide by the axis' stride, which
-                    // is 0 on a broadcast axis.
-                    ReduceOp::Max => x.contiguous().and_then(|x| x.max_keepdim(axis)),
-                    ReduceOp::Min => x.contiguous().and_then(|x| x.min_keepdim(axis)),
+                    _ => reduce(r, &x, axis),
                 }
             }
             Op::Matmul => matmul(&self.tensor(arg(0))?, &self.tensor(arg(1))?),
@@ -314,7 +314,8 @@ fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {
         UnaryOp::Silu => x.silu(),
         UnaryOp::Gelu => x.gelu(),
         UnaryOp::GeluErf => x.gelu_erf(),
-        UnaryOp::Relu => x.relu(),
+        // Candle's relu turns NaN into 0.
+        UnaryOp::Relu => x.lt(0.0)?.where_cond(&x.zeros_like()?, x),
     }
 }
 
@@ -326,6 +327,79 @@ const MAX_DIMS: usize = candle_core::nditer::MAX_DIMS;
 /// [`MAX_DIMS`]: elementwise ops do not care about the shape they run in.
 fn flat(t: &Tensor, shape: &[usize]) -> candle_core::Result<Tensor> {
     t.broadcast_as(shape)?.contiguous()?.flatten_all()
+}
+
+/// `x` reduced along `axis`, keeping it. Past [`MAX_DIMS`] the dims before and after the axis are
+/// folded into one each, as Candle's elementwise ops (which `nan_if_any` uses) walk at most that
+/// many.
+fn reduce(r: ReduceOp, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
+    if x.rank() > MAX_DIMS {
+        let dims = x.dims();
+        let (before, after) = (
+            dims[..axis].iter().product::<usize>(),
+            dims[axis + 1..].iter().product::<usize>(),
+        );
+        let mut kept = dims.to_vec();
+        kept[axis] = 1;
+        return reduce(r, &x.contiguous()?.reshape((before, dims[axis], after))?, 1)?.reshape(kept);
+    }
+    match r {
+        ReduceOp::Sum => x.sum_keepdim(axis),
+        ReduceOp::Mean => x.mean_keepdim(axis),
+        // Contiguous first: Candle's CPU max/min divide by the axis' stride, which is 0 on a
+        // broadcast axis.
+        ReduceOp::Max => {
+            let x = x.contiguous()?;
+            x.max_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
+        }
+        ReduceOp::Min => {
+            let x = x.contiguous()?;
+            x.min_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
+        }
+    }
+}
+
+/// `m`, the max or min of `x` along `axis`, made NaN in every row of `x` that holds a NaN (as
+/// PyTorch's; Candle's skips a NaN or returns it depending on where it is).
+fn nan_if_any(x: &Tensor, axis: usize, m: Tensor) -> candle_core::Result<Tensor> {
+    let nan = x.ne(x)?.to_dtype(x.dtype())?.max_keepdim(axis)?;
+    nan.ne(0.0)?.where_cond(&(m.zeros_like()? + f64::NAN)?, &m)
+}
+
+/// `maximum`/`minimum`: Candle's `op`, with a NaN on either side the result (as PyTorch's).
+fn nan_either(
+    x: &Tensor,
+    y: &Tensor,
+    op: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let m = op(x, y)?;
+    let (x, y) = (x.broadcast_as(m.shape())?, y.broadcast_as(m.shape())?);
+    let m = y.ne(&y)?.where_cond(&y, &m)?;
+    x.ne(&x)?.where_cond(&x, &m)
+}
+
+/// `a` to the power `b`, elementwise, as C's `pow` (the kernels' `powf`): `|a|^b` as
+/// `exp(b ln |a|)`, then C's cases where that is not the answer.
+fn pow(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "pow")?;
+    let (a, b) = (a.broadcast_as(&shape)?, b.broadcast_as(&shape)?);
+    let magnitude = (&b * a.abs()?.log()?)?.exp()?;
+    let integral = b.floor()?.eq(&b)?;
+    let half = (&b * 0.5)?;
+    let odd = (half.floor()?.ne(&half)? * &integral)?;
+    // A negative base, -0 included (its reciprocal is -inf).
+    let negative = a.lt(0.0)?.maximum(&a.recip()?.lt(0.0)?)?;
+    let signed = (&negative * &odd)?.where_cond(&magnitude.neg()?, &magnitude)?;
+    // A finite negative base to a non-integral power has no real value.
+    let no_value = ((a.lt(0.0)? * a.gt(f64::NEG_INFINITY)?)? * integral.eq(0u8)?)?;
+    let nan = (signed.zeros_like()? + f64::NAN)?;
+    let signed = no_value.where_cond(&nan, &signed)?;
+    // pow(x, 0) and pow(1, y) are 1 even for a NaN, and pow(-1, +-inf) is 1.
+    let one = b
+        .eq(0.0)?
+        .maximum(&a.eq(1.0)?)?
+        .maximum(&(a.eq(-1.0)? * b.abs()?.eq(f64::INFINITY)?)?)?;
+    one.where_cond(&signed.ones_like()?, &signed)
 }
 
 fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
@@ -340,9 +414,9 @@ fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::R
         BinaryOp::Sub => x.broadcast_sub(y),
         BinaryOp::Mul => x.broadcast_mul(y),
         BinaryOp::Div => x.broadcast_div(y),
-        BinaryOp::Pow => x.broadcast_pow(y),
-        BinaryOp::Maximum => x.broadcast_maximum(y),
-        BinaryOp::Minimum => x.broadcast_minimum(y),
+        BinaryOp::Pow => pow(x, y),
+        BinaryOp::Maximum => nan_either(x, y, Tensor::broadcast_maximum),
+        BinaryOp::Minimum => nan_either(x, y, Tensor::broadcast_minimum),
         BinaryOp::Eq => flag(x.broadcast_eq(y)),
         BinaryOp::Ne => flag(x.broadcast_ne(y)),
         BinaryOp::Lt => flag(x.broadcast_lt(y)),

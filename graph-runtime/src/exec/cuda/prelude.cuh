@@ -167,11 +167,11 @@ __device__ __forceinline__ float lg_erf(float x) { return erff(x); }
 __device__ __forceinline__ double lg_erf(double x) { return erf(x); }
 __device__ __forceinline__ float lg_pow(float x, float y) { return powf(x, y); }
 __device__ __forceinline__ double lg_pow(double x, double y) { return pow(x, y); }
-// IEEE maxNum/minNum: a NaN on one side yields the other.
-__device__ __forceinline__ float lg_maximum(float x, float y) { return fmaxf(x, y); }
-__device__ __forceinline__ double lg_maximum(double x, double y) { return fmax(x, y); }
-__device__ __forceinline__ float lg_minimum(float x, float y) { return fminf(x, y); }
-__device__ __forceinline__ double lg_minimum(double x, double y) { return fmin(x, y); }
+// As torch.maximum/minimum: a NaN on either side is the result (fmaxf would return the other
+// value). Selects, not branches; the max/min reductions use them too, so a NaN anywhere in a row
+// reaches every thread's result.
+__device__ __forceinline__ C lg_maximum(C x, C y) { return (x > y || x != x) ? x : y; }
+__device__ __forceinline__ C lg_minimum(C x, C y) { return (x < y || x != x) ? x : y; }
 
 __device__ __forceinline__ C lg_recip(C x) { return (C)1 / x; }
 __device__ __forceinline__ C lg_sigmoid(C x) { return (C)1 / ((C)1 + lg_exp(-x)); }
@@ -182,7 +182,8 @@ __device__ __forceinline__ C lg_gelu(C x) {
 __device__ __forceinline__ C lg_gelu_erf(C x) {
   return (C)0.5 * x * ((C)1 + lg_erf(x * (C)0.7071067811865476));
 }
-__device__ __forceinline__ C lg_relu(C x) { return x > (C)0 ? x : (C)0; }
+// NaN stays NaN (torch.relu).
+__device__ __forceinline__ C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a warp, partial results meet in shared memory (LG_RPB is then 1).

@@ -153,9 +153,10 @@ inline float lg_sin(float x) { return sin(x); }
 inline float lg_cos(float x) { return cos(x); }
 inline float lg_tanh(float x) { return tanh(x); }
 inline float lg_pow(float x, float y) { return pow(x, y); }
-// IEEE maxNum/minNum: a NaN on one side yields the other.
-inline float lg_maximum(float x, float y) { return fmax(x, y); }
-inline float lg_minimum(float x, float y) { return fmin(x, y); }
+// As torch.maximum/minimum: a NaN on either side is the result (fmax would return the other
+// value). The max/min reductions use them too.
+inline float lg_maximum(float x, float y) { return (x > y || isnan(x)) ? x : y; }
+inline float lg_minimum(float x, float y) { return (x < y || isnan(x)) ? x : y; }
 
 // The error function (Metal has none), within a few f32 ulp: x P(x^2) below 0.9, and
 // 1 - exp(-x^2) Q(1 / (1 + |x| / 2)) above, where erf rounds to 1 from 4 on. P and Q were
@@ -198,7 +199,8 @@ inline C lg_gelu(C x) {
 inline C lg_gelu_erf(C x) {
   return (C)0.5 * x * ((C)1 + lg_erf(x * (C)0.7071067811865476));
 }
-inline C lg_relu(C x) { return x > (C)0 ? x : (C)0; }
+// NaN stays NaN (torch.relu).
+inline C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a simdgroup, partial results meet in `part`, the kernel's threadgroup array of 32 (Metal
@@ -208,15 +210,23 @@ struct LgSum {
   static C identity() { return (C)0; }
   static C across(C v) { return simd_sum(v); }
 };
+// Across a simdgroup by shuffles with lg_maximum/lg_minimum, not simd_max/simd_min, which
+// need not propagate NaN.
 struct LgMax {
   static C apply(C a, C b) { return lg_maximum(a, b); }
   static C identity() { return (C)(-LG_INF); }
-  static C across(C v) { return simd_max(v); }
+  static C across(C v) {
+    LG_UNROLL for (ushort o = 16; o > 0; o /= 2) v = lg_maximum(v, simd_shuffle_xor(v, o));
+    return v;
+  }
 };
 struct LgMin {
   static C apply(C a, C b) { return lg_minimum(a, b); }
   static C identity() { return (C)LG_INF; }
-  static C across(C v) { return simd_min(v); }
+  static C across(C v) {
+    LG_UNROLL for (ushort o = 16; o > 0; o /= 2) v = lg_minimum(v, simd_shuffle_xor(v, o));
+    return v;
+  }
 };
 
 template <int GROUP, class Op>
