@@ -54,6 +54,13 @@ lazy_graph! {
         cat([reshape(x0.broadcast_as([1, 16, N / 2]), [16, N / 2]), broadcast(x0, [16, N / 2])], -1) / 3.0
     }
 
+    /// One row kernel with rows of two lengths: a mean over `2 * N` columns and a write of `D`.
+    /// The reduction's loop once cut every input into its chunks, the shorter ones too.
+    pub fn two_lengths(x0: Tensor[N, 2 * N], x2: Tensor[1, D], x3: Tensor[N, D]) -> Tensor[N, D] {
+        let m = x0.mean(1);
+        (x2 - x3) - x2.minimum(m)
+    }
+
     /// A pointwise kernel over a possibly empty view.
     pub fn scale(x: Tensor[N, D]) -> Tensor[N, D] {
         x * 2.0
@@ -185,6 +192,18 @@ fn empty_views_as_inputs_and_outputs() -> Result<()> {
     let x = Tensor::zeros((4, 3), DType::F32, &Device::Cpu)?.narrow(1, 1, 0)?;
     for got in modes(|| scale(&x)) {
         assert_eq!(got.dims(), &[4, 0]);
+    }
+    Ok(())
+}
+
+#[test]
+fn one_kernel_two_row_lengths() -> Result<()> {
+    // Rows of 2N = 80 columns (two chunks of 32 and a tail) against rows of D = 5.
+    let (x0, x2, x3) = (randn(&[40, 80]), randn(&[1, 5]), randn(&[40, 5]));
+    let m = x0.mean_keepdim(1)?;
+    let want = (x2.broadcast_sub(&x3)? - x2.broadcast_minimum(&m)?)?;
+    for got in modes(|| two_lengths(&x0, &x2, &x3)) {
+        assert_close(&got, &want, 1e-12)?;
     }
     Ok(())
 }

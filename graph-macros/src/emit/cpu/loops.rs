@@ -12,6 +12,14 @@ use crate::ir::NodeId;
 use crate::kernel::Stmt;
 
 impl Cx<'_> {
+    /// The column inputs whose rows have `sizes[len]` columns: those a loop over that length
+    /// reads, and may cut into chunks. A kernel's inputs may differ in length (a reduction over
+    /// `[N, 2 * N]` next to a write of `[N, D]`): cutting the others by this loop's bounds
+    /// would index past their rows.
+    fn columns_of(&self, len: usize) -> impl Iterator<Item = usize> + '_ {
+        column_inputs(self.k).filter(move |&i| self.k.len_index(self.graph, self.k.inputs[i].0) == len)
+    }
+
     pub(super) fn stmt(&self, s: &Stmt) -> TokenStream {
         match s {
             Stmt::RowScalars(nodes) => {
@@ -101,7 +109,7 @@ impl Cx<'_> {
             return quote!(for c in #start..#n { #(#stmts)* #(#stores)* });
         };
         // Every slice exactly as long as the loop: indices need no checks, and it vectorises.
-        let columns = column_inputs(self.k).map(|i| format_ident!("xc{}", i));
+        let columns = self.columns_of(len).map(|i| format_ident!("xc{}", i));
         let outs = outputs.iter().map(|i| format_ident!("o{}", i));
         let stash = self.stash.map(|_| quote!(let stash = &stash[#start..#end];));
         quote!({
@@ -292,7 +300,7 @@ impl Cx<'_> {
         // then hand the body fixed-length chunks of the inputs, whose indices need no checks, so
         // the body (exp included) vectorises.
         let remaps = self.k.remaps(self.graph);
-        let columns: Vec<Ident> = column_inputs(self.k).map(|i| format_ident!("x{}", i)).collect();
+        let columns: Vec<Ident> = self.columns_of(len).map(|i| format_ident!("x{}", i)).collect();
         let chunked = !self.strided && !remaps;
         let tail = step("n", quote!(0));
         let ct = quote!(<T as ::graph_runtime::__private::cpu::Elem>::C);
