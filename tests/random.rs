@@ -13,7 +13,8 @@
 //! ```
 //!
 //! `LAZY_GRAPH_RANDOM_INPUTS=N` fixes the seed of the inputs and sizes (otherwise fresh each run,
-//! and printed with any failure).
+//! and printed with any failure). A failure also runs `graph-gen shrink` on the first failing
+//! function and prints the minimised function (`LAZY_GRAPH_RANDOM_SHRINK=0` skips that).
 //!
 //! **Tolerances.** The generator bounds every value by an interval and its rounding error to
 //! first order: each op adds its Lipschitz constant times its arguments' errors, plus its own
@@ -601,12 +602,57 @@ fn check_all(dev: &Device) {
         CASES.len(),
         failures.len()
     );
+    if let Some((case, _)) = failures.first() {
+        report.push_str(&minimised(case, inputs));
+    }
     assert!(
         failures.is_empty(),
         "{} of {} random functions failed:{report}",
         failures.len(),
         CASES.len()
     );
+}
+
+/// The first failing function, minimised by `graph-gen shrink` (which compiles candidates
+/// through this test, in a target folder of its own). Not while shrinking already, nor with
+/// `LAZY_GRAPH_RANDOM_SHRINK=0`.
+fn minimised(case: &Case, inputs: u64) -> String {
+    if std::env::var_os("LAZY_GRAPH_RANDOM_CHOICES").is_some()
+        || std::env::var("LAZY_GRAPH_RANDOM_SHRINK").as_deref() == Ok("0")
+    {
+        return String::new();
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target =
+        std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{root}/target")) + "/graph-gen-shrink";
+    eprintln!(
+        "minimising {} (LAZY_GRAPH_RANDOM_SHRINK=0 skips this) ...",
+        case.name
+    );
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "run",
+            "-q",
+            "-p",
+            "graph-gen",
+            "--",
+            "shrink",
+            &SEED.to_string(),
+            &case.index.to_string(),
+        ])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target)
+        .env("LAZY_GRAPH_RANDOM_INPUTS", inputs.to_string())
+        .output();
+    match output {
+        Ok(o) => format!(
+            "\n\n==== graph-gen shrink {SEED} {}:\n{}{}",
+            case.index,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => format!("\n\n(could not run graph-gen shrink: {e})"),
+    }
 }
 
 #[test]
