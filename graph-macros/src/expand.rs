@@ -2,6 +2,7 @@
 //! No phase calls another.
 
 use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
 
 use crate::check::check_function;
 use crate::diag::Errors;
@@ -30,7 +31,8 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let mut out = TokenStream::new();
     for (f, graph) in module.functions.iter().zip(graphs) {
         let graph = optimise(graph);
-        let name = f.name.to_string();
+        // Kernel and static names derive from it: `r#match` names the kernels `match_k0`, ...
+        let name = f.name.unraw().to_string();
         let steps: Vec<emit::plan::Step> = plan(&graph)
             .into_iter()
             .enumerate()

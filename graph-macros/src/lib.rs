@@ -17,3 +17,6 @@ mod syntax;
 pub fn lazy_graph(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     expand::expand(input.into()).into()
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@
 //! Errors are collected; an expression with an error yields no node, and its users stay silent
 //! instead of cascading.
 
-mod builtins;
+pub(crate) mod builtins;
 mod dims;
 mod lower;
 pub mod shape;
