@@ -7,7 +7,7 @@
 //! stage writes the outputs. Column values are recomputed from the inputs in every loop that needs
 //! them rather than stored: a row stays in cache, and no scratch memory is needed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use graph_ir::{Access, Dim, KernelKind, Op, OpClass};
 
@@ -26,6 +26,8 @@ pub struct KernelIr {
     pub sizes: Vec<Dim>,
     /// Nodes computed once per row (reductions and the scalar work after them).
     pub row_scalars: Vec<NodeId>,
+    /// `row_scalars` as a set, for the emitters' lookups on every value.
+    pub row_scalar_set: BTreeSet<NodeId>,
     pub stmts: Vec<Stmt>,
 }
 
@@ -56,6 +58,11 @@ impl KernelIr {
             .iter()
             .position(|s| s == d)
             .expect("every size a kernel uses is collected")
+    }
+
+    /// Whether `id` is a per-row scalar this kernel computes (a local of the row, not a load).
+    pub fn is_row_local(&self, id: NodeId) -> bool {
+        self.row_scalar_set.contains(&id)
     }
 
     pub fn input_index(&self, id: NodeId) -> Option<usize> {
@@ -198,6 +205,7 @@ pub fn schedule(graph: &Graph, plan: &KernelPlan, name: String) -> KernelIr {
         inputs,
         outputs: plan.outputs.clone(),
         sizes,
+        row_scalar_set: row_scalars.iter().copied().collect(),
         row_scalars,
         stmts,
     }

@@ -71,6 +71,7 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
     // group[i]: the fused group of node i (indices into `groups`), or None.
     let mut group: Vec<Option<usize>> = vec![None; n];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    let users = users(graph);
     for id in graph.ids() {
         if !fusable(graph, id) {
             continue;
@@ -83,7 +84,7 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
                 continue;
             }
             let target = mine.unwrap_or(g);
-            if creates_cycle(graph, &groups, id, target, g) {
+            if creates_cycle(graph, (&group, &groups, &users), id, target, g) {
                 continue;
             }
             match mine {
@@ -113,29 +114,68 @@ fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, f
 }
 
 /// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
-/// through another step: some argument of the merged set, outside it, reaches back into it.
-fn creates_cycle(graph: &Graph, groups: &[Vec<NodeId>], id: NodeId, target: usize, g: usize) -> bool {
-    let members: BTreeSet<NodeId> = groups[target]
-        .iter()
-        .chain(&groups[g])
-        .copied()
-        .chain([id])
-        .collect();
-    // Walk back from the members' outside arguments; reaching a member closes a cycle.
-    let mut stack: Vec<NodeId> = Vec::new();
-    for m in &members {
-        stack.extend(graph.node(*m).args.iter().filter(|a| !members.contains(a)));
+/// through another step: a path through nodes outside the merged set joins two of its members.
+///
+/// Each group is already a step with no such path of its own, so a new one joins two different
+/// parts (`groups[target]`, `groups[g]`, `id`), and one of its ends is in a part other than the
+/// largest: walking back through arguments from the smaller parts, and forward through users into
+/// them, finds it. Nodes on such a path lie between its ends in topological order, below the
+/// largest member. This keeps planning near linear when one group grows along a long chain.
+fn creates_cycle(
+    graph: &Graph,
+    (group, groups, users): (&[Option<usize>], &[Vec<NodeId>], &[Vec<NodeId>]),
+    id: NodeId,
+    target: usize,
+    g: usize,
+) -> bool {
+    let member = |x: NodeId| x == id || group[x.index()].is_some_and(|h| h == target || h == g);
+    let mut parts: Vec<&[NodeId]> = vec![&groups[target], std::slice::from_ref(&id)];
+    if g != target {
+        parts.push(&groups[g]);
     }
-    let mut seen = vec![false; graph.nodes.len()];
+    // Groups hold their nodes in order, so a part's last node is its largest.
+    let limit = parts
+        .iter()
+        .filter_map(|p| p.last())
+        .max()
+        .map_or(0, |m| m.index());
+    parts.sort_by_key(|p| p.len());
+    parts.pop();
+    let small = || parts.iter().flat_map(|p| p.iter().copied());
+    // The walks are short next to the graph: a set, not a flag per node.
+    let mut seen = BTreeSet::new();
+    // Back through arguments from the smaller parts: reaching a member closes a path.
+    let mut stack: Vec<NodeId> = small()
+        .flat_map(|m| graph.node(m).args.iter().copied())
+        .filter(|a| !member(*a))
+        .collect();
     while let Some(x) = stack.pop() {
-        if std::mem::replace(&mut seen[x.index()], true) {
+        if !seen.insert(x) {
             continue;
         }
-        for a in &graph.node(x).args {
-            if members.contains(a) {
+        for &a in &graph.node(x).args {
+            if member(a) {
                 return true;
             }
-            stack.push(*a);
+            stack.push(a);
+        }
+    }
+    // Forward through users from the smaller parts, below the largest member.
+    seen.clear();
+    let below = |u: &NodeId| u.index() < limit;
+    let mut stack: Vec<NodeId> = small()
+        .flat_map(|m| users[m.index()].iter().copied())
+        .filter(|u| below(u) && !member(*u))
+        .collect();
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        for u in users[x.index()].iter().filter(|u| below(u)) {
+            if member(*u) {
+                return true;
+            }
+            stack.push(*u);
         }
     }
     false
@@ -169,7 +209,10 @@ fn absorb_broadcast_groups(graph: &Graph, group: &mut [Option<usize>], groups: &
             let p = prefix(graph, groups[g][0]);
             let q = prefix(graph, groups[h][0]);
             let same_prefix = groups[g].iter().all(|id| prefix(graph, *id) == p);
-            if !same_prefix || !broadcasts_into(&p, &q) || creates_cycle(graph, groups, groups[g][0], h, g) {
+            if !same_prefix
+                || !broadcasts_into(&p, &q)
+                || creates_cycle(graph, (group, groups, &users), groups[g][0], h, g)
+            {
                 continue;
             }
             merge(group, groups, h, g);
