@@ -25,9 +25,8 @@ pub struct KernelIr {
     /// Run-time sizes: row lengths, narrow starts and cat splits, deduplicated.
     pub sizes: Vec<Dim>,
     /// Nodes computed once per row (reductions and the scalar work after them).
-    pub row_scalars: Vec<NodeId>,
-    /// `row_scalars` as a set, for the emitters' lookups on every value.
-    pub row_scalar_set: BTreeSet<NodeId>,
+    /// A set: the emitters look a node up here for every value they bind.
+    pub row_scalars: BTreeSet<NodeId>,
     pub stmts: Vec<Stmt>,
 }
 
@@ -62,7 +61,7 @@ impl KernelIr {
 
     /// Whether `id` is a per-row scalar this kernel computes (a local of the row, not a load).
     pub fn is_row_local(&self, id: NodeId) -> bool {
-        self.row_scalar_set.contains(&id)
+        self.row_scalars.contains(&id)
     }
 
     pub fn input_index(&self, id: NodeId) -> Option<usize> {
@@ -205,8 +204,7 @@ pub fn schedule(graph: &Graph, plan: &KernelPlan, name: String) -> KernelIr {
         inputs,
         outputs: plan.outputs.clone(),
         sizes,
-        row_scalar_set: row_scalars.iter().copied().collect(),
-        row_scalars,
+        row_scalars: row_scalars.into_iter().collect(),
         stmts,
     }
 }

@@ -113,6 +113,9 @@ fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, f
     groups[into].sort();
 }
 
+/// Each node's group, each group's nodes, and each node's users.
+type Grouping<'a> = (&'a [Option<usize>], &'a [Vec<NodeId>], &'a [Vec<NodeId>]);
+
 /// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
 /// through another step: a path through nodes outside the merged set joins two of its members.
 ///
@@ -123,7 +126,7 @@ fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, f
 /// largest member. This keeps planning near linear when one group grows along a long chain.
 fn creates_cycle(
     graph: &Graph,
-    (group, groups, users): (&[Option<usize>], &[Vec<NodeId>], &[Vec<NodeId>]),
+    (group, groups, users): Grouping,
     id: NodeId,
     target: usize,
     g: usize,
