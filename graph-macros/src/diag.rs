@@ -145,6 +145,7 @@ pub enum Diag {
     },
     UnsupportedStmt,
     MutBinding,
+
     TrailingSemicolon,
     MissingTail,
 }
@@ -457,13 +458,16 @@ impl Drop for Errors {
 }
 
 /// The known name nearest to `name` by edit distance, if it is close enough to be a likely typo.
+///
+/// Ties go to the shorter name, then to the first in alphabetical order, so the suggestion does
+/// not depend on the order of `known` (a `HashMap`'s keys, say) and is the same in every build.
 pub fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let limit = (name.len() / 3).max(1);
     known
         .into_iter()
         .map(|k| (edit_distance(name, k), k))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, k)| (d, k.len()))
+        .min_by_key(|&(d, k)| (d, k.len(), k))
         .map(|(_, k)| k.to_string())
 }
 
@@ -491,5 +495,14 @@ mod tests {
         assert_eq!(nearest("sofmax", known), Some("softmax".into()));
         assert_eq!(nearest("sqrtt", known), Some("sqrt".into()));
         assert_eq!(nearest("banana", known), None);
+    }
+
+    #[test]
+    fn nearest_breaks_ties_alphabetically() {
+        // `xb` is one edit from both, and both are two letters long.
+        let mut known = vec!["xa", "xc", "xbbb"];
+        assert_eq!(nearest("xb", known.iter().copied()), Some("xa".into()));
+        known.reverse();
+        assert_eq!(nearest("xb", known.iter().copied()), Some("xa".into()));
     }
 }
