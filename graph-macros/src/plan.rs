@@ -13,7 +13,7 @@
 //!   kernel instead of being written out.
 //! - a kernel with a reduction or a row-local layout op is a row kernel, otherwise pointwise.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use graph_ir::{Dim, KernelKind, Op, OpClass};
 
@@ -100,7 +100,52 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
         group[id.index()] = Some(g);
     }
     absorb_broadcast_groups(graph, &mut group, &mut groups);
+    split_deep_groups(graph, &mut group, &mut groups);
     order_steps(graph, &group, &groups)
+}
+
+/// The most reductions one kernel chains (a row kernel's stages). A kernel recomputes its column
+/// values in each stage's loop, so its code grows with the square of its stages; longer chains
+/// are cut into several kernels.
+pub const MAX_STAGES: usize = 8;
+
+/// Cuts each group whose nodes are more than [`MAX_STAGES`] reductions deep into bands of that
+/// many. A node's depth (reductions on its longest path from the inputs, through any steps) never
+/// decreases along an edge, so no band reads a later one, directly or through other steps: the
+/// steps stay acyclic.
+fn split_deep_groups(graph: &Graph, group: &mut [Option<usize>], groups: &mut Vec<Vec<NodeId>>) {
+    let mut depth = vec![0usize; graph.nodes.len()];
+    for id in graph.ids() {
+        let node = graph.node(id);
+        let deepest = node.args.iter().map(|a| depth[a.index()]).max().unwrap_or(0);
+        depth[id.index()] = deepest + usize::from(node.op.class() == OpClass::Reduce);
+    }
+    for g in 0..groups.len() {
+        let Some(low) = groups[g].iter().map(|id| depth[id.index()]).min() else {
+            continue;
+        };
+        // Band 0 is depths low..=low + MAX_STAGES - 1 (a first reduction at `low` included).
+        let band = |id: &NodeId| (depth[id.index()] - low) / MAX_STAGES;
+        if groups[g].iter().all(|id| band(id) == 0) {
+            continue;
+        }
+        let mut bands: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
+        for id in std::mem::take(&mut groups[g]) {
+            bands.entry(band(&id)).or_default().push(id);
+        }
+        for (b, nodes) in bands {
+            let into = if b == 0 {
+                g
+            } else {
+                groups.push(Vec::new());
+                groups.len() - 1
+            };
+            for id in &nodes {
+                group[id.index()] = Some(into);
+            }
+            groups[into] = nodes;
+        }
+    }
 }
 
 /// Moves every node of group `from` into group `into`.
