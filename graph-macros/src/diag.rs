@@ -145,7 +145,29 @@ pub enum Diag {
     },
     UnsupportedStmt,
     MutBinding,
-
+    // Limits (`limits.rs`).
+    TooDeep {
+        limit: usize,
+    },
+    RankTooLarge {
+        rank: usize,
+        limit: usize,
+    },
+    TooManyParams {
+        count: usize,
+        limit: usize,
+    },
+    TooManySymbols {
+        name: String,
+        limit: usize,
+    },
+    TooManyCatParts {
+        parts: usize,
+        limit: usize,
+    },
+    DivideByZero,
+    SizeOverflow,
+    AttributeInBody,
     TrailingSemicolon,
     MissingTail,
 }
@@ -381,8 +403,7 @@ impl fmt::Display for Diag {
             ),
             DimTooComplex => write!(
                 f,
-                "this size is too complex: a size multiplies at most 4 symbols, with coefficients that \
-                 fit in u64; use fewer factors"
+                "this size is too complex: a size multiplies at most 4 symbols; use fewer factors"
             ),
             UnsupportedExpr { what, instead } => {
                 write!(f, "{what} is not supported in a graph; {instead}")
@@ -390,6 +411,41 @@ impl fmt::Display for Diag {
             UnsupportedStmt => write!(
                 f,
                 "only `let name = expr;` statements and a final expression are supported in a graph"
+            ),
+            TooDeep { limit } => write!(
+                f,
+                "this expression nests more than {limit} levels deep (brackets, and operators or \
+                 method calls in a row, each add one); split it into several `let` statements"
+            ),
+            RankTooLarge { rank, limit } => write!(
+                f,
+                "this tensor has rank {rank}, above the limit of {limit} dims; merge dims into one \
+                 (`B * S` in a reshape) to lower the rank"
+            ),
+            TooManyParams { count, limit } => write!(
+                f,
+                "this function declares {count} parameters, above the limit of {limit}; pass \
+                 related tensors stacked in one parameter"
+            ),
+            TooManySymbols { name, limit } => write!(
+                f,
+                "shape symbol `{name}` is one more than the limit of {limit} symbols in one \
+                 function; reuse a symbol where two dims are always equal, or write a literal size"
+            ),
+            TooManyCatParts { parts, limit } => write!(
+                f,
+                "this `cat` joins {parts} parts, above the limit of {limit}; concatenate groups of \
+                 parts first and then the groups"
+            ),
+            DivideByZero => write!(f, "this size divides by zero; divide by a positive integer"),
+            SizeOverflow => write!(
+                f,
+                "this size does not fit in 64 bits; write a smaller literal or fewer factors"
+            ),
+            AttributeInBody => write!(
+                f,
+                "attributes such as `#[cfg(..)]` have no effect inside a graph body; remove it (to \
+                 leave code out, put the attribute on the whole function)"
             ),
             MutBinding => write!(
                 f,
@@ -500,7 +556,7 @@ mod tests {
     #[test]
     fn nearest_breaks_ties_alphabetically() {
         // `xb` is one edit from both, and both are two letters long.
-        let mut known = vec!["xa", "xc", "xbbb"];
+        let mut known = ["xa", "xc", "xbbb"];
         assert_eq!(nearest("xb", known.iter().copied()), Some("xa".into()));
         known.reverse();
         assert_eq!(nearest("xb", known.iter().copied()), Some("xa".into()));

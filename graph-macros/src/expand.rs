@@ -8,11 +8,15 @@ use crate::check::check_function;
 use crate::diag::Errors;
 use crate::emit;
 use crate::kernel::schedule;
+use crate::limits;
 use crate::passes::optimise;
 use crate::plan::{plan, Step};
 use crate::syntax::Module;
 
 pub fn expand(input: TokenStream) -> TokenStream {
+    if let Err(e) = limits::check_nesting(&input) {
+        return e.to_compile_error();
+    }
     let module: Module = match syn::parse2(input) {
         Ok(m) => m,
         Err(e) => return e.to_compile_error(),

@@ -7,6 +7,7 @@ mod emit;
 mod expand;
 mod ir;
 mod kernel;
+mod limits;
 mod parse;
 mod passes;
 mod plan;

@@ -116,8 +116,8 @@ impl Shapes<'_> {
     }
 
     pub fn reshape(&self, x: &[Dim], to: &[Dim]) -> Result<Vec<Dim>, Diag> {
-        let from_count = Dim::product(x).map_err(too_complex)?;
-        let to_count = Dim::product(to).map_err(too_complex)?;
+        let from_count = Dim::product(x).map_err(dim_error)?;
+        let to_count = Dim::product(to).map_err(dim_error)?;
         if from_count != to_count {
             return Err(Diag::ReshapeCount {
                 from: self.show(x),
@@ -215,8 +215,13 @@ fn add_dims(dims: &[Dim]) -> Option<Dim> {
     unit.times(Dim::lit(num)).ok()?.div_lit(den).ok()
 }
 
-pub fn too_complex(_: DimError) -> Diag {
-    Diag::DimTooComplex
+/// The diagnostic for a size that cannot be computed.
+pub fn dim_error(err: DimError) -> Diag {
+    match err {
+        DimError::TooManyFactors => Diag::DimTooComplex,
+        DimError::DivideByZero => Diag::DivideByZero,
+        DimError::Overflow => Diag::SizeOverflow,
+    }
 }
 
 #[cfg(test)]

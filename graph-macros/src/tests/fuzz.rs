@@ -378,32 +378,31 @@ pub fn case_input(corpus: &[TokenStream], seed: u64) -> TokenStream {
     }
 }
 
-/// Runs `expand` on `input` on a thread with [`STACK`] bytes of stack; the panic message if it
-/// panicked.
-pub fn run_bounded(name: String, input: TokenStream) -> Result<(TokenStream, Duration), String> {
-    // `proc_macro2` tokens are not `Send`: the input crosses as text, as rustc would hand it over.
-    let text = input.to_string();
+/// Runs `expand` on the tokens `input` builds, on a thread with [`STACK`] bytes of stack: the
+/// expansion as text and how long it took, or the panic message.
+///
+/// `proc_macro2` tokens are not `Send`, so they are built on that thread.
+pub fn run_bounded(
+    name: String,
+    input: impl FnOnce() -> TokenStream + Send + 'static,
+) -> Result<(String, Duration), String> {
     let handle = std::thread::Builder::new()
         .name(name)
         .stack_size(STACK)
         .spawn(move || {
-            let tokens = TokenStream::from_str(&text).expect("printed tokens parse back");
+            let tokens = input();
             let start = Instant::now();
             let out = expand(tokens);
-            (out.to_string(), start.elapsed())
+            let time = start.elapsed();
+            (out.to_string(), time)
         })
         .expect("spawn a fuzz thread");
-    match handle.join() {
-        Ok((out, time)) => Ok((
-            TokenStream::from_str(&out).expect("expanded tokens parse back"),
-            time,
-        )),
-        Err(e) => Err(e
-            .downcast_ref::<String>()
+    handle.join().map_err(|e| {
+        e.downcast_ref::<String>()
             .cloned()
             .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic with no message".into())),
-    }
+            .unwrap_or_else(|| "a panic with no message".into())
+    })
 }
 
 #[test]
@@ -418,7 +417,9 @@ fn fuzz_expand_never_panics() {
         // With one case, the seed is the case's own: how a failure is replayed.
         let s = if cases == 1 { seed } else { case_seed(seed, i) };
         let input = case_input(&corpus, s);
-        match run_bounded(format!("fuzz case {s:#x}"), input.clone()) {
+        let text = input.to_string();
+        let lex = move || TokenStream::from_str(&text).expect("printed tokens lex again");
+        match run_bounded(format!("fuzz case {s:#x}"), lex) {
             Ok((_, time)) => {
                 if time > slowest.0 {
                     slowest = (time, s);

@@ -1,6 +1,7 @@
 //! Tests of the whole expansion: fuzzing, and inputs at the documented limits.
 
 mod fuzz;
+mod scale;
 
 use std::str::FromStr;
 
@@ -34,4 +35,150 @@ fn raw_identifiers_name_functions_parameters_and_lets() {
         out.contains("MATCH_K0_CPU"),
         "kernel statics are named after the unraw name"
     );
+}
+
+/// Asserts that `src` is rejected with a message containing `message`.
+#[track_caller]
+fn assert_rejected(src: &str, message: &str) {
+    let out = expanded(src);
+    assert!(
+        out.contains("compile_error") && out.contains(message),
+        "expected an error containing {message:?}:\n{}",
+        &out[..out.len().min(3000)]
+    );
+}
+
+/// `n` tensor parameters `_p{i}` of rank `rank`, each with its own symbols `S{i}_{j}`.
+fn many_params(n: usize, rank: usize) -> String {
+    (0..n)
+        .map(|i| {
+            let dims: Vec<String> = (0..rank).map(|j| format!("S{i}_{j}")).collect();
+            format!("_p{i}: Tensor[{}]", dims.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[test]
+fn ranks_are_range_checked() {
+    let eight = "A, B, C, D, E, F, G, H";
+    assert_expands(&format!(
+        "fn f(x: Tensor[{eight}]) -> Tensor[{eight}] {{ x - max(x, -1) + min(x, 0) }}"
+    ));
+    let out = assert_expands(&format!(
+        "fn f(x: Tensor[{eight}]) -> Tensor[{eight}] {{ x - max(x, -1) }}"
+    ));
+    assert!(
+        out.contains("ReduceOp :: Max , 7u8"),
+        "axis -1 of rank 8 is axis 7"
+    );
+    let nine = "A, B, C, D, E, F, G, H, I";
+    assert_rejected(
+        &format!("fn f(x: Tensor[{nine}]) -> Tensor[A] {{ sum(x, 0) }}"),
+        "rank 9, above the limit of 8",
+    );
+    assert_rejected(
+        &format!("fn f(x: Tensor[A]) -> Tensor[{nine}] {{ x }}"),
+        "rank 9, above the limit of 8",
+    );
+    let ones = ["1"; 9].join(", ");
+    assert_rejected(
+        &format!("fn f(x: Tensor[A]) -> Tensor[A] {{ reshape(x, [{ones}, A]) }}"),
+        "rank 10",
+    );
+    let dims = (0..300).map(|i| format!("S{i}")).collect::<Vec<_>>().join(", ");
+    assert_rejected(
+        &format!("fn f(x: Tensor[{dims}]) -> Tensor[S0] {{ max(x, -1) }}"),
+        "rank 300",
+    );
+}
+
+#[test]
+fn parameters_and_symbols_are_bounded() {
+    let ok = format!("fn f(x: Tensor[N], {}) -> Tensor[N] {{ x }}", many_params(127, 8));
+    assert_expands(&ok);
+    let over = format!("fn f(x: Tensor[N], {}) -> Tensor[N] {{ x }}", many_params(128, 8));
+    assert_rejected(
+        &over,
+        "shape symbol `S127_7` is one more than the limit of 1024 symbols",
+    );
+    // Past `u16`: an error, not a wrapped id.
+    let huge = format!(
+        "fn f(x: Tensor[N], {}) -> Tensor[N] {{ x }}",
+        many_params(8193, 8)
+    );
+    assert_rejected(&huge, "limit of 1024 symbols");
+    let params = format!(
+        "fn f(x: Tensor[N], {}) -> Tensor[N] {{ x }}",
+        many_params(1024, 0)
+    );
+    assert_rejected(&params, "declares 1025 parameters, above the limit of 1024");
+    assert_expands(&format!(
+        "fn f(x: Tensor[N], {}) -> Tensor[N] {{ x }}",
+        many_params(1023, 0)
+    ));
+}
+
+#[test]
+fn cat_parts_are_bounded() {
+    let parts = |n: usize| vec!["x"; n].join(", ");
+    assert_expands(&format!(
+        "fn f(x: Tensor[N, 2]) -> Tensor[N, 128] {{ cat([{}], -1) }}",
+        parts(64)
+    ));
+    assert_rejected(
+        &format!(
+            "fn f(x: Tensor[N, 2]) -> Tensor[N, 130] {{ cat([{}], -1) }}",
+            parts(65)
+        ),
+        "joins 65 parts, above the limit of 64",
+    );
+}
+
+#[test]
+fn size_expressions_say_what_is_wrong() {
+    assert_rejected(
+        "fn f(x: Tensor[D], y: Tensor[D / 0]) -> Tensor[D] { x + y }",
+        "divides by zero",
+    );
+    assert_rejected("fn f(x: Tensor[D]) -> Tensor[D / 0] { x }", "divides by zero");
+    assert_rejected(
+        "fn f(x: Tensor[D]) -> Tensor[D] { narrow(x, 0, 0, D / 0) }",
+        "divides by zero",
+    );
+    assert_rejected(
+        "fn f(x: Tensor[18446744073709551616]) -> Tensor[1] { sum(x, 0) }",
+        "does not fit in 64 bits",
+    );
+    assert_rejected(
+        "fn f(x: Tensor[18446744073709551615 * 2]) -> Tensor[1] { sum(x, 0) }",
+        "does not fit in 64 bits",
+    );
+    assert_rejected(
+        "fn f(x: Tensor[B, S]) -> Tensor[B * S * B * S * B] { reshape(x, [B * S * B * S * B]) }",
+        "at most 4 symbols",
+    );
+    // Valid edge cases compile.
+    assert_expands("fn f(x: Tensor[D], y: Tensor[D / 1]) -> Tensor[D] { x + y }");
+    assert_expands("fn f(x: Tensor[D, 0 * D]) -> Tensor[D, 0] { x * 2.0 }");
+    assert_expands("fn f(x: Tensor[D, D * 0]) -> Tensor[D, 0] { x }");
+    assert_expands("fn f(x: Tensor[18446744073709551615]) -> Tensor[18446744073709551615] { x }");
+}
+
+#[test]
+fn attributes_in_a_body_are_rejected() {
+    assert_rejected(
+        "fn f(x: Tensor[N]) -> Tensor[N] { #[cfg(any())] let y = x * 2.0; x }",
+        "no effect inside a graph body",
+    );
+    assert_rejected(
+        "fn f(x: Tensor[N]) -> Tensor[N] { #[allow(unused)] x }",
+        "no effect inside a graph body",
+    );
+    assert_rejected(
+        "fn f(x: Tensor[N]) -> Tensor[N] { let y = (#[cfg(any())] x); y }",
+        "no effect",
+    );
+    // On the function itself, attributes pass through.
+    assert_expands("#[allow(dead_code)] fn f(x: Tensor[N]) -> Tensor[N] { x }");
 }
