@@ -104,15 +104,15 @@ impl Checker<'_> {
             let (kind, op, ty) = match &p.ty {
                 ParamType::Tensor(t) => {
                     let mut shape = self.tensor_type(t);
-                    if shape.len() > MAX_RANK {
-                        // Reported: the parameter keeps a valid shape, and its uses stay silent.
-                        shape.truncate(MAX_RANK);
-                        self.poisoned.insert(name.clone());
-                    }
                     for d in &shape {
                         if let Some(s) = d.as_sym() {
                             plain[s as usize] = true;
                         }
+                    }
+                    if shape.len() > MAX_RANK {
+                        // Reported: the parameter keeps a valid shape, and its uses stay silent.
+                        shape.truncate(MAX_RANK);
+                        self.poisoned.insert(name.clone());
                     }
                     (
                         ParamKind::Tensor(shape.clone()),

@@ -77,6 +77,12 @@ fn ranks_are_range_checked() {
         &format!("fn f(x: Tensor[{nine}]) -> Tensor[A] {{ sum(x, 0) }}"),
         "rank 9, above the limit of 8",
     );
+    let src = format!("fn f(x: Tensor[{nine}]) -> Tensor[A] {{ sum(x, 0) }}");
+    assert_eq!(
+        expanded(&src).matches("compile_error").count(),
+        1,
+        "one mistake, one error"
+    );
     assert_rejected(
         &format!("fn f(x: Tensor[A]) -> Tensor[{nine}] {{ x }}"),
         "rank 9, above the limit of 8",
