@@ -145,7 +145,7 @@ const WORDS: &[&str] = &[
     "let", "fn", "pub", "mut", "ref", "if", "else", "match", "for", "while", "loop", "as", "self", "Self",
     "crate", "super", "return", "async", "move", "dyn", "impl", "where", "Tensor", "f32", "f64", "f16",
     "bf16", "u8", "N", "D", "B", "S", "H", "K", "T", "x", "y", "_x", "__out0", "GRAPH", "e0_0", "r0", "n0",
-    "c", "FMA", "stash",
+    "c", "FMA", "stash", "NAN", "INFINITY", "nan", "inf",
 ];
 
 const RAW: &[&str] = &[
