@@ -145,6 +145,29 @@ pub enum Diag {
     },
     UnsupportedStmt,
     MutBinding,
+    // Limits (`limits.rs`).
+    TooDeep {
+        limit: usize,
+    },
+    RankTooLarge {
+        rank: usize,
+        limit: usize,
+    },
+    TooManyParams {
+        count: usize,
+        limit: usize,
+    },
+    TooManySymbols {
+        name: String,
+        limit: usize,
+    },
+    TooManyCatParts {
+        parts: usize,
+        limit: usize,
+    },
+    DivideByZero,
+    SizeOverflow,
+    AttributeInBody,
     TrailingSemicolon,
     MissingTail,
 }
@@ -380,8 +403,7 @@ impl fmt::Display for Diag {
             ),
             DimTooComplex => write!(
                 f,
-                "this size is too complex: a size multiplies at most 4 symbols, with coefficients that \
-                 fit in u64; use fewer factors"
+                "this size is too complex: a size multiplies at most 4 symbols; use fewer factors"
             ),
             UnsupportedExpr { what, instead } => {
                 write!(f, "{what} is not supported in a graph; {instead}")
@@ -389,6 +411,41 @@ impl fmt::Display for Diag {
             UnsupportedStmt => write!(
                 f,
                 "only `let name = expr;` statements and a final expression are supported in a graph"
+            ),
+            TooDeep { limit } => write!(
+                f,
+                "this expression nests more than {limit} levels deep (brackets, and operators or \
+                 method calls in a row, each add one); split it into several `let` statements"
+            ),
+            RankTooLarge { rank, limit } => write!(
+                f,
+                "this tensor has rank {rank}, above the limit of {limit} dims; merge dims into one \
+                 (`B * S` in a reshape) to lower the rank"
+            ),
+            TooManyParams { count, limit } => write!(
+                f,
+                "this function declares {count} parameters, above the limit of {limit}; pass \
+                 related tensors stacked in one parameter"
+            ),
+            TooManySymbols { name, limit } => write!(
+                f,
+                "shape symbol `{name}` is one more than the limit of {limit} symbols in one \
+                 function; reuse a symbol where two dims are always equal, or write a literal size"
+            ),
+            TooManyCatParts { parts, limit } => write!(
+                f,
+                "this `cat` joins {parts} parts, above the limit of {limit}; concatenate groups of \
+                 parts first and then the groups"
+            ),
+            DivideByZero => write!(f, "this size divides by zero; divide by a positive integer"),
+            SizeOverflow => write!(
+                f,
+                "this size does not fit in 64 bits; write a smaller literal or fewer factors"
+            ),
+            AttributeInBody => write!(
+                f,
+                "attributes such as `#[cfg(..)]` have no effect inside a graph body; remove it (to \
+                 leave code out, put the attribute on the whole function)"
             ),
             MutBinding => write!(
                 f,
@@ -457,13 +514,16 @@ impl Drop for Errors {
 }
 
 /// The known name nearest to `name` by edit distance, if it is close enough to be a likely typo.
+///
+/// Ties go to the shorter name, then to the first in alphabetical order, so the suggestion does
+/// not depend on the order of `known` (a `HashMap`'s keys, say) and is the same in every build.
 pub fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let limit = (name.len() / 3).max(1);
     known
         .into_iter()
         .map(|k| (edit_distance(name, k), k))
         .filter(|&(d, _)| d <= limit)
-        .min_by_key(|&(d, k)| (d, k.len()))
+        .min_by_key(|&(d, k)| (d, k.len(), k))
         .map(|(_, k)| k.to_string())
 }
 
@@ -491,5 +551,14 @@ mod tests {
         assert_eq!(nearest("sofmax", known), Some("softmax".into()));
         assert_eq!(nearest("sqrtt", known), Some("sqrt".into()));
         assert_eq!(nearest("banana", known), None);
+    }
+
+    #[test]
+    fn nearest_breaks_ties_alphabetically() {
+        // `xb` is one edit from both, and both are two letters long.
+        let mut known = ["xa", "xc", "xbbb"];
+        assert_eq!(nearest("xb", known.iter().copied()), Some("xa".into()));
+        known.reverse();
+        assert_eq!(nearest("xb", known.iter().copied()), Some("xa".into()));
     }
 }

@@ -2,16 +2,21 @@
 //! No phase calls another.
 
 use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
 
 use crate::check::check_function;
 use crate::diag::Errors;
 use crate::emit;
 use crate::kernel::schedule;
+use crate::limits;
 use crate::passes::optimise;
 use crate::plan::{plan, Step};
 use crate::syntax::Module;
 
 pub fn expand(input: TokenStream) -> TokenStream {
+    if let Err(e) = limits::check_nesting(&input) {
+        return e.to_compile_error();
+    }
     let module: Module = match syn::parse2(input) {
         Ok(m) => m,
         Err(e) => return e.to_compile_error(),
@@ -30,7 +35,8 @@ pub fn expand(input: TokenStream) -> TokenStream {
     let mut out = TokenStream::new();
     for (f, graph) in module.functions.iter().zip(graphs) {
         let graph = optimise(graph);
-        let name = f.name.to_string();
+        // Kernel and static names derive from it: `r#match` names the kernels `match_k0`, ...
+        let name = f.name.unraw().to_string();
         let steps: Vec<emit::plan::Step> = plan(&graph)
             .into_iter()
             .enumerate()

@@ -64,8 +64,9 @@ impl Graph {
             node.args.iter().all(|a| a.index() < self.nodes.len()),
             "args come first"
         );
+        let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes: each needs input tokens");
         self.nodes.push(node);
-        NodeId(self.nodes.len() as u32 - 1)
+        NodeId(id)
     }
 
     pub fn node(&self, id: NodeId) -> &Node {
@@ -73,7 +74,7 @@ impl Graph {
     }
 
     pub fn ids(&self) -> impl DoubleEndedIterator<Item = NodeId> {
-        (0..self.nodes.len() as u32).map(NodeId)
+        (0..self.nodes.len()).map(|i| NodeId(i as u32))
     }
 
     /// The float value of a literal node.

@@ -7,7 +7,7 @@
 //! stage writes the outputs. Column values are recomputed from the inputs in every loop that needs
 //! them rather than stored: a row stays in cache, and no scratch memory is needed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use graph_ir::{Access, Dim, KernelKind, Op, OpClass};
 
@@ -25,7 +25,8 @@ pub struct KernelIr {
     /// Run-time sizes: row lengths, narrow starts and cat splits, deduplicated.
     pub sizes: Vec<Dim>,
     /// Nodes computed once per row (reductions and the scalar work after them).
-    pub row_scalars: Vec<NodeId>,
+    /// A set: the emitters look a node up here for every value they bind.
+    pub row_scalars: BTreeSet<NodeId>,
     pub stmts: Vec<Stmt>,
 }
 
@@ -56,6 +57,11 @@ impl KernelIr {
             .iter()
             .position(|s| s == d)
             .expect("every size a kernel uses is collected")
+    }
+
+    /// Whether `id` is a per-row scalar this kernel computes (a local of the row, not a load).
+    pub fn is_row_local(&self, id: NodeId) -> bool {
+        self.row_scalars.contains(&id)
     }
 
     pub fn input_index(&self, id: NodeId) -> Option<usize> {
@@ -198,7 +204,7 @@ pub fn schedule(graph: &Graph, plan: &KernelPlan, name: String) -> KernelIr {
         inputs,
         outputs: plan.outputs.clone(),
         sizes,
-        row_scalars,
+        row_scalars: row_scalars.into_iter().collect(),
         stmts,
     }
 }

@@ -7,6 +7,7 @@ mod emit;
 mod expand;
 mod ir;
 mod kernel;
+mod limits;
 mod parse;
 mod passes;
 mod plan;
@@ -17,3 +18,6 @@ mod syntax;
 pub fn lazy_graph(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     expand::expand(input.into()).into()
 }
+
+#[cfg(test)]
+mod tests;

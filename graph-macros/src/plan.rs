@@ -13,7 +13,7 @@
 //!   kernel instead of being written out.
 //! - a kernel with a reduction or a row-local layout op is a row kernel, otherwise pointwise.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use graph_ir::{Dim, KernelKind, Op, OpClass};
 
@@ -71,6 +71,7 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
     // group[i]: the fused group of node i (indices into `groups`), or None.
     let mut group: Vec<Option<usize>> = vec![None; n];
     let mut groups: Vec<Vec<NodeId>> = Vec::new();
+    let users = users(graph);
     for id in graph.ids() {
         if !fusable(graph, id) {
             continue;
@@ -83,7 +84,7 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
                 continue;
             }
             let target = mine.unwrap_or(g);
-            if creates_cycle(graph, &groups, id, target, g) {
+            if creates_cycle(graph, (&group, &groups, &users), id, target, g) {
                 continue;
             }
             match mine {
@@ -99,7 +100,52 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
         group[id.index()] = Some(g);
     }
     absorb_broadcast_groups(graph, &mut group, &mut groups);
+    split_deep_groups(graph, &mut group, &mut groups);
     order_steps(graph, &group, &groups)
+}
+
+/// The most reductions one kernel chains (a row kernel's stages). A kernel recomputes its column
+/// values in each stage's loop, so its code grows with the square of its stages; longer chains
+/// are cut into several kernels.
+pub const MAX_STAGES: usize = 8;
+
+/// Cuts each group whose nodes are more than [`MAX_STAGES`] reductions deep into bands of that
+/// many. A node's depth (reductions on its longest path from the inputs, through any steps) never
+/// decreases along an edge, so no band reads a later one, directly or through other steps: the
+/// steps stay acyclic.
+fn split_deep_groups(graph: &Graph, group: &mut [Option<usize>], groups: &mut Vec<Vec<NodeId>>) {
+    let mut depth = vec![0usize; graph.nodes.len()];
+    for id in graph.ids() {
+        let node = graph.node(id);
+        let deepest = node.args.iter().map(|a| depth[a.index()]).max().unwrap_or(0);
+        depth[id.index()] = deepest + usize::from(node.op.class() == OpClass::Reduce);
+    }
+    for g in 0..groups.len() {
+        let Some(low) = groups[g].iter().map(|id| depth[id.index()]).min() else {
+            continue;
+        };
+        // Band 0 is depths low..=low + MAX_STAGES - 1 (a first reduction at `low` included).
+        let band = |id: &NodeId| (depth[id.index()] - low) / MAX_STAGES;
+        if groups[g].iter().all(|id| band(id) == 0) {
+            continue;
+        }
+        let mut bands: BTreeMap<usize, Vec<NodeId>> = BTreeMap::new();
+        for id in std::mem::take(&mut groups[g]) {
+            bands.entry(band(&id)).or_default().push(id);
+        }
+        for (b, nodes) in bands {
+            let into = if b == 0 {
+                g
+            } else {
+                groups.push(Vec::new());
+                groups.len() - 1
+            };
+            for id in &nodes {
+                group[id.index()] = Some(into);
+            }
+            groups[into] = nodes;
+        }
+    }
 }
 
 /// Moves every node of group `from` into group `into`.
@@ -112,30 +158,75 @@ fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, f
     groups[into].sort();
 }
 
+/// Each node's group, each group's nodes, and each node's users.
+type Grouping<'a> = (&'a [Option<usize>], &'a [Vec<NodeId>], &'a [Vec<NodeId>]);
+
 /// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
-/// through another step: some argument of the merged set, outside it, reaches back into it.
-fn creates_cycle(graph: &Graph, groups: &[Vec<NodeId>], id: NodeId, target: usize, g: usize) -> bool {
-    let members: BTreeSet<NodeId> = groups[target]
-        .iter()
-        .chain(&groups[g])
-        .copied()
-        .chain([id])
-        .collect();
-    // Walk back from the members' outside arguments; reaching a member closes a cycle.
-    let mut stack: Vec<NodeId> = Vec::new();
-    for m in &members {
-        stack.extend(graph.node(*m).args.iter().filter(|a| !members.contains(a)));
+/// through another step: a path through nodes outside the merged set joins two of its members.
+///
+/// Each group is already a step with no such path of its own, so a new one joins two different
+/// parts (`groups[target]`, `groups[g]`, `id`), and one of its ends is in a part other than the
+/// largest: walking back through arguments from the smaller parts, and forward through users into
+/// them, finds it. Nodes on such a path lie between its ends in topological order, below the
+/// largest member. This keeps planning near linear when one group grows along a long chain.
+fn creates_cycle(
+    graph: &Graph,
+    (group, groups, users): Grouping,
+    id: NodeId,
+    target: usize,
+    g: usize,
+) -> bool {
+    let member = |x: NodeId| x == id || group[x.index()].is_some_and(|h| h == target || h == g);
+    let mut parts: Vec<&[NodeId]> = vec![&groups[target], std::slice::from_ref(&id)];
+    if g != target {
+        parts.push(&groups[g]);
     }
-    let mut seen = vec![false; graph.nodes.len()];
+    // Groups hold their nodes in order, so a part's last node is its largest.
+    let limit = parts
+        .iter()
+        .filter_map(|p| p.last())
+        .max()
+        .map_or(0, |m| m.index());
+    parts.sort_by_key(|p| p.len());
+    parts.pop();
+    let small = || parts.iter().flat_map(|p| p.iter().copied());
+    // The walks are short next to the graph: a set, not a flag per node.
+    let mut seen = BTreeSet::new();
+    // Back through arguments from the smaller parts: reaching a member closes a path.
+    let mut stack: Vec<NodeId> = small()
+        .flat_map(|m| graph.node(m).args.iter().copied())
+        .filter(|a| !member(*a))
+        .collect();
     while let Some(x) = stack.pop() {
-        if std::mem::replace(&mut seen[x.index()], true) {
+        if !seen.insert(x) {
             continue;
         }
-        for a in &graph.node(x).args {
-            if members.contains(a) {
+        for &a in &graph.node(x).args {
+            if member(a) {
                 return true;
             }
-            stack.push(*a);
+            stack.push(a);
+        }
+    }
+    // Forward through users from the smaller parts, below the largest member.
+    seen.clear();
+    let below = |u: &NodeId| u.index() < limit;
+    let mut stack: Vec<NodeId> = small()
+        .flat_map(|m| users[m.index()].iter().copied())
+        .filter(|u| below(u) && !member(*u))
+        .collect();
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        for &u in &users[x.index()] {
+            // A member ends the path, the largest one included.
+            if member(u) {
+                return true;
+            }
+            if below(&u) {
+                stack.push(u);
+            }
         }
     }
     false
@@ -169,7 +260,10 @@ fn absorb_broadcast_groups(graph: &Graph, group: &mut [Option<usize>], groups: &
             let p = prefix(graph, groups[g][0]);
             let q = prefix(graph, groups[h][0]);
             let same_prefix = groups[g].iter().all(|id| prefix(graph, *id) == p);
-            if !same_prefix || !broadcasts_into(&p, &q) || creates_cycle(graph, groups, groups[g][0], h, g) {
+            if !same_prefix
+                || !broadcasts_into(&p, &q)
+                || creates_cycle(graph, (group, groups, &users), groups[g][0], h, g)
+            {
                 continue;
             }
             merge(group, groups, h, g);
@@ -380,6 +474,18 @@ mod tests {
         let steps = planned("fn colmean(x: Tensor[N, D]) -> Tensor[1, D] { exp(mean(x, 0)) }");
         assert!(matches!(steps[0], Step::Library(_)), "{steps:#?}");
         assert_eq!(kernels(&steps).len(), 1, "the exp after it is a kernel");
+    }
+
+    #[test]
+    fn a_library_step_between_a_node_and_its_argument_splits_them() {
+        // `x * w` feeds the column max (a library step) and the subtraction after it: the
+        // subtraction cannot join `x * w`'s kernel, which the max must wait for. Found by the
+        // fuzzer, when the cycle check missed a path ending at the newest member.
+        let steps =
+            planned("fn f(x: Tensor[N, D], w: Tensor[D]) -> Tensor[N, D] { softmax(x * w, -2) + 0.25 }");
+        let ks = kernels(&steps);
+        assert!(ks.iter().all(|k| k.nodes.len() < 4), "{steps:#?}");
+        assert!(ks.len() >= 2, "{steps:#?}");
     }
 
     #[test]

@@ -1,30 +1,42 @@
 //! Size expressions in types and size arguments: `64`, `D`, `B * S`, `D / 2`, `2 * H`.
 
-use graph_ir::Dim;
-use syn::{BinOp, Expr, Lit};
+use std::collections::BTreeSet;
 
-use super::shape::too_complex;
+use graph_ir::Dim;
+use proc_macro2::Span;
+use syn::{BinOp, Expr, Ident, Lit};
+
+use super::shape::dim_error;
 use crate::diag::{nearest, Diag};
+use crate::limits::MAX_SYMBOLS;
 
 /// Shape symbols of one function, in order of first appearance in the signature.
 #[derive(Default)]
 pub struct Symbols {
     pub names: Vec<String>,
+    /// The first symbol past [`MAX_SYMBOLS`], where the signature names it; it and every later
+    /// new symbol are left out (their dims read as `1`, the function having an error).
+    pub overflow: Option<(Span, String)>,
+    dropped: BTreeSet<String>,
 }
 
 impl Symbols {
     pub fn get(&self, name: &str) -> Option<u16> {
-        self.names.iter().position(|n| n == name).map(|i| i as u16)
+        let i = self.names.iter().position(|n| n == name)?;
+        Some(u16::try_from(i).expect("at most MAX_SYMBOLS symbols, below u16::MAX"))
     }
 
-    fn intern(&mut self, name: &str) -> u16 {
-        match self.get(name) {
-            Some(id) => id,
-            None => {
-                self.names.push(name.to_string());
-                self.names.len() as u16 - 1
-            }
+    fn intern(&mut self, id: &Ident) {
+        let name = id.to_string();
+        if self.get(&name).is_some() || self.dropped.contains(&name) {
+            return;
         }
+        if self.names.len() == MAX_SYMBOLS {
+            self.overflow.get_or_insert_with(|| (id.span(), name.clone()));
+            self.dropped.insert(name);
+            return;
+        }
+        self.names.push(name);
     }
 
     /// Adds every symbol a parameter's dim mentions.
@@ -32,7 +44,7 @@ impl Symbols {
         match e {
             Expr::Path(p) => {
                 if let Some(id) = p.path.get_ident() {
-                    self.intern(&id.to_string());
+                    self.intern(id);
                 }
             }
             Expr::Binary(b) => {
@@ -49,10 +61,11 @@ impl Symbols {
     pub fn dim<'e>(&self, e: &'e Expr) -> Result<Dim, (&'e Expr, Diag)> {
         match e {
             Expr::Lit(l) => match &l.lit {
+                // The digits of an integer literal are digits: it can only be too large.
                 Lit::Int(i) => i
                     .base10_parse::<u64>()
                     .map(Dim::lit)
-                    .map_err(|_| (e, Diag::ExpectedSize)),
+                    .map_err(|_| (e, Diag::SizeOverflow)),
                 _ => Err((e, Diag::ExpectedSize)),
             },
             Expr::Path(p) => {
@@ -60,6 +73,9 @@ impl Symbols {
                     return Err((e, Diag::ExpectedSize));
                 };
                 let name = id.to_string();
+                if self.dropped.contains(&name) {
+                    return Ok(Dim::lit(1));
+                }
                 match self.get(&name) {
                     Some(s) => Ok(Dim::sym(s)),
                     None => {
@@ -75,11 +91,10 @@ impl Symbols {
             Expr::Binary(b) => {
                 let left = self.dim(&b.left)?;
                 match b.op {
-                    BinOp::Mul(_) => left
-                        .times(self.dim(&b.right)?)
-                        .map_err(|err| (e, too_complex(err))),
+                    BinOp::Mul(_) => left.times(self.dim(&b.right)?).map_err(|err| (e, dim_error(err))),
                     BinOp::Div(_) => match self.dim(&b.right)?.as_lit() {
-                        Some(d) => left.div_lit(d).map_err(|err| (e, too_complex(err))),
+                        Some(0) => Err((&*b.right, Diag::DivideByZero)),
+                        Some(d) => left.div_lit(d).map_err(|err| (e, dim_error(err))),
                         None => Err((&*b.right, Diag::ExpectedSize)),
                     },
                     _ => Err((e, Diag::ExpectedSize)),

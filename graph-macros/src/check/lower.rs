@@ -10,6 +10,7 @@ use super::shape::Shapes;
 use super::{strip, Checker, Val};
 use crate::diag::Diag;
 use crate::ir::{NodeId, Ty};
+use crate::limits::{MAX_CAT_PARTS, MAX_RANK};
 
 /// A checked argument, by kind.
 enum Arg {
@@ -278,6 +279,14 @@ impl Checker<'_> {
             },
             ArgKind::Size => self.size(e).map(Arg::Size),
             ArgKind::Shape => match strip(e) {
+                Expr::Array(a) if a.elems.len() > MAX_RANK => {
+                    let diag = Diag::RankTooLarge {
+                        rank: a.elems.len(),
+                        limit: MAX_RANK,
+                    };
+                    self.errors.at(&a.elems[MAX_RANK], diag);
+                    None
+                }
                 Expr::Array(a) => {
                     let dims: Vec<Option<Dim>> = a.elems.iter().map(|d| self.size(d)).collect();
                     dims.into_iter().collect::<Option<Vec<_>>>().map(Arg::Shape)
@@ -288,6 +297,15 @@ impl Checker<'_> {
                 }
             },
             ArgKind::Tensors => match strip(e) {
+                Expr::Array(a) if a.elems.len() > MAX_CAT_PARTS => {
+                    let diag = Diag::TooManyCatParts {
+                        parts: a.elems.len(),
+                        limit: MAX_CAT_PARTS,
+                    };
+                    self.errors.at(&a.elems[MAX_CAT_PARTS], diag);
+                    self.mark_used(e);
+                    None
+                }
                 Expr::Array(a) => {
                     let parts: Vec<Option<Arg>> = a
                         .elems
@@ -376,7 +394,7 @@ impl Checker<'_> {
     fn axis_of(&mut self, x: NodeId, axis: i64, at: &Expr) -> Option<u8> {
         let rank = self.shape_of(x).len();
         match (Shapes { names: &self.names() }).axis(axis, rank) {
-            Ok(a) => Some(a as u8),
+            Ok(a) => Some(u8::try_from(a).expect("ranks are at most MAX_RANK, so axes fit in u8")),
             Err(diag) => {
                 self.errors.at(at, diag);
                 None

@@ -13,7 +13,7 @@
 //! Errors are collected; an expression with an error yields no node, and its users stay silent
 //! instead of cascading.
 
-mod builtins;
+pub(crate) mod builtins;
 mod dims;
 mod lower;
 pub mod shape;
@@ -26,6 +26,7 @@ use syn::{Expr, Pat, Stmt};
 
 use crate::diag::{Diag, Errors};
 use crate::ir::{Graph, Node, NodeId, Param, ParamKind, Ty};
+use crate::limits::{MAX_PARAMS, MAX_RANK, MAX_SYMBOLS};
 use crate::syntax::{Function, ParamType, TensorType};
 use dims::Symbols;
 
@@ -67,9 +68,32 @@ impl Checker<'_> {
                 t.dims.iter().for_each(|d| self.symbols.collect(d));
             }
         }
+        if let Some((span, name)) = self.symbols.overflow.clone() {
+            self.errors.at_span(
+                span,
+                Diag::TooManySymbols {
+                    name,
+                    limit: MAX_SYMBOLS,
+                },
+            );
+        }
+        if let Some(p) = f.params.get(MAX_PARAMS) {
+            let diag = Diag::TooManyParams {
+                count: f.params.len(),
+                limit: MAX_PARAMS,
+            };
+            self.errors.at(&p.name, diag);
+        }
         let mut plain = vec![false; self.symbols.names.len()];
         let mut seen = BTreeMap::new();
         for (i, p) in f.params.iter().enumerate() {
+            // Past the limit (reported above), parameters are known names with no value.
+            if i >= MAX_PARAMS {
+                self.poisoned.insert(p.name.to_string());
+                self.used.push(true);
+                continue;
+            }
+            let index = u16::try_from(i).expect("MAX_PARAMS fits in u16");
             let name = p.name.to_string();
             if let Some(first) = seen.insert(name.clone(), i) {
                 self.errors
@@ -79,19 +103,24 @@ impl Checker<'_> {
             }
             let (kind, op, ty) = match &p.ty {
                 ParamType::Tensor(t) => {
-                    let shape = self.tensor_type(t);
+                    let mut shape = self.tensor_type(t);
                     for d in &shape {
                         if let Some(s) = d.as_sym() {
                             plain[s as usize] = true;
                         }
                     }
+                    if shape.len() > MAX_RANK {
+                        // Reported: the parameter keeps a valid shape, and its uses stay silent.
+                        shape.truncate(MAX_RANK);
+                        self.poisoned.insert(name.clone());
+                    }
                     (
                         ParamKind::Tensor(shape.clone()),
-                        Op::Input(i as u16),
+                        Op::Input(index),
                         Ty::Tensor(shape),
                     )
                 }
-                ParamType::Scalar(s) => (ParamKind::Scalar(s.kind), Op::Scalar(i as u16), Ty::Scalar),
+                ParamType::Scalar(s) => (ParamKind::Scalar(s.kind), Op::Scalar(index), Ty::Scalar),
             };
             self.graph.params.push(Param {
                 name: name.clone(),
@@ -100,7 +129,11 @@ impl Checker<'_> {
             let node = self.graph.push(Node { op, args: vec![], ty });
             self.param_nodes.push(node);
             self.used.push(false);
-            self.scope.insert(name, node);
+            if self.poisoned.contains(&name) {
+                self.used[i] = true;
+            } else {
+                self.scope.insert(name, node);
+            }
         }
         for (s, is_plain) in plain.iter().enumerate() {
             if !is_plain {
@@ -117,8 +150,24 @@ impl Checker<'_> {
         }
     }
 
+    /// Reports a declared rank above [`MAX_RANK`], at the first dim past it.
+    fn check_rank(&mut self, t: &TensorType) -> bool {
+        match t.dims.get(MAX_RANK) {
+            Some(d) => {
+                let diag = Diag::RankTooLarge {
+                    rank: t.dims.len(),
+                    limit: MAX_RANK,
+                };
+                self.errors.at(d, diag);
+                false
+            }
+            None => true,
+        }
+    }
+
     /// The shape a `Tensor[...]` declares; errors are reported and the dim replaced by `1`.
     fn tensor_type(&mut self, t: &TensorType) -> Vec<Dim> {
+        self.check_rank(t);
         t.dims
             .iter()
             .map(|d| {
@@ -134,6 +183,9 @@ impl Checker<'_> {
         let stmts = &f.body.stmts;
         let mut tail = None;
         for (i, stmt) in stmts.iter().enumerate() {
+            if let Some(attr) = first_attribute(stmt.to_token_stream()) {
+                self.errors.at(attr, Diag::AttributeInBody);
+            }
             match stmt {
                 Stmt::Local(local) => self.local(local),
                 Stmt::Expr(e, None) if i + 1 == stmts.len() => tail = Some(e),
@@ -271,7 +323,7 @@ impl Checker<'_> {
 
     /// A return type's shape; `None` (reported) when it names unknown symbols.
     fn tensor_type_in_return(&mut self, t: &TensorType) -> Option<Vec<Dim>> {
-        let mut ok = true;
+        let mut ok = self.check_rank(t);
         let shape = t
             .dims
             .iter()
@@ -308,6 +360,26 @@ fn mention<'e>(e: &'e Expr, name: &str) -> Option<&'e Expr> {
         Expr::Group(g) => mention(&g.expr, name),
         _ => None,
     }
+}
+
+/// The first attribute (`#` and its brackets) in a statement's tokens, at any depth. The language
+/// has no other use for `#`.
+fn first_attribute(tokens: proc_macro2::TokenStream) -> Option<proc_macro2::TokenStream> {
+    use proc_macro2::TokenTree;
+    let mut todo = vec![tokens];
+    while let Some(stream) = todo.pop() {
+        let tts: Vec<TokenTree> = stream.into_iter().collect();
+        for (i, tt) in tts.iter().enumerate() {
+            match tt {
+                TokenTree::Punct(p) if p.as_char() == '#' => {
+                    return Some(tts[i..(i + 2).min(tts.len())].iter().cloned().collect());
+                }
+                TokenTree::Group(g) => todo.push(g.stream()),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// Looks through parentheses and invisible groups.

@@ -223,8 +223,13 @@ fn add_dims(dims: &[Dim]) -> Option<Dim> {
     unit.times(Dim::lit(num)).ok()?.div_lit(den).ok()
 }
 
-pub fn too_complex(_: DimError) -> Diag {
-    Diag::DimTooComplex
+/// The diagnostic for a size that cannot be computed.
+pub fn dim_error(err: DimError) -> Diag {
+    match err {
+        DimError::TooManyFactors => Diag::DimTooComplex,
+        DimError::DivideByZero => Diag::DivideByZero,
+        DimError::Overflow => Diag::SizeOverflow,
+    }
 }
 
 /// The element count of a shape as a reduced fraction and its sorted symbol factors, with no

@@ -109,7 +109,7 @@ pub fn literal(v: f64) -> String {
 impl Body<'_> {
     /// Whether `id` is a per-row scalar the skeleton computes.
     fn is_row_local(&self, id: NodeId) -> bool {
-        self.k.row_scalars.contains(&id) && self.k.nodes.contains(&id)
+        self.k.is_row_local(id)
     }
 
     /// Whether `id` has one value for a whole row: a per-row scalar, or a scalar or per-row
@@ -124,7 +124,42 @@ impl Body<'_> {
 
     /// The value of `id` at column `col` (a chunk's first column, in chunk scopes), as a local
     /// bound by `scope`'s statements: an array where [`Scope::is_array`] says so.
+    ///
+    /// The values it depends on are bound first, deepest first, by a loop: binding one then finds
+    /// its arguments bound, so the recursion stays shallow however long a chain of `let`s is.
     pub fn value(&self, scope: &mut Scope, id: NodeId, col: &str) -> String {
+        // Each value is named by how many were bound when it was first needed, as a recursive
+        // walk would name it: `slot` keeps that count until its arguments are bound.
+        let mut todo = vec![(id, col.to_string(), None)];
+        while let Some((n, c, slot)) = todo.pop() {
+            if self.is_row_local(n) || scope.memo.contains_key(&(n, c.clone())) {
+                continue;
+            }
+            if let Some(slot) = slot {
+                self.value_here(scope, n, &c, slot);
+                continue;
+            }
+            todo.push((n, c.clone(), Some(scope.memo.len())));
+            if self.k.input_index(n).is_some() {
+                continue;
+            }
+            let node = self.graph.node(n);
+            match node.op {
+                Op::Narrow(_, start) => {
+                    let s = format!("n{}", self.k.size_index(&start));
+                    todo.push((node.args[0], format!("{c} + {s}"), None));
+                }
+                // Each part is bound in a branch of its own (see `cat`).
+                Op::Cat(_) => {}
+                _ => todo.extend(node.args.iter().rev().map(|a| (*a, c.clone(), None))),
+            }
+        }
+        let slot = scope.memo.len();
+        self.value_here(scope, id, col, slot)
+    }
+
+    /// Binds `id` at `col` in `scope` as `e{id}_{slot}`, its arguments by [`Body::value`].
+    fn value_here(&self, scope: &mut Scope, id: NodeId, col: &str, slot: usize) -> String {
         if self.is_row_local(id) {
             return row_local(id);
         }
@@ -139,7 +174,7 @@ impl Body<'_> {
         if let Some(v) = scope.memo.get(&key) {
             return v.clone();
         }
-        let name = format!("e{}_{}", id.0, scope.memo.len());
+        let name = format!("e{}_{slot}", id.0);
         if let Some(i) = self.k.input_index(id) {
             if scope.chunk {
                 scope.stmts.push(format!(

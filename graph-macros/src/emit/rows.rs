@@ -122,7 +122,7 @@ pub(crate) fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<u
             }
             continue;
         }
-        if k.row_scalars.contains(&id) && k.nodes.contains(&id) {
+        if k.is_row_local(id) {
             continue;
         }
         stack.extend(graph.node(id).args.iter().copied());

@@ -80,8 +80,10 @@ enum Rewrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Ty;
     use crate::passes::eliminate_dead;
     use crate::passes::test_util::*;
+    use graph_ir::Dim;
 
     fn simplified(build: impl FnOnce(&mut Graph, NodeId) -> NodeId) -> Graph {
         let (mut g, x) = tensor_graph();
@@ -130,13 +132,29 @@ mod tests {
 
     #[test]
     fn keeps_broadcasting_identities() {
-        // 1-shaped x times a tensor literal would lose the broadcast; scalars never broadcast a
-        // tensor down, so only same-typed operands are replaced.
+        // `broadcast(x, [M, N]) * 1.0`: the product is the broadcast, never `x` itself, whose
+        // shape `[N]` has lost the broadcast; a reshape to another shape stays too.
+        let wide = vec![Dim::sym(1), Dim::sym(0)];
         let g = simplified(|g, x| {
+            let b = g.push(node(Op::Broadcast, vec![x], Ty::Tensor(wide.clone())));
             let one = lit(g, 1.0);
-            let s = bin(g, BinaryOp::Mul, one, one);
-            bin(g, BinaryOp::Mul, x, s)
+            let times_one = bin(g, BinaryOp::Mul, b, one);
+            let r = g.push(node(
+                Op::Reshape,
+                vec![times_one],
+                Ty::Tensor(vec![Dim::sym(0), Dim::sym(1)]),
+            ));
+            bin(g, BinaryOp::Mul, one, r)
         });
-        assert!(g.nodes.len() <= 3, "{}", g.to_text());
+        let out = g.node(g.outputs[0]);
+        assert_eq!(out.op, Op::Reshape, "{}", g.to_text());
+        let b = g.node(out.args[0]);
+        assert_eq!(
+            (b.op, &b.ty),
+            (Op::Broadcast, &Ty::Tensor(wide)),
+            "{}",
+            g.to_text()
+        );
+        assert_eq!(g.node(b.args[0]).op, Op::Input(0), "{}", g.to_text());
     }
 }

@@ -13,7 +13,7 @@
 //! ([`pipelined`]).
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use graph_ir::{Access, BinaryOp, Op, UnaryOp};
 use proc_macro2::{Ident, Span, TokenStream};
@@ -243,14 +243,15 @@ fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
         .collect();
     // The column nodes a value is computed from, itself included (row scalars and inputs end
     // the walk: they are read, not computed, in a column loop).
+    let members: BTreeSet<NodeId> = k.nodes.iter().copied().collect();
     let column_nodes = |from: &[NodeId]| {
-        let mut seen: Vec<NodeId> = Vec::new();
+        let mut seen: BTreeSet<NodeId> = BTreeSet::new();
         let mut todo = from.to_vec();
         while let Some(id) = todo.pop() {
-            if seen.contains(&id) || !k.nodes.contains(&id) || k.row_scalars.contains(&id) {
+            if seen.contains(&id) || !members.contains(&id) || k.is_row_local(id) {
                 continue;
             }
-            seen.push(id);
+            seen.insert(id);
             todo.extend(graph.node(id).args.iter().copied());
         }
         seen

@@ -9,8 +9,46 @@ use crate::ir::NodeId;
 
 impl Cx<'_> {
     /// The value of `id` at column `col`, as an identifier bound in `scope`.
+    ///
+    /// The values it depends on are bound first, deepest first, by a loop: binding one then finds
+    /// its arguments bound, so the recursion stays shallow however long a chain of `let`s is.
     pub(super) fn value(&self, scope: &mut Scope, id: NodeId, col: &Col) -> TokenStream {
-        if self.k.row_scalars.contains(&id) && self.k.nodes.contains(&id) {
+        let mut todo = vec![(id, col.clone(), false)];
+        while let Some((n, c, ready)) = todo.pop() {
+            if self.bound(scope, n, &c) {
+                continue;
+            }
+            if ready {
+                self.value_here(scope, n, &c);
+                continue;
+            }
+            todo.push((n, c.clone(), true));
+            // Inputs and the stash take no arguments: `value_here` loads them.
+            if self.k.input_index(n).is_some() || (self.stash == Some(n) && c.key == "c") {
+                continue;
+            }
+            let node = self.graph.node(n);
+            match node.op {
+                Op::Narrow(_, start) => {
+                    let s = format_ident!("n{}", self.k.size_index(&start));
+                    todo.push((node.args[0], shift(&c, &s, "+"), false));
+                }
+                // Each part is bound in a branch of its own (see `cat`).
+                Op::Cat(_) => {}
+                _ => todo.extend(node.args.iter().rev().map(|a| (*a, c.clone(), false))),
+            }
+        }
+        self.value_here(scope, id, col)
+    }
+
+    /// Whether `id` at `col` needs no statement in `scope`: a per-row local, or already bound.
+    fn bound(&self, scope: &Scope, id: NodeId, col: &Col) -> bool {
+        self.k.is_row_local(id) || scope.memo.contains_key(&(id, col.key.clone()))
+    }
+
+    /// Binds `id` at `col` in `scope`, its arguments by [`Cx::value`].
+    fn value_here(&self, scope: &mut Scope, id: NodeId, col: &Col) -> TokenStream {
+        if self.k.is_row_local(id) {
             let r = local(id);
             return quote!(#r);
         }
