@@ -189,8 +189,11 @@ fn every_generated_kernel_type_checks() {
 
 /// A host program: the prelude (in a bf16 configuration) and `main`, printing what `main` prints.
 fn run_on_host(clang: &str, main: &str) -> String {
+    // One file per call: the tests run in parallel, and a program being written cannot run.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let exe = dir.join(format!("msl-host-{}", std::process::id()));
+    let exe = dir.join(format!("msl-host-{}-{call}", std::process::id()));
     let defines = "#define LG_DTYPE 3\n#define LG_VEC 1\n#define LG_WIDE 0\n#define LG_BLOCK 256\n";
     let source = format!("{defines}{PRELUDE}\nextern \"C\" int printf(const char*, ...);\n{main}");
     let exe_arg = exe.to_str().expect("a UTF-8 temporary path");
