@@ -96,6 +96,8 @@ pub struct Case {
 include!(concat!(env!("OUT_DIR"), "/random_graphs.rs"));
 
 /// The f64 reference's ops: plain Candle ops in f64 on the CPU, with the DSL's broadcasting.
+/// Which of them a batch uses depends on its functions (a shrinker's batch may use few).
+#[allow(dead_code)]
 mod r {
     use candle_core::{DType, Device, Result, Shape, Tensor};
 
@@ -556,38 +558,65 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
+/// Runs one case in every dtype, on small and wide sizes: how many runs, and the failures (the
+/// first per dtype).
+fn check_case(case: &Case, dev: &Device, inputs: u64) -> (usize, Vec<String>) {
+    let dtypes = [DType::F32, DType::F64, DType::BF16, DType::F16];
+    let mut rng = Rng::new(inputs ^ (case.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let (mut runs, mut failures) = (0, Vec::new());
+    for (k, &dtype) in dtypes.iter().enumerate() {
+        for wide in [false, true] {
+            runs += 1;
+            let asynchronous = (case.index + k).is_multiple_of(4) && wide;
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_once(case, dev, dtype, &mut rng, wide, asynchronous)
+            }))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                Err(format!("{dtype:?}: panicked: {}", what.unwrap_or_default()))
+            });
+            if let Err(why) = outcome {
+                failures.push(why);
+                break;
+            }
+        }
+    }
+    (runs, failures)
+}
+
 fn check_all(dev: &Device) {
     let inputs = env_u64("LAZY_GRAPH_RANDOM_INPUTS").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
     });
-    let dtypes = [DType::F32, DType::F64, DType::BF16, DType::F16];
-    let mut failures = Vec::new();
-    let mut runs = 0;
-    for case in CASES {
-        let mut rng = Rng::new(inputs ^ (case.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        for (k, &dtype) in dtypes.iter().enumerate() {
-            for wide in [false, true] {
-                runs += 1;
-                let asynchronous = (case.index + k) % 4 == 0 && wide;
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_once(case, dev, dtype, &mut rng, wide, asynchronous)
-                }))
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
-                    Err(format!("{dtype:?}: panicked: {}", what.unwrap_or_default()))
-                });
-                if let Err(why) = outcome {
-                    failures.push((case, why));
-                    break;
-                }
-            }
+    // Cases run on several threads: on a GPU, most of a case's time is the first-use NVRTC
+    // compile of its kernels, which runs on the host. Each case draws from its own seed, so the
+    // split does not change what is run.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let runs = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(case) = CASES.get(i) else { break };
+                let (n, failed) = check_case(case, dev, inputs);
+                runs.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                failures
+                    .lock()
+                    .unwrap()
+                    .extend(failed.into_iter().map(|why| (case, why)));
+            });
         }
-    }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort_by_key(|(case, _)| case.index);
+    let runs = runs.into_inner();
     let mut report = String::new();
     for (case, why) in &failures {
         writeln!(
