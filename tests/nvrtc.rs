@@ -25,6 +25,9 @@ mod quickstart;
 #[allow(dead_code)]
 #[path = "../examples/serve.rs"]
 mod serve;
+// The regression graphs, whose kernels once failed to compile (their tests run here too).
+#[path = "regressions.rs"]
+mod regressions;
 
 const ARCHS: [i32; 2] = [80, 90];
 

@@ -61,6 +61,14 @@ lazy_graph! {
         (x2 - x3) - x2.minimum(m)
     }
 
+    /// Per-row scalars reading one input at two columns (`n2` and `n3`): the GPU emitters once
+    /// declared both loads under one name, which NVRTC rejects (`tests/nvrtc.rs` compiles it).
+    pub fn two_columns(x2: Tensor[1]) -> Tensor[4, 2] {
+        let t3 = x2 * x2;
+        let t4 = cat([neg(relu(t3).broadcast_as([4, 2]).narrow(-1, 1, 1)), narrow(relu(t3).broadcast_as([4, 2]), -1, 0, 1)], -1);
+        sub(narrow(t3.neg().broadcast_as([4, 4]), -1, 1, 2), t4)
+    }
+
     /// A pointwise kernel over a possibly empty view.
     pub fn scale(x: Tensor[N, D]) -> Tensor[N, D] {
         x * 2.0
@@ -203,6 +211,20 @@ fn one_kernel_two_row_lengths() -> Result<()> {
     let m = x0.mean_keepdim(1)?;
     let want = (x2.broadcast_sub(&x3)? - x2.broadcast_minimum(&m)?)?;
     for got in modes(|| two_lengths(&x0, &x2, &x3)) {
+        assert_close(&got, &want, 1e-12)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn row_scalars_read_at_two_columns() -> Result<()> {
+    let x = randn(&[1]);
+    let t3 = x.sqr()?;
+    // Every column is -t3 - (-relu(t3)) or -t3 - relu(t3).
+    let r = t3.relu()?;
+    let row = Tensor::cat(&[(t3.neg()? + &r)?, (t3.neg()? - &r)?], 0)?;
+    let want = row.unsqueeze(0)?.broadcast_as((4, 2))?;
+    for got in modes(|| two_columns(&x)) {
         assert_close(&got, &want, 1e-12)?;
     }
     Ok(())

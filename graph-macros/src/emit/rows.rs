@@ -166,10 +166,13 @@ pub(crate) fn row_scalar_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '
 
 /// `const C r{n} = ...;` for each per-row scalar node.
 pub(crate) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
+    // One scope for all: the statements share one C block, so each value's name must be unique
+    // in it (a value read at two columns, `n2` and `n3`, was `e9_0` twice), and a later node may
+    // reuse what an earlier one bound.
+    let mut scope = Scope::default();
     for id in nodes {
-        let mut scope = Scope::default();
         let v = body.value_of_op(&mut scope, *id, "0");
-        w.lines(&scope.stmts);
+        w.lines(&std::mem::take(&mut scope.stmts));
         w.line(&format!("const C {} = {v};", row_local(*id)));
     }
 }

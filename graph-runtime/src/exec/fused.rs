@@ -70,8 +70,9 @@ pub fn run(
                         let args = converted(&storage, graph, n, &values, |_| storage.storage(n))?;
                         storage.node(n, &args.iter().collect::<Vec<_>>())?
                     }
+                    // Both sides in the product's dtype, as for `cat`: a side may be a cast.
                     OpClass::Matmul if !matches!(bound.device, Device::Cpu) => {
-                        let args = converted(&storage, graph, n, &values, |a| storage.storage(a))?;
+                        let args = converted(&storage, graph, n, &values, |_| storage.storage(n))?;
                         storage.node(n, &args.iter().collect::<Vec<_>>())?
                     }
                     // Other reductions keep the compute dtype: rounding a column mean to bf16

@@ -127,7 +127,8 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         // SAFETY: uninitialised device memory is only unspecified values, never read before the
         // kernel writes every element of it (the contract of `graph_ir::GpuKernel`); `n` was
         // checked against `isize::MAX` bytes in `Extents::of`.
-        let slice = unsafe { device.alloc::<T>(n) }.map_err(|e| fail(e.to_string()))?;
+        // At least one element: the driver refuses an allocation of none.
+        let slice = unsafe { device.alloc::<T>(n.max(1)) }.map_err(|e| fail(e.to_string()))?;
         outs.push(slice);
     }
 
@@ -148,25 +149,29 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     }
 
     let (grid, block) = launch_dims(&config, rows, &out_lens, state.sms);
+    // Outputs without elements need no work, and a grid of no blocks is an invalid launch.
+    let empty = out_shapes.iter().all(|s| s.contains(&0));
     let mut params = [words.as_mut_ptr() as *mut c_void];
     stream
         .context()
         .bind_to_thread()
         .map_err(|e| fail(format!("{e:?}")))?;
-    // SAFETY: the function takes one argument, `LgArgs<words>`, which `params` points at; every
-    // address in it is a live allocation of the sizes the words describe (held by `guards` and
-    // `outs` until the launch is queued, and stream-ordered after it).
-    unsafe {
-        result::launch_kernel(
-            function.cu_function(),
-            (grid, 1, 1),
-            (block, 1, 1),
-            0,
-            stream.cu_stream(),
-            &mut params,
-        )
+    if !empty && grid > 0 {
+        // SAFETY: the function takes one argument, `LgArgs<words>`, which `params` points at;
+        // every address in it is a live allocation of the sizes the words describe (held by
+        // `guards` and `outs` until the launch is queued, and stream-ordered after it).
+        unsafe {
+            result::launch_kernel(
+                function.cu_function(),
+                (grid, 1, 1),
+                (block, 1, 1),
+                0,
+                stream.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(|e| fail(format!("launch: {e:?}")))?;
     }
-    .map_err(|e| fail(format!("launch: {e:?}")))?;
     drop(writes);
     drop(reads);
     drop(guards);
