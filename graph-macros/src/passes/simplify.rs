@@ -4,7 +4,8 @@
 //! `x * 1`, `1 * x`, `x / 1`, `x - 0`, `x + -0.0` -> `x`; `x * -1` -> `-x`; `--x` -> `x`;
 //! `abs(-x)`, `abs(abs(x))` -> `abs(x)`; `pow(x, 1)` -> `x`; `pow(x, 2)` -> `sqr(x)`;
 //! a transpose of the same transpose, and a reshape, broadcast or full-length narrow to the
-//! shape `x` already has -> `x`; `cast(cast(x, t), t)` -> `cast(x, t)`.
+//! shape `x` already has -> `x`; `cast(cast(x, t), t)` -> `cast(x, t)`; a reduction over an
+//! axis of literal size 1 -> `x` (the one exception to bit-for-bit: the sum of one `-0.0`).
 //!
 //! Deliberately kept: `x + 0.0` (turns `-0.0` into `+0.0`), `x * 0` (NaN and infinities),
 //! `x - x` and `x / x` (NaN and infinities).
@@ -56,6 +57,11 @@ pub fn simplify(graph: &Graph) -> Graph {
                 _ => Rewrite::To(x),
             },
             (Op::Cast(t), &[c]) if op_of(c) == Op::Cast(t) => Rewrite::To(c),
+            // A reduction over an axis that is already the literal 1 (the types then agree) is
+            // its one element. Exact for max and min; a sum or mean of one `-0.0` keeps `-0.0`
+            // where a running sum from `0.0` gives `+0.0`. The GPU row kernels also summed such a
+            // one-column row once per thread of the row's group (found by the random graphs).
+            (Op::Reduce(..), &[x]) if same_ty(x) => Rewrite::To(x),
             _ => Rewrite::Keep,
         };
         match rewrite {
@@ -156,5 +162,29 @@ mod tests {
             g.to_text()
         );
         assert_eq!(g.node(b.args[0]).op, Op::Input(0), "{}", g.to_text());
+    }
+
+    #[test]
+    fn reductions_over_a_literal_one_are_their_element() {
+        // `max(sum(reshape(x, [N, 1]), 1), 0)`: the sum runs over the literal 1 and goes; the max
+        // runs over `N` and stays.
+        let col = vec![Dim::sym(0), Dim::lit(1)];
+        let g = simplified(|g, x| {
+            let r = g.push(node(Op::Reshape, vec![x], Ty::Tensor(col.clone())));
+            let s = g.push(node(
+                Op::Reduce(graph_ir::ReduceOp::Sum, 1),
+                vec![r],
+                Ty::Tensor(col.clone()),
+            ));
+            let top = vec![Dim::lit(1), Dim::lit(1)];
+            g.push(node(
+                Op::Reduce(graph_ir::ReduceOp::Max, 0),
+                vec![s],
+                Ty::Tensor(top),
+            ))
+        });
+        let out = g.node(g.outputs[0]);
+        assert_eq!(out.op, Op::Reduce(graph_ir::ReduceOp::Max, 0), "{}", g.to_text());
+        assert_eq!(g.node(out.args[0]).op, Op::Reshape, "{}", g.to_text());
     }
 }
