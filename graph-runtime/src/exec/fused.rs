@@ -187,7 +187,10 @@ fn converted(
 /// A computed value, converted to node `n`'s storage dtype.
 fn stored(cx: &Eager, n: usize, v: Value) -> Result<Value> {
     match v {
-        Value::Tensor(t) => t.to_dtype(cx.storage(n)).map(Value::Tensor).within(cx.graph.name),
+        Value::Tensor(t) => unview_empty(&t)
+            .and_then(|t| t.to_dtype(cx.storage(n)))
+            .map(Value::Tensor)
+            .within(cx.graph.name),
         s => Ok(s),
     }
 }
@@ -230,8 +233,13 @@ fn run_kernel(
     local.resize(graph.nodes.len(), None);
     for &n in k.inputs {
         let v = values[n as usize].clone().expect("kernel inputs come first");
+        // An empty view may start past its storage, where Candle's casts read: see `unview_empty`.
         local[n as usize] = Some(match v {
-            Value::Tensor(t) => Value::Tensor(t.to_dtype(compute.compute).within(graph.name)?),
+            Value::Tensor(t) => Value::Tensor(
+                unview_empty(&t)
+                    .and_then(|t| t.to_dtype(compute.compute))
+                    .within(graph.name)?,
+            ),
             s => s,
         });
     }
