@@ -1,4 +1,4 @@
-//! CPU benchmarks: each DESIGN.md kernel three ways, in f32 and bf16, on CPU-sized shapes.
+//! CPU benchmarks: each `benches/common` kernel three ways, in f32 and bf16, on CPU-sized shapes.
 //!
 //! - `lazy_graph`: the generated function (fused CPU kernels);
 //! - `composed`: the same math written as Candle ops, one op per step;

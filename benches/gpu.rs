@@ -1,8 +1,8 @@
-//! GPU benchmark: each DESIGN.md kernel at its DESIGN.md shape, in bf16 and f32, three ways in one
-//! process: the generated function (`lazy_graph`), the same math as composed Candle ops, and
-//! Candle's fused op where one exists. Prints µs per call, GB/s (each input read once, each output
-//! written once, over the time), that as a percentage of a device-to-device copy measured here,
-//! and the ratios.
+//! GPU benchmark: each `benches/common` kernel at GPU-sized shapes (rms_norm at 1x4096 too), in
+//! bf16 and f32, three ways in one process: the generated function (`lazy_graph`), the same math
+//! as composed Candle ops, and Candle's fused op where one exists. Prints µs per call, GB/s (each
+//! input read once, each output written once, over the time), that as a percentage of a
+//! device-to-device copy measured here, and the ratios.
 //!
 //! ```text
 //! cargo bench --features cuda --bench gpu                # on a machine with a GPU

@@ -1,4 +1,4 @@
-//! Regression tests for bugs the random-graph tests (`tests/random.rs`) and the probes
+//! Regression tests for bugs the random-graph tests (`tests/random.rs`) and hand-written probes
 //! found: each function below once failed to compile, panicked, or computed a wrong value. Each
 //! runs fused and eager and compares against plain Candle ops in f64.
 

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo fetch -q
-eval "$(../shared/tools/cuda-toolchain.sh)"
+eval "$(tools/cuda-toolchain.sh)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lazy-graph-cuda-target}
 # The random-graph test is compiled with 1,000 functions (LAZY_GRAPH_RANDOM_COUNT) for the GPU.
 msgs=$(LAZY_GRAPH_RANDOM_COUNT=${LAZY_GRAPH_RANDOM_COUNT:-1000} cargo test --release --features cuda --no-run --message-format=json \
