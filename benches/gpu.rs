@@ -145,11 +145,11 @@ fn main() -> Result<()> {
             let sets: Vec<Inputs> = (0..sets_for(bytes))
                 .map(|_| shapes.iter().map(|s| rand(&device, s, dtype)).collect())
                 .collect::<Result<_>>()?;
-            graph_runtime::reset_host_profile();
+            graph_runtime::profile::reset();
             let mut ways = vec![lazy, composed];
             ways.extend(fused);
             let times = time(&device, &sets, &ways)?;
-            if let Some(profile) = graph_runtime::host_profile() {
+            if let Some(profile) = graph_runtime::profile::report() {
                 println!("host time per phase, {kernel} {dtype:?} (all three ways):\n{profile}");
             }
             let row = Row {

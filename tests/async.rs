@@ -306,7 +306,7 @@ fn dropped_futures_release_their_work() {
         // Every job, started or skipped, is eventually dropped with its inputs and outputs.
         // Other tests share the pool, so wait for the count to reach zero, not to a fixed value.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while graph_runtime::__private::live_jobs() > 0 {
+        while graph_runtime::testing::live_jobs() > 0 {
             assert!(Instant::now() < deadline, "cancelled jobs were never dropped");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }

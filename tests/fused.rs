@@ -140,25 +140,25 @@ fn plan_text_shows_kernels() {
 /// library steps, or whose kernel reads a value another step computes, do not.
 #[test]
 fn one_kernel_graphs_list_their_kernel_sources() {
-    use graph_runtime::__private::Source;
+    use graph_runtime::ir::Source;
     let rms = common::rms_norm::GRAPH
-        .single
+        .single()
         .expect("rms_norm is one kernel on its parameters");
     for s in [Source::Tensor(0), Source::Tensor(1), Source::Scalar(0)] {
         assert!(rms.contains(&s), "{rms:?} lacks {s:?}");
     }
     assert_eq!(rms.len(), 3, "{rms:?}");
     let add = common::add_rms_norm::GRAPH
-        .single
+        .single()
         .expect("add_rms_norm is one kernel");
     assert!(add.contains(&Source::Tensor(2)), "{add:?}");
-    assert!(common::lora::GRAPH.single.is_none(), "lora has matmuls");
+    assert!(common::lora::GRAPH.single().is_none(), "lora has matmuls");
     assert!(
-        common::attention::GRAPH.single.is_none(),
+        common::attention::GRAPH.single().is_none(),
         "attention has a matmul"
     );
     assert!(
-        common::center_columns::GRAPH.single.is_none(),
+        common::center_columns::GRAPH.single().is_none(),
         "a column mean is a library step"
     );
 }
@@ -255,7 +255,7 @@ fn many_inputs_and_outputs() -> Result<()> {
 /// lanes, one row (no next row) and several.
 #[test]
 fn pipelined_rows_at_block_edges() -> Result<()> {
-    use graph_runtime::__private::cpu::{LANES, PIPELINE_BLOCK};
+    use graph_runtime::testing::{LANES, PIPELINE_BLOCK};
     let mut rng = common::rng();
     let (l, b) = (LANES, PIPELINE_BLOCK);
     let lengths = [1, l - 1, l, l + 1, b - 1, b, b + 1, b + l, 2 * b + l - 1, 3 * b];

@@ -24,8 +24,8 @@ mod serve;
 
 use candle_core::{DType, Device, Result, Tensor};
 use common::{assert_close, tolerance};
-use graph_runtime::__private::metal::{covering_configs, pipeline};
-use graph_runtime::__private::Step;
+use graph_runtime::ir::Step;
+use graph_runtime::testing::metal::{covering_configs, pipeline};
 use graph_runtime::{lazy_graph, with_mode, Mode};
 
 fn fused<T>(f: impl FnOnce() -> T) -> T {
@@ -42,7 +42,7 @@ fn every_generated_kernel_compiles_with_metal() {
     let mut failures = Vec::new();
     let mut count = 0;
     for graph in graph_runtime::graphs() {
-        for step in graph.plan {
+        for step in graph.plan() {
             if let Step::Kernel(k) = step {
                 for config in covering_configs(k) {
                     count += 1;

@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use graph_runtime::__private::metal::{covering_configs, full_source, PRELUDE};
-use graph_runtime::__private::Step;
+use graph_runtime::ir::Step;
+use graph_runtime::testing::metal::{covering_configs, full_source, PRELUDE};
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -117,7 +117,7 @@ fn every_generated_kernel_type_checks() {
     let mut units: BTreeMap<String, Vec<(&str, &str)>> = BTreeMap::new();
     let mut names = Vec::new();
     for graph in graph_runtime::graphs() {
-        for step in graph.plan {
+        for step in graph.plan() {
             if let Step::Kernel(k) = step {
                 names.push(k.name);
                 for attr in attributes(k.gpu.metal) {
@@ -384,7 +384,7 @@ fn prelude_magic_division_is_exact() {
 #[test]
 fn launch_configurations_are_valid() {
     use graph_ir::{Access, ArgLayout};
-    use graph_runtime::__private::metal::{choose, dtype_code, groups, words, Input, Shape};
+    use graph_runtime::testing::metal::{choose, dtype_code, groups, words, Input, Shape};
 
     assert_eq!(
         dtype_code(candle_core::DType::F64),
@@ -392,7 +392,7 @@ fn launch_configurations_are_valid() {
         "Metal has no f64 kernels"
     );
     for graph in graph_runtime::graphs() {
-        for step in graph.plan {
+        for step in graph.plan() {
             let Step::Kernel(k) = step else { continue };
             for dtype in [
                 candle_core::DType::F32,

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use graph_runtime::__private::cuda::{compile, covering_configs, full_source, nvrtc_version};
-use graph_runtime::__private::Step;
+use graph_runtime::ir::Step;
+use graph_runtime::testing::cuda::{compile, covering_configs, full_source, nvrtc_version};
 
 #[macro_use]
 #[allow(unused_macros)]
@@ -40,7 +40,7 @@ fn every_generated_kernel_compiles() {
     let mut jobs = Vec::new();
     let mut names = Vec::new();
     for graph in graph_runtime::graphs() {
-        for step in graph.plan {
+        for step in graph.plan() {
             if let Step::Kernel(k) = step {
                 names.push(k.name);
                 for config in covering_configs(k) {

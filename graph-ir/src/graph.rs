@@ -9,29 +9,90 @@ use crate::plan::Step;
 /// One `lazy_graph!` function after checking and optimisation.
 ///
 /// The macro emits one per function as the `static` `name::GRAPH`. Print it with
-/// [`Graph::to_text`], [`Graph::nodes_to_text`] or [`Graph::to_dot`].
+/// [`Graph::to_text`], [`Graph::nodes_to_text`] or [`Graph::to_dot`]; read its parts with the
+/// accessors below.
 #[derive(Debug)]
 pub struct Graph {
+    pub(crate) name: &'static str,
+    pub(crate) params: &'static [Param],
+    pub(crate) symbols: &'static [&'static str],
+    pub(crate) nodes: &'static [Node],
+    pub(crate) outputs: &'static [u32],
+    pub(crate) plan: &'static [Step],
+    pub(crate) checks: &'static [u32],
+    pub(crate) single: Option<&'static [Source]>,
+}
+
+impl Graph {
+    /// A graph from its parts, for generated code: the macro upholds what each accessor's doc
+    /// promises (nodes in topological order, every index in range, a plan covering every node).
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        name: &'static str,
+        params: &'static [Param],
+        symbols: &'static [&'static str],
+        nodes: &'static [Node],
+        outputs: &'static [u32],
+        plan: &'static [Step],
+        checks: &'static [u32],
+        single: Option<&'static [Source]>,
+    ) -> Graph {
+        Graph {
+            name,
+            params,
+            symbols,
+            nodes,
+            outputs,
+            plan,
+            checks,
+            single,
+        }
+    }
+
     /// The function's name.
-    pub name: &'static str,
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Parameters in signature order.
-    pub params: &'static [Param],
+    pub fn params(&self) -> &'static [Param] {
+        self.params
+    }
+
     /// Shape symbol names; `Dim` symbol ids index this table.
-    pub symbols: &'static [&'static str],
+    pub fn symbols(&self) -> &'static [&'static str] {
+        self.symbols
+    }
+
     /// Nodes in topological order: every argument comes before its user.
-    pub nodes: &'static [Node],
+    pub fn nodes(&self) -> &'static [Node] {
+        self.nodes
+    }
+
     /// The node of each returned value, in order.
-    pub outputs: &'static [u32],
+    pub fn outputs(&self) -> &'static [u32] {
+        self.outputs
+    }
+
     /// The fused execution plan: every non-leaf node in exactly one step.
-    pub plan: &'static [Step],
+    pub fn plan(&self) -> &'static [Step] {
+        self.plan
+    }
+
     /// The nodes whose sizes binding evaluates and checks at each call, in node order: see
     /// [`needs_size_check`]. The rest have sizes that cannot fail once the parameters bind.
-    pub checks: &'static [u32],
+    pub fn checks(&self) -> &'static [u32] {
+        self.checks
+    }
+
     /// For a graph whose plan is one kernel that reads parameters and constants only and writes
     /// the graph's outputs in order, in the storage dtype (most example graphs): where that
     /// kernel reads each input. A call of such a graph goes from its arguments straight to the
     /// kernel, with no table of node values. `None` for other graphs.
-    pub single: Option<&'static [Source]>,
+    pub fn single(&self) -> Option<&'static [Source]> {
+        self.single
+    }
 }
 
 /// Where a one-kernel graph's kernel reads one input: see [`Graph::single`].

@@ -94,7 +94,7 @@ impl Bound {
     /// The parameter name and dim symbol `s` was bound from.
     fn origin(&self, graph: &Graph, s: u16) -> (&'static str, usize) {
         let (p, d) = self.origins[s as usize];
-        (graph.params[p as usize].name, d as usize)
+        (graph.params()[p as usize].name, d as usize)
     }
 
     /// The error for a dim that has no size (not a whole number, or past `usize`), naming each
@@ -107,13 +107,13 @@ impl Bound {
             .into_iter()
             .map(|s| {
                 let (param, d) = self.origin(graph, s);
-                let (name, value) = (graph.symbols[s as usize], self.symbols[s as usize]);
+                let (name, value) = (graph.symbols()[s as usize], self.symbols[s as usize]);
                 format!("{name} = {value} (from `{param}` dim {d})")
             })
             .collect();
         let (func, size, symbols) = (
-            graph.name,
-            dim.display(graph.symbols).to_string(),
+            graph.name(),
+            dim.display(graph.symbols()).to_string(),
             symbols.join(", "),
         );
         match dim.try_eval(&self.symbols) {
@@ -168,13 +168,17 @@ pub fn elements(
 /// Checks `tensors` (the tensor parameters in order) against `graph`.
 #[inline]
 pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
-    let func = graph.name;
+    let func = graph.name();
     // The tensor parameters, with their index among all parameters.
     let params = || {
-        graph.params.iter().enumerate().filter_map(|(i, p)| match p.kind {
-            ParamKind::Tensor(shape) => Some((i as u16, p.name, shape)),
-            ParamKind::Scalar(_) => None,
-        })
+        graph
+            .params()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| match p.kind {
+                ParamKind::Tensor(shape) => Some((i as u16, p.name, shape)),
+                ParamKind::Scalar(_) => None,
+            })
     };
     assert_eq!(
         params().count(),
@@ -222,7 +226,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
             return Err(Error::Rank {
                 func,
                 param,
-                declared: display_shape(declared, graph.symbols),
+                declared: display_shape(declared, graph.symbols()),
                 expected: declared.len(),
                 actual: t.dims().to_vec(),
             });
@@ -231,7 +235,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
 
     // Symbols from the dims where they stand alone; `UNBOUND` until then.
     const UNBOUND: u16 = u16::MAX;
-    let n = graph.symbols.len();
+    let n = graph.symbols().len();
     // The lists are filled where they live (building them first and moving them in stalls the
     // reads that follow).
     let mut bound = Bound {
@@ -246,13 +250,13 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
         let (bound_by, bound_dim) = bound.origin(graph, s);
         Error::Symbol(Box::new(SymbolMismatch {
             func,
-            symbol: graph.symbols[s as usize],
+            symbol: graph.symbols()[s as usize],
             bound: bound.symbols[s as usize],
             bound_by,
             bound_dim,
             param,
             dim,
-            declared: display_shape(declared, graph.symbols),
+            declared: display_shape(declared, graph.symbols()),
             expected,
             actual,
         }))
@@ -290,7 +294,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
                         func,
                         param,
                         dim: i,
-                        declared: display_shape(declared, graph.symbols),
+                        declared: display_shape(declared, graph.symbols()),
                         expected,
                         actual,
                     },
@@ -309,8 +313,8 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
 fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
     // Only the nodes whose sizes can fail (the macro lists them); parameter shapes were checked
     // against the arguments above.
-    for &i in graph.checks {
-        let (i, node) = (i as usize, &graph.nodes[i as usize]);
+    for &i in graph.checks() {
+        let (i, node) = (i as usize, &graph.nodes()[i as usize]);
         let extra = match node.op {
             Op::Narrow(_, start) | Op::Size(start) => Some(start),
             _ => None,
@@ -327,11 +331,11 @@ fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
             // Arguments come first in the node order, so their sizes were evaluated already.
             let eval = |d: &Dim| d.eval(&bound.symbols).expect("checked above");
             let axis = axis as usize;
-            let size = eval(&graph.nodes[node.args[0] as usize].shape[axis]);
+            let size = eval(&graph.nodes()[node.args[0] as usize].shape[axis]);
             let (start, len) = (eval(&start), eval(&node.shape[axis]));
             if start.checked_add(len).is_none_or(|end| end > size) {
                 return Err(Error::Narrow {
-                    func: graph.name,
+                    func: graph.name(),
                     axis,
                     start,
                     len,
@@ -345,13 +349,13 @@ fn check_derived_sizes(graph: &Graph, bound: &Bound) -> Result<()> {
 
 /// Names a node for users, who never see node numbers.
 pub(crate) fn describe_node(graph: &Graph, i: usize) -> String {
-    if let Some(k) = graph.outputs.iter().position(|&o| o as usize == i) {
-        return match graph.outputs.len() {
+    if let Some(k) = graph.outputs().iter().position(|&o| o as usize == i) {
+        return match graph.outputs().len() {
             1 => "the result".to_string(),
             _ => format!("result {k}"),
         };
     }
-    match graph.nodes[i].op {
+    match graph.nodes()[i].op {
         Op::Narrow(axis, _) => format!("a narrow of axis {axis}"),
         Op::Reshape => "a reshape".to_string(),
         Op::Broadcast => "a broadcast".to_string(),

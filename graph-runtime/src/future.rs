@@ -73,7 +73,7 @@ pub fn run_async<const N: usize>(
         #[cfg(feature = "metal")]
         Device::Metal(metal) => GraphFuture::on_worker(move || {
             let outputs = sync()?;
-            metal.flush_and_wait_current().within(graph.name)?;
+            metal.flush_and_wait_current().within(graph.name())?;
             Ok(outputs)
         }),
         // Metal and CUDA without their features' kernels: the synchronous path on a worker,
@@ -82,7 +82,7 @@ pub fn run_async<const N: usize>(
         #[allow(unreachable_patterns)]
         _ => GraphFuture::on_worker(move || {
             let outputs = sync()?;
-            device.synchronize().within(graph.name)?;
+            device.synchronize().within(graph.name())?;
             Ok(outputs)
         }),
     }
@@ -153,7 +153,7 @@ impl<const N: usize> GraphFuture<N> {
                     match candle_core::backend::BackendDevice::synchronize(device) {
                         Ok(()) => Ok(outputs),
                         Err(s) => Err(crate::Error::Gpu {
-                            func: graph.name,
+                            func: graph.name(),
                             kernel: "(completion)",
                             message: format!("{e}; synchronize: {s}"),
                         }),
@@ -184,7 +184,7 @@ impl<const N: usize> Future for GraphFuture<N> {
                     State::Device { outputs, graph, .. } => Ok(match completion {
                         Ok(Ok(())) => Ok(outputs),
                         Ok(Err(message)) => Err(crate::Error::Gpu {
-                            func: graph.name,
+                            func: graph.name(),
                             kernel: "(completion)",
                             message,
                         }),

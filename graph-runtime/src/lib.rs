@@ -6,7 +6,7 @@ mod error;
 mod exec;
 mod future;
 mod mode;
-mod profile;
+pub mod profile;
 
 pub use cache_dir::{kernel_cache_dir, set_kernel_cache_dir};
 
@@ -19,7 +19,15 @@ pub use error::{Error, Result, SymbolMismatch};
 pub use graph_ir::Graph;
 pub use graph_macros::lazy_graph;
 pub use mode::{mode, set_mode, with_mode, Mode};
-pub use profile::{host_profile, reset_host_profile};
+
+/// The parts of a [`Graph`], for tools that inspect what the macro generated: its nodes and
+/// their ops, its symbolic dims, and its fused plan of steps and kernels.
+pub mod ir {
+    pub use graph_ir::plan::{Access, Kernel, KernelKind, Step};
+    pub use graph_ir::{
+        BinaryOp, DType, Dim, Graph, Lit, Node, Op, Param, ParamKind, ReduceOp, ScalarType, Source, UnaryOp,
+    };
+}
 
 #[doc(hidden)]
 pub mod __private {
@@ -31,26 +39,8 @@ pub mod __private {
         BinaryOp, DType, Dim, Graph, Lit, Node, Op, Param, ParamKind, ReduceOp, ScalarType, Source, UnaryOp,
     };
 
-    pub use crate::future::{live_jobs, run_async, GraphFuture};
+    pub use crate::future::{run_async, GraphFuture};
     pub use linkme;
-
-    /// The CUDA backend's compiler, for tests that check every generated kernel compiles.
-    #[cfg(feature = "cuda")]
-    pub mod cuda {
-        pub use crate::exec::cuda::compile::{compile, full_source, nvrtc_version, Image};
-        pub use crate::exec::cuda::{covering_configs, Config, Shape};
-    }
-
-    /// The Metal backend's host side (launch configurations, argument words, prelude), for
-    /// tests that check it and every generated kernel here, without the `metal` feature.
-    pub mod metal {
-        /// Metal's compiler, for the Mac test that compiles every generated kernel with it.
-        #[cfg(feature = "metal")]
-        pub use crate::exec::metal::compile::pipeline;
-        pub use crate::exec::metal::config::{
-            choose, covering_configs, dtype_code, full_source, groups, words, Config, Input, Shape, PRELUDE,
-        };
-    }
 
     /// Every generated graph linked into the program; see [`crate::graphs`].
     #[linkme::distributed_slice]
@@ -70,13 +60,40 @@ pub mod __private {
             outputs.len(),
             N,
             "{} returned {} outputs, its signature declares {N}",
-            graph.name,
+            graph.name(),
             outputs.len()
         );
         let mut outputs = outputs.into_iter();
         Ok(std::array::from_fn(|_| {
             outputs.next().expect("N outputs, checked above")
         }))
+    }
+}
+
+#[doc(hidden)]
+pub mod testing {
+    //! Hooks for this workspace's tests: backend compilers and launch configurations, checked
+    //! without running a kernel, and the count of live asynchronous jobs. Not a stable API.
+
+    pub use crate::future::live_jobs;
+    pub use graph_ir::cpu::{LANES, PIPELINE_BLOCK};
+
+    /// The CUDA backend's compiler, for tests that check every generated kernel compiles.
+    #[cfg(feature = "cuda")]
+    pub mod cuda {
+        pub use crate::exec::cuda::compile::{compile, full_source, nvrtc_version, Image};
+        pub use crate::exec::cuda::{covering_configs, Config, Shape};
+    }
+
+    /// The Metal backend's host side (launch configurations, argument words, prelude), for
+    /// tests that check it and every generated kernel here, without the `metal` feature.
+    pub mod metal {
+        /// Metal's compiler, for the Mac test that compiles every generated kernel with it.
+        #[cfg(feature = "metal")]
+        pub use crate::exec::metal::compile::pipeline;
+        pub use crate::exec::metal::config::{
+            choose, covering_configs, dtype_code, full_source, groups, words, Config, Input, Shape, PRELUDE,
+        };
     }
 }
 
@@ -87,7 +104,7 @@ pub mod __private {
 /// graph_runtime::lazy_graph! {
 ///     fn twice(x: Tensor[N]) -> Tensor[N] { x * 2.0 }
 /// }
-/// assert!(graph_runtime::graphs().any(|g| g.name == "twice"));
+/// assert!(graph_runtime::graphs().any(|g| g.name() == "twice"));
 /// ```
 pub fn graphs() -> impl Iterator<Item = &'static Graph> {
     __private::GRAPHS.iter().copied()

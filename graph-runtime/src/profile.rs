@@ -1,5 +1,13 @@
 //! Where a call's host time goes, by phase: compiled in with the `profile-host` feature (for
 //! benchmarks chasing per-call latency), a no-op otherwise.
+//!
+//! ```
+//! graph_runtime::profile::reset();
+//! // ... calls of generated functions ...
+//! if let Some(report) = graph_runtime::profile::report() {
+//!     print!("{report}"); // one line per phase: mean µs and count
+//! }
+//! ```
 
 /// The phases of a call that are timed.
 #[derive(Clone, Copy, Debug)]
@@ -54,9 +62,9 @@ pub(crate) fn timed<R>(phase: Phase, f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// The mean host time per occurrence of each phase since the last [`reset_host_profile`], one
-/// line each; `None` without the `profile-host` feature.
-pub fn host_profile() -> Option<String> {
+/// The mean host time per occurrence of each phase since the last [`reset`], one line each;
+/// `None` without the `profile-host` feature.
+pub fn report() -> Option<String> {
     #[cfg(feature = "profile-host")]
     {
         use std::sync::atomic::Ordering;
@@ -77,8 +85,8 @@ pub fn host_profile() -> Option<String> {
     }
 }
 
-/// Clears what [`host_profile`] reports.
-pub fn reset_host_profile() {
+/// Clears what [`report`] reports.
+pub fn reset() {
     #[cfg(feature = "profile-host")]
     for i in 0..NAMES.len() {
         imp::NANOS[i].store(0, std::sync::atomic::Ordering::Relaxed);

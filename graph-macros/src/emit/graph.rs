@@ -51,16 +51,16 @@ pub fn graph(name: &str, graph: &Graph, plan: TokenStream, single: TokenStream) 
         graph_ir::needs_size_check(&node.op, shape).then_some(i as u32)
     });
     quote! {
-        #p::Graph {
-            name: #name,
-            params: &[#(#params),*],
-            symbols: &[#(#symbols),*],
-            nodes: &[#(#nodes),*],
-            outputs: &[#(#outputs),*],
-            plan: #plan,
-            checks: &[#(#checks),*],
-            single: #single,
-        }
+        #p::Graph::new(
+            #name,
+            &[#(#params),*],
+            &[#(#symbols),*],
+            &[#(#nodes),*],
+            &[#(#outputs),*],
+            #plan,
+            &[#(#checks),*],
+            #single,
+        )
     }
 }
 

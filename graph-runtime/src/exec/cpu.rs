@@ -63,7 +63,7 @@ fn run_typed<T: Elem + WithDType>(
     fns: [RowFn<T>; 2],
     out: &mut Outputs,
 ) -> Result<()> {
-    let func = graph.name;
+    let func = graph.name();
     // Lists are filled where they live, never built and then moved: moving a list just written
     // stalls the next read of it, which costs a small call more than its arithmetic.
     let mut sizes: SmallVec<[usize; 4]> = SmallVec::new();
@@ -165,7 +165,7 @@ fn run_typed<T: Elem + WithDType>(
     let mut outputs: SmallVec<[Output<T>; 2]> = SmallVec::new();
     for &o in k.outputs {
         let what = || describe_node(graph, o as usize);
-        let shape = bound.shape(graph, graph.nodes[o as usize].shape, what)?;
+        let shape = bound.shape(graph, graph.nodes()[o as usize].shape, what)?;
         // Checked, so that `rows * len` below cannot wrap: the kernel writes that many.
         let n = elements(func, &shape, T::DTYPE, what)?;
         let len = shape.last().copied().unwrap_or(1);

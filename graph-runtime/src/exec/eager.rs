@@ -46,7 +46,7 @@ pub fn candle_dtype(t: graph_ir::DType) -> DType {
 
 /// Runs every node of `graph` and returns the outputs in their storage dtypes.
 pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &[f64]) -> Result<Outputs> {
-    let mut values: Vec<Option<Value>> = vec![None; graph.nodes.len()];
+    let mut values: Vec<Option<Value>> = vec![None; graph.nodes().len()];
     let eval = Eager {
         graph,
         bound,
@@ -54,8 +54,8 @@ pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &
         scalars,
         compute: compute_dtype(bound.dtype),
     };
-    for i in 0..graph.nodes.len() {
-        let args: Vec<&Value> = graph.nodes[i]
+    for i in 0..graph.nodes().len() {
+        let args: Vec<&Value> = graph.nodes()[i]
             .args
             .iter()
             .map(|a| values[*a as usize].as_ref().expect("arguments come first"))
@@ -64,7 +64,7 @@ pub fn run(graph: &'static Graph, bound: &Bound, tensors: &[&Tensor], scalars: &
         values[i] = Some(v);
     }
     graph
-        .outputs
+        .outputs()
         .iter()
         .map(|&o| eval.output(o as usize, &values))
         .collect()
@@ -80,12 +80,12 @@ pub(crate) struct Eager<'a> {
 
 impl Eager<'_> {
     fn func(&self) -> &'static str {
-        self.graph.name
+        self.graph.name()
     }
 
     /// The slot of parameter `p` among the tensor (or scalar) parameters.
     pub(crate) fn slot(&self, p: u16, tensor: bool) -> usize {
-        self.graph.params[..p as usize]
+        self.graph.params()[..p as usize]
             .iter()
             .filter(|q| matches!(q.kind, graph_ir::ParamKind::Tensor(_)) == tensor)
             .count()
@@ -101,7 +101,7 @@ impl Eager<'_> {
     }
 
     pub(crate) fn output(&self, o: usize, values: &[Option<Value>]) -> Result<Tensor> {
-        let node = &self.graph.nodes[o];
+        let node = &self.graph.nodes()[o];
         let dtype = self.storage(o);
         let t = self.tensor(values[o].as_ref().expect("outputs are computed"))?;
         // A scalar-valued output still has the declared shape. Most outputs already have their
@@ -131,7 +131,7 @@ impl Eager<'_> {
 
     /// The storage dtype of node `i`'s values.
     pub(crate) fn storage(&self, i: usize) -> DType {
-        self.graph.nodes[i]
+        self.graph.nodes()[i]
             .dtype
             .map(candle_dtype)
             .unwrap_or(self.bound.dtype)
@@ -139,7 +139,7 @@ impl Eager<'_> {
 
     /// Computes node `i` from its argument values (tensors in the compute dtype, or scalars).
     pub(crate) fn node(&self, i: usize, args: &[&Value]) -> Result<Value> {
-        let node = &self.graph.nodes[i];
+        let node = &self.graph.nodes()[i];
         let arg = |k: usize| args[k];
         let func = self.func();
         let c = self.compute;

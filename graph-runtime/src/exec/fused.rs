@@ -38,16 +38,16 @@ pub fn run(
         ..compute
     };
     let mut clock = Clock::start();
-    if let (Some(sources), [Step::Kernel(k)]) = (graph.single, graph.plan) {
+    if let (Some(sources), [Step::Kernel(k)]) = (graph.single(), graph.plan()) {
         if run_single(graph, k, sources, &compute, &mut clock, out)? {
             return Ok(());
         }
     }
     // One slot per node, on the stack for graphs of ordinary size.
     let mut values = Values::new();
-    values.resize(graph.nodes.len(), None);
+    values.resize(graph.nodes().len(), None);
     // Inputs as given, and the host's scalar arithmetic.
-    for (i, node) in graph.nodes.iter().enumerate() {
+    for (i, node) in graph.nodes().iter().enumerate() {
         if let Op::Input(p) = node.op {
             values[i] = Some(Value::Tensor(tensors[compute.slot(p, true)].clone()));
         } else if node.scalar {
@@ -55,11 +55,11 @@ pub fn run(
             values[i] = Some(v);
         }
     }
-    for step in graph.plan {
+    for step in graph.plan() {
         match step {
             Step::Library(n) => {
                 let n = *n as usize;
-                let v = match graph.nodes[n].op.class() {
+                let v = match graph.nodes()[n].op.class() {
                     // Data movement stays in the storage dtype; so does matmul on GPUs, whose
                     // libraries accumulate halves in f32. Candle's CPU matmul accumulates halves
                     // in the half type (1.7e-2 relative error at K = 15614 in f16), so on the CPU
@@ -92,7 +92,7 @@ pub fn run(
             }
         }
     }
-    for &o in graph.outputs {
+    for &o in graph.outputs() {
         out.push(storage.output(o as usize, &values)?);
     }
     clock.lap(Phase::Plan);
@@ -154,7 +154,7 @@ fn launch(
 type Values = SmallVec<[Option<Value>; 32]>;
 
 fn args_of<'v>(graph: &Graph, i: usize, values: &'v [Option<Value>]) -> SmallVec<[&'v Value; 4]> {
-    graph.nodes[i]
+    graph.nodes()[i]
         .args
         .iter()
         .map(|a| values[*a as usize].as_ref().expect("arguments come first"))
@@ -169,7 +169,7 @@ fn converted(
     values: &[Option<Value>],
     to: impl Fn(usize) -> candle_core::DType,
 ) -> Result<Vec<Value>> {
-    graph.nodes[n]
+    graph.nodes()[n]
         .args
         .iter()
         .map(
@@ -177,7 +177,7 @@ fn converted(
                 Value::Tensor(t) => unview_empty(t)
                     .and_then(|t| t.to_dtype(to(a as usize)))
                     .map(Value::Tensor)
-                    .within(cx.graph.name),
+                    .within(cx.graph.name()),
                 s => Ok(s.clone()),
             },
         )
@@ -190,7 +190,7 @@ fn stored(cx: &Eager, n: usize, v: Value) -> Result<Value> {
         Value::Tensor(t) => unview_empty(&t)
             .and_then(|t| t.to_dtype(cx.storage(n)))
             .map(Value::Tensor)
-            .within(cx.graph.name),
+            .within(cx.graph.name()),
         s => Ok(s),
     }
 }
@@ -206,7 +206,10 @@ fn run_kernel(
         Some(Value::Tensor(t)) => t.dtype() == bound.dtype,
         _ => true,
     });
-    let uniform = inputs_uniform && k.outputs.iter().all(|&n| graph.nodes[n as usize].dtype.is_none());
+    let uniform = inputs_uniform
+        && k.outputs
+            .iter()
+            .all(|&n| graph.nodes()[n as usize].dtype.is_none());
     if uniform {
         let args: SmallVec<[Arg; 8]> = k
             .inputs
@@ -230,7 +233,7 @@ fn run_kernel(
     }
     // No generated code applies: the kernel's nodes, one by one, in the compute dtype.
     let mut local = Values::new();
-    local.resize(graph.nodes.len(), None);
+    local.resize(graph.nodes().len(), None);
     for &n in k.inputs {
         let v = values[n as usize].clone().expect("kernel inputs come first");
         // An empty view may start past its storage, where Candle's casts read: see `unview_empty`.
@@ -238,7 +241,7 @@ fn run_kernel(
             Value::Tensor(t) => Value::Tensor(
                 unview_empty(&t)
                     .and_then(|t| t.to_dtype(compute.compute))
-                    .within(graph.name)?,
+                    .within(graph.name())?,
             ),
             s => s,
         });

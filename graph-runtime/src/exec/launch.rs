@@ -146,13 +146,13 @@ impl Extents {
         let out_shapes = k
             .outputs
             .iter()
-            .map(|&o| bound.dims(graph, graph.nodes[o as usize].shape, || format!("output %{o}")))
+            .map(|&o| bound.dims(graph, graph.nodes()[o as usize].shape, || format!("output %{o}")))
             .collect::<crate::error::Result<_>>()?;
         let out_shapes: SmallVec<[Dims; 2]> = out_shapes;
         // Checked, so that no size the launch computes from them wraps.
         for (&o, shape) in k.outputs.iter().zip(&out_shapes) {
             let what = || crate::bind::describe_node(graph, o as usize);
-            crate::bind::elements(graph.name, shape, bound.dtype, what)?;
+            crate::bind::elements(graph.name(), shape, bound.dtype, what)?;
         }
         if out_shapes.iter().any(|s| s.contains(&0)) {
             return Ok(None);

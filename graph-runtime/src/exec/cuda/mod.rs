@@ -59,7 +59,7 @@ pub fn run(
 
 fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
     Error::Gpu {
-        func: graph.name,
+        func: graph.name(),
         kernel: k.name,
         message,
     }

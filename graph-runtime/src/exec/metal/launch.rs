@@ -23,7 +23,7 @@ const MAX_BYTES: usize = 4096;
 
 fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
     Error::Gpu {
-        func: graph.name,
+        func: graph.name(),
         kernel: k.name,
         message,
     }
