@@ -80,6 +80,15 @@ lazy_graph! {
     pub fn scale_cast(x: Tensor[N, D]) -> Tensor[N, D] {
         cast(x * 2.0, f16)
     }
+
+    /// Values with elements from inputs without: a product over `K = 0` (zeros), a `cat` with
+    /// an empty part, and a sum over nothing. On CUDA, Candle's ops once got these empty
+    /// tensors and launched grids of no blocks (`CUDA_ERROR_INVALID_VALUE`).
+    pub fn from_nothing(a: Tensor[M, K], b: Tensor[K, 4], c: Tensor[M, 4])
+        -> (Tensor[M, 4], Tensor[M, 4], Tensor[M, 1])
+    {
+        (matmul(a, b) + c, cat([narrow(c, -1, 0, 0), c], -1), sum(a, -1) + 1.0)
+    }
 }
 
 fn modes<T>(f: impl Fn() -> graph_runtime::Result<T>) -> Vec<T> {
@@ -95,7 +104,8 @@ fn randn(shape: &[usize]) -> Tensor {
 
 fn assert_close(got: &Tensor, want: &Tensor, tol: f64) -> Result<()> {
     assert_eq!(got.dims(), want.dims());
-    let diff = (got.to_dtype(DType::F64)? - want.to_dtype(DType::F64)?)?
+    let on_cpu = |t: &Tensor| t.to_device(&Device::Cpu)?.to_dtype(DType::F64);
+    let diff = (on_cpu(got)? - on_cpu(want)?)?
         .abs()?
         .flatten_all()?
         .max(0)?
@@ -213,6 +223,16 @@ fn empty_views_as_inputs_and_outputs() -> Result<()> {
         let x = Tensor::zeros((4, 3), DType::F32, &dev)?.narrow(1, 1, 0)?;
         for got in modes(|| scale(&x)) {
             assert_eq!(got.dims(), &[4, 0]);
+        }
+        for dtype in [DType::F32, DType::BF16] {
+            let a = Tensor::zeros((3, 0), dtype, &dev)?;
+            let b = Tensor::zeros((0, 4), dtype, &dev)?;
+            let c = randn(&[3, 4]).to_dtype(dtype)?.to_device(&dev)?;
+            for (product, joined, sum) in modes(|| from_nothing(&a, &b, &c)) {
+                assert_close(&product, &c, 0.0)?;
+                assert_close(&joined, &c, 0.0)?;
+                assert_close(&sum, &Tensor::ones((3, 1), DType::F64, &Device::Cpu)?, 0.0)?;
+            }
         }
     }
     Ok(())

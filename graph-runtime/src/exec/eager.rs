@@ -116,17 +116,10 @@ impl Eager<'_> {
             elements(self.func(), &shape, dtype, what)?;
             t.broadcast_as(shape).within(self.func())?
         };
-        if t.layout().start_offset() > 0 && t.elem_count() == 0 {
-            // Candle's ops pass views of nothing through with their offset, which may lie past
-            // their storage (a narrow at the end of an empty tensor), and Candle's readers then
-            // index there: an empty output is a fresh tensor instead.
-            return Tensor::zeros(t.shape(), dtype, t.device()).within(self.func());
-        }
-        if t.dtype() == dtype {
-            Ok(t)
-        } else {
-            t.to_dtype(dtype).within(self.func())
-        }
+        // Candle's ops pass views of nothing through with their offset, which may lie past their
+        // storage (a narrow at the end of an empty tensor), where Candle's readers then index:
+        // an empty output is a fresh tensor instead (`cast`).
+        cast(&t, dtype).within(self.func())
     }
 
     /// The storage dtype of node `i`'s values.
@@ -150,9 +143,14 @@ impl Eager<'_> {
             let what = || describe_node(self.graph, i);
             self.bound.dims_into(self.graph, node.shape, &mut dims, what)?;
             elements(func, &dims, c, what)?;
+            // A value without elements is computed by no op: see `cast`.
+            if dims.contains(&0) {
+                let t = Tensor::zeros(dims.as_slice(), c, &self.bound.device);
+                return t.map(Value::Tensor).within(func);
+            }
         }
         let t = match node.op {
-            Op::Input(p) => unview_empty(self.tensors[self.slot(p, true)]).and_then(|t| t.to_dtype(c)),
+            Op::Input(p) => cast(self.tensors[self.slot(p, true)], c),
             Op::Scalar(p) => return Ok(Value::Scalar(self.scalars[self.slot(p, false)])),
             Op::Const(v) => return Ok(Value::Scalar(v.value())),
             Op::Size(d) => {
@@ -212,7 +210,18 @@ impl Eager<'_> {
                     _ => reduce(r, &x, axis),
                 }
             }
-            Op::Matmul => matmul(&self.tensor(arg(0))?, &self.tensor(arg(1))?),
+            Op::Matmul => {
+                let (a, b) = (self.tensor(arg(0))?, self.tensor(arg(1))?);
+                // A sum of no products: zeros (Candle would copy the empty sides, see `cast`).
+                if a.dims().last() == Some(&0) {
+                    let shape = self
+                        .bound
+                        .shape(self.graph, node.shape, || format!("matmul %{i}"))?;
+                    Tensor::zeros(shape, c, &self.bound.device)
+                } else {
+                    matmul(&a, &b)
+                }
+            }
             Op::Transpose(a, b) => self.tensor(arg(0))?.transpose(a as usize, b as usize),
             Op::Reshape => {
                 let shape = self
@@ -248,9 +257,15 @@ impl Eager<'_> {
                 x.narrow(axis, start, len)
             }
             Op::Cat(axis) => {
-                let parts: Vec<Tensor> = (0..node.args.len())
-                    .map(|k| self.tensor(arg(k)))
-                    .collect::<Result<_>>()?;
+                // Parts without elements add nothing (and Candle would copy them: see `cast`);
+                // the result has some, so some part has.
+                let mut parts = Vec::with_capacity(node.args.len());
+                for k in 0..node.args.len() {
+                    let t = self.tensor(arg(k))?;
+                    if t.elem_count() > 0 {
+                        parts.push(t);
+                    }
+                }
                 Tensor::cat(&parts, axis as usize)
             }
             Op::Cast(to) => self
@@ -270,6 +285,20 @@ pub(crate) fn unview_empty(t: &Tensor) -> candle_core::Result<Tensor> {
         Tensor::zeros(t.dims(), t.dtype(), t.device())
     } else {
         Ok(t.clone())
+    }
+}
+
+/// `t` in `dtype`. A tensor without elements is never handed to a Candle op: on CUDA, Candle
+/// launches its kernels with a grid of no blocks for one, which the driver refuses
+/// (`CUDA_ERROR_INVALID_VALUE`), and on the CPU a view of nothing may start past its storage
+/// (see [`unview_empty`]). It becomes a fresh tensor instead.
+pub(crate) fn cast(t: &Tensor, dtype: DType) -> candle_core::Result<Tensor> {
+    if t.elem_count() > 0 {
+        t.to_dtype(dtype)
+    } else if t.dtype() == dtype && t.layout().start_offset() == 0 {
+        Ok(t.clone())
+    } else {
+        Tensor::zeros(t.dims(), dtype, t.device())
     }
 }
 

@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
-use crate::exec::eager::{compute_dtype, unview_empty, Eager, Value};
+use crate::exec::eager::{cast, compute_dtype, Eager, Value};
 use crate::exec::{cpu, Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
@@ -174,10 +174,7 @@ fn converted(
         .iter()
         .map(
             |&a| match values[a as usize].as_ref().expect("arguments come first") {
-                Value::Tensor(t) => unview_empty(t)
-                    .and_then(|t| t.to_dtype(to(a as usize)))
-                    .map(Value::Tensor)
-                    .within(cx.graph.name()),
+                Value::Tensor(t) => cast(t, to(a as usize)).map(Value::Tensor).within(cx.graph.name()),
                 s => Ok(s.clone()),
             },
         )
@@ -187,10 +184,7 @@ fn converted(
 /// A computed value, converted to node `n`'s storage dtype.
 fn stored(cx: &Eager, n: usize, v: Value) -> Result<Value> {
     match v {
-        Value::Tensor(t) => unview_empty(&t)
-            .and_then(|t| t.to_dtype(cx.storage(n)))
-            .map(Value::Tensor)
-            .within(cx.graph.name()),
+        Value::Tensor(t) => cast(&t, cx.storage(n)).map(Value::Tensor).within(cx.graph.name()),
         s => Ok(s),
     }
 }
@@ -236,13 +230,9 @@ fn run_kernel(
     local.resize(graph.nodes().len(), None);
     for &n in k.inputs {
         let v = values[n as usize].clone().expect("kernel inputs come first");
-        // An empty view may start past its storage, where Candle's casts read: see `unview_empty`.
+        // An empty tensor is not Candle's to cast: see `cast`.
         local[n as usize] = Some(match v {
-            Value::Tensor(t) => Value::Tensor(
-                unview_empty(&t)
-                    .and_then(|t| t.to_dtype(compute.compute))
-                    .within(graph.name())?,
-            ),
+            Value::Tensor(t) => Value::Tensor(cast(&t, compute.compute).within(graph.name())?),
             s => s,
         });
     }
