@@ -697,3 +697,26 @@ fn cuda() {
         Err(why) => eprintln!("\n**** SKIPPED on CUDA: no usable GPU ({why}) ****\n"),
     }
 }
+
+/// The generator draws every unary op of the op table, and its reference computes each one as
+/// the table's f64 math does.
+#[test]
+fn generator_covers_every_unary_op() {
+    let xs = [0.75, -0.25, 2.5, -1.5];
+    let x = Tensor::new(&xs, &Device::Cpu).expect("a tensor");
+    for op in graph_ir::UnaryOp::ALL {
+        let name = op.name();
+        assert!(
+            graph_gen::UNARY_OPS.contains(&name),
+            "graph-gen never draws `{name}`: add it to UNARY_OPS with its interval and error bound"
+        );
+        let got: Vec<f64> = r::un(name, &x)
+            .and_then(|t| t.to_vec1())
+            .expect("the reference runs");
+        for (&x, got) in xs.iter().zip(got) {
+            let want = op.eval(x);
+            let same = (got.is_nan() && want.is_nan()) || (got - want).abs() <= 1e-12 * want.abs().max(1.0);
+            assert!(same, "the reference's {name}({x}) is {got}, the table's {want}");
+        }
+    }
+}

@@ -16,6 +16,7 @@ mod common;
 
 use candle_core::{DType, Device, Result, Tensor};
 use common::tolerance;
+use graph_ir::UnaryOp;
 use graph_runtime::{lazy_graph, with_mode, Mode};
 
 const INF: f64 = f64::INFINITY;
@@ -117,6 +118,21 @@ const UNARY: [(&str, Unary, [f64; 7]); 19] = [
     ("clamp(x, -1, 1)", t_clamp, [0.0, -0.0, 1.0, -1.0, NAN, -1.0, 0.5]),
     ("pow(x, 3)", t_cube, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.125]),
 ];
+
+/// Every op of the table (`graph_ir::UnaryOp::info`) has a row in [`UNARY`], so each backend's
+/// kernels and the eager path are run on it, here and in [`unary_ops_follow_the_table`].
+#[test]
+fn every_unary_op_has_a_row() {
+    let missing: Vec<&str> = UnaryOp::ALL
+        .iter()
+        .map(|op| op.name())
+        .filter(|name| !UNARY.iter().any(|row| row.0 == *name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tests/special.rs has no row for {missing:?}: add a graph and PyTorch's results"
+    );
+}
 
 /// Each binary op's `(a, b, a op b)` cases.
 #[rustfmt::skip]
@@ -297,6 +313,35 @@ fn unary_ops(device: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(unary_ops);
+
+/// Ordinary values through every unary op, fused and eager, against the op table's f64 math
+/// evaluated at the stored inputs: ties and near-ties of the rounding ops, values near 0 where
+/// `log1p`/`expm1` differ from their naive forms, and both signs of each.
+fn unary_ops_follow_the_table(device: &Device) -> Result<()> {
+    let mut xs: Vec<f64> = (-40..=40).map(|i| f64::from(i) * 0.1).collect();
+    xs.extend([
+        0.5, 1.5, 2.5, -0.5, -2.5, 0.499, 1e-3, -1e-3, 3e-5, -3e-5, 7.25, -7.75,
+    ]);
+    let mut report = Report::default();
+    in_each_mode(device, |dtype, label| {
+        let x = tensor(&xs, &[xs.len()], dtype, device)?;
+        let stored = values(&x)?;
+        for (name, f, _) in UNARY {
+            let Some(op) = UnaryOp::ALL.into_iter().find(|op| op.name() == name) else {
+                continue; // a composite row (clamp, pow)
+            };
+            let want: Vec<f64> = stored.iter().map(|&v| op.eval(v)).collect();
+            let what = format!("{name} ({label})");
+            report.check(&what, &call(&what, f(&x)), &want, |i| {
+                format!("x = {}", stored[i])
+            })?;
+        }
+        Ok(())
+    })?;
+    report.finish(device);
+    Ok(())
+}
+test_device!(unary_ops_follow_the_table);
 
 fn binary_ops(device: &Device) -> Result<()> {
     let mut report = Report::default();

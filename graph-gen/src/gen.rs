@@ -75,6 +75,13 @@ pub struct Function {
     pub choices: Vec<u64>,
 }
 
+/// The unary ops the generator draws: every one of the DSL (`tests/random.rs` checks this
+/// against the op table, and its reference computes each).
+pub const UNARY_OPS: [&str; 17] = [
+    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf", "sigmoid",
+    "silu", "gelu", "gelu_erf", "relu",
+];
+
 /// Index of each dtype in an error vector, after `[compute, storage]`.
 const DTYPES: [&str; 4] = ["f16", "bf16", "f32", "f64"];
 /// Largest magnitude any value may reach (keeps f16 finite and errors meaningful).
@@ -931,11 +938,7 @@ impl Gen {
     }
 
     fn unary(&mut self, x: Val) -> Val {
-        const OPS: [&str; 17] = [
-            "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf",
-            "sigmoid", "silu", "gelu", "gelu_erf", "relu",
-        ];
-        let op = *self.rng.pick(&OPS);
+        let op = *self.rng.pick(&UNARY_OPS);
         self.unary_named(op, x)
     }
 
