@@ -124,6 +124,7 @@ mod r {
             "gelu" => x.gelu(),
             "gelu_erf" => x.gelu_erf(),
             "relu" => x.relu(),
+            "floor" => x.floor(),
             _ => unreachable!("unary {op}"),
         }
     }

@@ -77,10 +77,14 @@ pub struct Function {
 
 /// The unary ops the generator draws: every one of the DSL (`tests/random.rs` checks this
 /// against the op table, and its reference computes each).
-pub const UNARY_OPS: [&str; 17] = [
+pub const UNARY_OPS: [&str; 18] = [
     "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf", "sigmoid",
-    "silu", "gelu", "gelu_erf", "relu",
+    "silu", "gelu", "gelu_erf", "relu", "floor",
 ];
+
+/// The unary ops that jump: a rounding error in their argument may move the result by a whole
+/// step, so they apply only to values every mode computes exactly (as comparisons do).
+const STEPS: [&str; 1] = ["floor"];
 
 /// Index of each dtype in an error vector, after `[compute, storage]`.
 const DTYPES: [&str; 4] = ["f16", "bf16", "f32", "f64"];
@@ -907,6 +911,8 @@ impl Gen {
                 0.0,
             ),
             "relu" => (lo.max(0.0), hi.max(0.0), 1.0, 0.0),
+            // Exact, of an exact argument (see `STEPS`).
+            "floor" => (lo.floor(), hi.floor(), 0.0, 0.0),
             "exp" => (lo.exp(), hi.exp(), hi.exp(), 4.0),
             "log" => (lo.ln(), hi.ln(), 1.0 / lo, 4.0),
             "sqrt" => (lo.sqrt(), hi.sqrt(), 0.5 / lo.sqrt(), 2.0),
@@ -939,6 +945,7 @@ impl Gen {
 
     fn unary(&mut self, x: Val) -> Val {
         let op = *self.rng.pick(&UNARY_OPS);
+        let op = if STEPS.contains(&op) && !x.cmp { "neg" } else { op };
         self.unary_named(op, x)
     }
 

@@ -43,6 +43,7 @@ pub trait Float:
     fn cos(self) -> Self;
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
+    fn floor(self) -> Self;
     fn powf(self, e: Self) -> Self;
     /// The larger value, NaN if either is: [`crate::math::maximum`] (not `f32::max`, which
     /// skips a NaN).
@@ -182,6 +183,10 @@ macro_rules! float_impl {
             #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            #[inline(always)]
+            fn floor(self) -> Self {
+                <$t>::floor(self)
             }
             #[inline(always)]
             fn powf(self, e: Self) -> Self {

@@ -26,7 +26,8 @@
 //! 3. **The tests:** a row in `tests/special.rs`, a graph and PyTorch's results at `0, -0, ±inf,
 //!    NaN, -1, 0.5` (`every_unary_op_has_a_row` fails without it; with it the op runs on every
 //!    device, fused and eager, against those results and against the f64 math); the op in
-//!    graph-gen's `UNARY_OPS` with its interval and error bound, and in the reference `r::un` of `tests/random.rs` (`generator_covers_every_unary_op` fails
+//!    graph-gen's `UNARY_OPS` with its interval and error bound (in `STEPS` too if it jumps),
+//!    and in the reference `r::un` of `tests/random.rs` (`generator_covers_every_unary_op` fails
 //!    without them); a call in both syntaxes in `tests/ui/pass/pointwise.rs`.
 //! 4. **The docs:** its line in the op reference of `graph-runtime/docs/language.md`, and its
 //!    special values there when they are worth knowing.

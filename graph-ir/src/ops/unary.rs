@@ -68,6 +68,8 @@ unary_ops! {
     GeluErf,
     /// `max(x, 0)`.
     Relu,
+    /// The largest integer not above `x`.
+    Floor,
 }
 
 /// How a CPU kernel computes an op on its compute type `C: Float` ([`crate::cpu::Float`]).
@@ -304,6 +306,16 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         // Candle's relu turns NaN into 0.
         #[cfg(feature = "eager")]
         eager: |x| x.lt(0.0)?.where_cond(&x.zeros_like()?, x),
+    },
+    UnaryInfo {
+        op: UnaryOp::Floor,
+        name: "floor",
+        eval: f64::floor,
+        cpu: CpuForm::Method("floor"),
+        c: CForm::Call("lg_floor"),
+        costly: false,
+        #[cfg(feature = "eager")]
+        eager: Tensor::floor,
     },
 ];
 

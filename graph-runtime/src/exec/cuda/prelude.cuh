@@ -184,6 +184,8 @@ __device__ __forceinline__ C lg_gelu_erf(C x) {
 }
 // NaN stays NaN (torch.relu).
 __device__ __forceinline__ C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
+__device__ __forceinline__ float lg_floor(float x) { return floorf(x); }
+__device__ __forceinline__ double lg_floor(double x) { return floor(x); }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a warp, partial results meet in shared memory (LG_RPB is then 1).

@@ -201,6 +201,7 @@ inline C lg_gelu_erf(C x) {
 }
 // NaN stays NaN (torch.relu).
 inline C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
+inline float lg_floor(float x) { return floor(x); }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a simdgroup, partial results meet in `part`, the kernel's threadgroup array of 32 (Metal
