@@ -70,6 +70,7 @@ reference_tests! {
     attention: ATTENTION,
     add_rms_norm: ADD_RMS_NORM,
     center_columns: CENTER_COLUMNS,
+    rounding: ROUNDING,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -105,6 +105,12 @@ mod r {
         Tensor::new(v, &Device::Cpu).expect("a scalar")
     }
 
+    /// `f` on every element.
+    fn map(x: &Tensor, f: fn(f64) -> f64) -> Result<Tensor> {
+        let values: Vec<f64> = x.flatten_all()?.to_vec1::<f64>()?.into_iter().map(f).collect();
+        Tensor::from_vec(values, x.shape(), x.device())
+    }
+
     pub fn un(op: &str, x: &Tensor) -> Result<Tensor> {
         match op {
             "neg" => x.neg(),
@@ -125,6 +131,10 @@ mod r {
             "gelu_erf" => x.gelu_erf(),
             "relu" => x.relu(),
             "floor" => x.floor(),
+            "ceil" => x.ceil(),
+            // Candle's round sends ties away from 0; the DSL's goes to even.
+            "round" => map(x, f64::round_ties_even),
+            "sign" => x.sign(),
             _ => unreachable!("unary {op}"),
         }
     }

@@ -41,6 +41,9 @@ lazy_graph! {
     fn t_gelu_erf(x: Tensor[N]) -> Tensor[N] { gelu_erf(x) }
     fn t_relu(x: Tensor[N]) -> Tensor[N] { relu(x) }
     fn t_floor(x: Tensor[N]) -> Tensor[N] { floor(x) }
+    fn t_ceil(x: Tensor[N]) -> Tensor[N] { ceil(x) }
+    fn t_round(x: Tensor[N]) -> Tensor[N] { round(x) }
+    fn t_sign(x: Tensor[N]) -> Tensor[N] { sign(x) }
     fn t_clamp(x: Tensor[N]) -> Tensor[N] { clamp(x, -1.0, 1.0) }
     fn t_cube(x: Tensor[N]) -> Tensor[N] { pow(x, 3.0) }
 
@@ -96,7 +99,7 @@ const X: [f64; 7] = [0.0, -0.0, INF, -INF, NAN, -1.0, 0.5];
 
 /// Each unary op's results at [`X`].
 #[rustfmt::skip]
-const UNARY: [(&str, Unary, [f64; 7]); 20] = [
+const UNARY: [(&str, Unary, [f64; 7]); 23] = [
     ("neg", t_neg, [-0.0, 0.0, -INF, INF, NAN, 1.0, -0.5]),
     ("abs", t_abs, [0.0, 0.0, INF, INF, NAN, 1.0, 0.5]),
     ("exp", t_exp, [1.0, 1.0, INF, 0.0, NAN, 0.36787944117144233, 1.6487212707001282]),
@@ -117,6 +120,11 @@ const UNARY: [(&str, Unary, [f64; 7]); 20] = [
     ("gelu_erf", t_gelu_erf, [0.0, -0.0, INF, NAN, NAN, -0.15865525393145707, 0.34573123063700656]),
     ("relu", t_relu, [0.0, 0.0, INF, 0.0, NAN, 0.0, 0.5]),
     ("floor", t_floor, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.0]),
+    ("ceil", t_ceil, [0.0, -0.0, INF, -INF, NAN, -1.0, 1.0]),
+    // Ties to even: 0.5 rounds to 0.
+    ("round", t_round, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.0]),
+    // (x > 0) - (x < 0): 0 for NaN.
+    ("sign", t_sign, [0.0, 0.0, 1.0, -1.0, 0.0, -1.0, 1.0]),
     ("clamp(x, -1, 1)", t_clamp, [0.0, -0.0, 1.0, -1.0, NAN, -1.0, 0.5]),
     ("pow(x, 3)", t_cube, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.125]),
 ];

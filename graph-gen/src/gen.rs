@@ -77,14 +77,14 @@ pub struct Function {
 
 /// The unary ops the generator draws: every one of the DSL (`tests/random.rs` checks this
 /// against the op table, and its reference computes each).
-pub const UNARY_OPS: [&str; 18] = [
+pub const UNARY_OPS: [&str; 21] = [
     "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf", "sigmoid",
-    "silu", "gelu", "gelu_erf", "relu", "floor",
+    "silu", "gelu", "gelu_erf", "relu", "floor", "ceil", "round", "sign",
 ];
 
 /// The unary ops that jump: a rounding error in their argument may move the result by a whole
 /// step, so they apply only to values every mode computes exactly (as comparisons do).
-const STEPS: [&str; 1] = ["floor"];
+const STEPS: [&str; 4] = ["floor", "ceil", "round", "sign"];
 
 /// Index of each dtype in an error vector, after `[compute, storage]`.
 const DTYPES: [&str; 4] = ["f16", "bf16", "f32", "f64"];
@@ -146,6 +146,11 @@ fn broadcast(a: &[Dim], b: &[Dim]) -> Vec<Dim> {
             _ => d.clone(),
         })
         .collect()
+}
+
+/// `torch.sign`: 0 for 0 (and NaN, which the generator never draws).
+fn sign(v: f64) -> f64 {
+    f64::from(u8::from(v > 0.0)) - f64::from(u8::from(v < 0.0))
 }
 
 fn add_err(a: &[f64; 6], ka: f64, b: &[f64; 6], kb: f64) -> [f64; 6] {
@@ -913,6 +918,9 @@ impl Gen {
             "relu" => (lo.max(0.0), hi.max(0.0), 1.0, 0.0),
             // Exact, of an exact argument (see `STEPS`).
             "floor" => (lo.floor(), hi.floor(), 0.0, 0.0),
+            "ceil" => (lo.ceil(), hi.ceil(), 0.0, 0.0),
+            "round" => (lo.round_ties_even(), hi.round_ties_even(), 0.0, 0.0),
+            "sign" => (sign(lo), sign(hi), 0.0, 0.0),
             "exp" => (lo.exp(), hi.exp(), hi.exp(), 4.0),
             "log" => (lo.ln(), hi.ln(), 1.0 / lo, 4.0),
             "sqrt" => (lo.sqrt(), hi.sqrt(), 0.5 / lo.sqrt(), 2.0),

@@ -44,6 +44,9 @@ pub trait Float:
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
     fn floor(self) -> Self;
+    fn ceil(self) -> Self;
+    /// Ties to even, as `torch.round`.
+    fn round_ties_even(self) -> Self;
     fn powf(self, e: Self) -> Self;
     /// The larger value, NaN if either is: [`crate::math::maximum`] (not `f32::max`, which
     /// skips a NaN).
@@ -98,6 +101,10 @@ pub trait Float:
     fn gelu_erf(self) -> Self {
         let half = Self::from_f64(0.5);
         half * self * (Self::ONE + (self * Self::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+    }
+    /// 0 for NaN and both zeros, as [`crate::math::sign`]; selects, which vectorise.
+    fn sign(self) -> Self {
+        Self::flag(self > Self::ZERO) - Self::flag(self < Self::ZERO)
     }
     /// NaN stays NaN, as [`crate::math::relu`].
     fn relu(self) -> Self {
@@ -187,6 +194,14 @@ macro_rules! float_impl {
             #[inline(always)]
             fn floor(self) -> Self {
                 <$t>::floor(self)
+            }
+            #[inline(always)]
+            fn ceil(self) -> Self {
+                <$t>::ceil(self)
+            }
+            #[inline(always)]
+            fn round_ties_even(self) -> Self {
+                <$t>::round_ties_even(self)
             }
             #[inline(always)]
             fn powf(self, e: Self) -> Self {

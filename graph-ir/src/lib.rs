@@ -15,8 +15,8 @@
 //! # Adding a unary op
 //!
 //! 1. **The table** (`src/ops/unary.rs`): a variant in `unary_ops!` and its row in `TABLE`, in
-//!    the same position. The f64 math has PyTorch's special values. A variant without a row does
-//!    not compile.
+//!    the same position. The f64 math has PyTorch's special values; Candle compositions longer
+//!    than a line go in `src/ops/candle.rs`. A variant without a row does not compile.
 //! 2. **The backends' math:** the row's CPU method in [`cpu::Float`] (the trait method and its
 //!    f32/f64 body in `float_impl!`), and its C function in both preludes,
 //!    `graph-runtime/src/exec/cuda/prelude.cuh` and `graph-runtime/src/exec/metal/prelude.metal`

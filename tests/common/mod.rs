@@ -100,6 +100,11 @@ lazy_graph! {
         (h, h * rsqrt(mean(h * h, -1) + eps) * w)
     }
 
+    /// The rounding ops and `sign`, four outputs of one pointwise kernel.
+    pub fn rounding(x: Tensor[N, D]) -> (Tensor[N, D], Tensor[N, D], Tensor[N, D], Tensor[N, D]) {
+        (floor(x), x.ceil(), round(x), x.sign())
+    }
+
     /// Column means (a reduction over axis 0) and the centred columns.
     pub fn center_columns(x: Tensor[N, D]) -> (Tensor[1, D], Tensor[N, D]) {
         let m = mean(x, 0);
@@ -222,6 +227,7 @@ pub const CASES: &[Case] = &[
     ATTENTION,
     ADD_RMS_NORM,
     CENTER_COLUMNS,
+    ROUNDING,
 ];
 
 fn one(t: graph_runtime::Result<Tensor>) -> graph_runtime::Result<Vec<Tensor>> {
@@ -586,6 +592,50 @@ pub const CENTER_COLUMNS: Case = Case {
         let m = (x.sum_keepdim(0)? / x.dim(0)? as f64)?;
         let c = x.broadcast_sub(&m)?;
         Ok(vec![m, c])
+    },
+    magnitude: None,
+};
+
+/// `f` on every element of an f64 tensor: references for ops Candle lacks or rounds differently.
+pub fn map_f64(x: &Tensor, f: fn(f64) -> f64) -> Result<Tensor> {
+    let values: Vec<f64> = x.flatten_all()?.to_vec1::<f64>()?.into_iter().map(f).collect();
+    Tensor::from_vec(values, x.shape(), x.device())
+}
+
+pub const ROUNDING: Case = Case {
+    name: "rounding",
+    // Half of the values on a tie (a multiple of 0.5), the rest anywhere; zeros of both signs.
+    draw: |rng, sizes| {
+        let shape = [sizes.lead(rng), sizes.row(rng)];
+        let x = randn(rng, &shape, 0.0, 4.0)?;
+        let ties = ((&x * 2.0)?.round()? * 0.5)?;
+        let pick = randn(rng, &shape, 0.0, 1.0)?.gt(0.0)?;
+        Ok(Inputs {
+            tensors: vec![pick.where_cond(&ties, &x)?],
+            scalars: vec![],
+            products: DType::F64,
+        })
+    },
+    graph: |i| {
+        let (a, b, c, d) = rounding(&i.tensors[0])?;
+        Ok(vec![a, b, c, d])
+    },
+    graph_async: |i| {
+        let f = rounding_async(&i.tensors[0]);
+        Box::pin(async move {
+            let (a, b, c, d) = f.await?;
+            Ok(vec![a, b, c, d])
+        })
+    },
+    reference: |i| {
+        let x = &i.tensors[0];
+        let sign = |v: f64| f64::from(u8::from(v > 0.0)) - f64::from(u8::from(v < 0.0));
+        Ok(vec![
+            map_f64(x, f64::floor)?,
+            map_f64(x, f64::ceil)?,
+            map_f64(x, f64::round_ties_even)?,
+            map_f64(x, sign)?,
+        ])
     },
     magnitude: None,
 };

@@ -4,6 +4,8 @@
 //! reduction) are lowered by the macro to these primitives; the runtime, the optimiser and every
 //! kernel emitter match on this one closed enum.
 
+#[cfg(feature = "eager")]
+mod candle;
 mod unary;
 
 pub use unary::{CForm, CpuForm, UnaryInfo, UnaryOp};

@@ -14,6 +14,9 @@
 #[cfg(feature = "eager")]
 use candle_core::{Result, Tensor};
 
+#[cfg(feature = "eager")]
+use super::candle;
+
 use crate::math;
 
 /// Declares [`UnaryOp`] and [`UnaryOp::ALL`] from one list, so the two cannot disagree.
@@ -70,6 +73,12 @@ unary_ops! {
     Relu,
     /// The largest integer not above `x`.
     Floor,
+    /// The smallest integer not below `x`.
+    Ceil,
+    /// The nearest integer, ties to even (as `torch.round`).
+    Round,
+    /// `1`, `0` or `-1` as `x` is above, equal to or below 0; 0 for NaN (as `torch.sign`).
+    Sign,
 }
 
 /// How a CPU kernel computes an op on its compute type `C: Float` ([`crate::cpu::Float`]).
@@ -316,6 +325,37 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         costly: false,
         #[cfg(feature = "eager")]
         eager: Tensor::floor,
+    },
+    UnaryInfo {
+        op: UnaryOp::Ceil,
+        name: "ceil",
+        eval: f64::ceil,
+        cpu: CpuForm::Method("ceil"),
+        c: CForm::Call("lg_ceil"),
+        costly: false,
+        #[cfg(feature = "eager")]
+        eager: Tensor::ceil,
+    },
+    UnaryInfo {
+        op: UnaryOp::Round,
+        name: "round",
+        eval: f64::round_ties_even,
+        cpu: CpuForm::Method("round_ties_even"),
+        c: CForm::Call("lg_round"),
+        costly: false,
+        #[cfg(feature = "eager")]
+        eager: candle::round_ties_even,
+    },
+    UnaryInfo {
+        op: UnaryOp::Sign,
+        name: "sign",
+        eval: math::sign,
+        cpu: CpuForm::Method("sign"),
+        c: CForm::Call("lg_sign"),
+        costly: false,
+        // Candle's sign is `(x > 0) - (x < 0)`, as PyTorch's.
+        #[cfg(feature = "eager")]
+        eager: Tensor::sign,
     },
 ];
 

@@ -202,6 +202,11 @@ inline C lg_gelu_erf(C x) {
 // NaN stays NaN (torch.relu).
 inline C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
 inline float lg_floor(float x) { return floor(x); }
+inline float lg_ceil(float x) { return ceil(x); }
+// Ties to even (torch.round): rint, in the default rounding mode (Metal's round goes away from 0).
+inline float lg_round(float x) { return rint(x); }
+// 0 for NaN and both zeros (torch.sign; Metal's sign keeps a zero's sign).
+inline C lg_sign(C x) { return (C)(x > (C)0) - (C)(x < (C)0); }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a simdgroup, partial results meet in `part`, the kernel's threadgroup array of 32 (Metal
