@@ -71,6 +71,7 @@ reference_tests! {
     add_rms_norm: ADD_RMS_NORM,
     center_columns: CENTER_COLUMNS,
     rounding: ROUNDING,
+    log1p_expm1: LOG1P_EXPM1,
 }
 
 // ---------------------------------------------------------------------------------------------

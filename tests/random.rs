@@ -135,6 +135,8 @@ mod r {
             // Candle's round sends ties away from 0; the DSL's goes to even.
             "round" => map(x, f64::round_ties_even),
             "sign" => x.sign(),
+            "log1p" => map(x, f64::ln_1p),
+            "expm1" => map(x, f64::exp_m1),
             _ => unreachable!("unary {op}"),
         }
     }

@@ -44,6 +44,8 @@ lazy_graph! {
     fn t_ceil(x: Tensor[N]) -> Tensor[N] { ceil(x) }
     fn t_round(x: Tensor[N]) -> Tensor[N] { round(x) }
     fn t_sign(x: Tensor[N]) -> Tensor[N] { sign(x) }
+    fn t_log1p(x: Tensor[N]) -> Tensor[N] { log1p(x) }
+    fn t_expm1(x: Tensor[N]) -> Tensor[N] { expm1(x) }
     fn t_clamp(x: Tensor[N]) -> Tensor[N] { clamp(x, -1.0, 1.0) }
     fn t_cube(x: Tensor[N]) -> Tensor[N] { pow(x, 3.0) }
 
@@ -99,7 +101,7 @@ const X: [f64; 7] = [0.0, -0.0, INF, -INF, NAN, -1.0, 0.5];
 
 /// Each unary op's results at [`X`].
 #[rustfmt::skip]
-const UNARY: [(&str, Unary, [f64; 7]); 23] = [
+const UNARY: [(&str, Unary, [f64; 7]); 25] = [
     ("neg", t_neg, [-0.0, 0.0, -INF, INF, NAN, 1.0, -0.5]),
     ("abs", t_abs, [0.0, 0.0, INF, INF, NAN, 1.0, 0.5]),
     ("exp", t_exp, [1.0, 1.0, INF, 0.0, NAN, 0.36787944117144233, 1.6487212707001282]),
@@ -125,6 +127,8 @@ const UNARY: [(&str, Unary, [f64; 7]); 23] = [
     ("round", t_round, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.0]),
     // (x > 0) - (x < 0): 0 for NaN.
     ("sign", t_sign, [0.0, 0.0, 1.0, -1.0, 0.0, -1.0, 1.0]),
+    ("log1p", t_log1p, [0.0, -0.0, INF, NAN, NAN, -INF, 0.4054651081081644]),
+    ("expm1", t_expm1, [0.0, -0.0, INF, -1.0, NAN, -0.6321205588285577, 0.6487212707001282]),
     ("clamp(x, -1, 1)", t_clamp, [0.0, -0.0, 1.0, -1.0, NAN, -1.0, 0.5]),
     ("pow(x, 3)", t_cube, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.125]),
 ];

@@ -77,9 +77,9 @@ pub struct Function {
 
 /// The unary ops the generator draws: every one of the DSL (`tests/random.rs` checks this
 /// against the op table, and its reference computes each).
-pub const UNARY_OPS: [&str; 21] = [
+pub const UNARY_OPS: [&str; 23] = [
     "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf", "sigmoid",
-    "silu", "gelu", "gelu_erf", "relu", "floor", "ceil", "round", "sign",
+    "silu", "gelu", "gelu_erf", "relu", "floor", "ceil", "round", "sign", "log1p", "expm1",
 ];
 
 /// The unary ops that jump: a rounding error in their argument may move the result by a whole
@@ -885,7 +885,8 @@ impl Gen {
     /// A named unary op on `x`, with `x` first brought into the op's domain.
     fn unary_named(&mut self, op: &str, x: Val) -> Val {
         let x = match op {
-            "exp" if x.hi > 3.0 => self.unary_named("tanh", x),
+            "exp" | "expm1" if x.hi > 3.0 => self.unary_named("tanh", x),
+            "log1p" if x.lo < -0.5 => self.positive(x),
             "log" | "sqrt" | "rsqrt" => self.positive(x),
             "recip" if !(x.lo >= 0.25 || x.hi <= -0.25) => {
                 let p = self.positive(x);
@@ -923,6 +924,8 @@ impl Gen {
             "sign" => (sign(lo), sign(hi), 0.0, 0.0),
             "exp" => (lo.exp(), hi.exp(), hi.exp(), 4.0),
             "log" => (lo.ln(), hi.ln(), 1.0 / lo, 4.0),
+            "expm1" => (lo.exp_m1(), hi.exp_m1(), hi.exp(), 4.0),
+            "log1p" => (lo.ln_1p(), hi.ln_1p(), 1.0 / (1.0 + lo), 4.0),
             "sqrt" => (lo.sqrt(), hi.sqrt(), 0.5 / lo.sqrt(), 2.0),
             "rsqrt" => (1.0 / hi.sqrt(), 1.0 / lo.sqrt(), 0.5 * lo.powf(-1.5), 4.0),
             "recip" => {

@@ -44,6 +44,10 @@ pub trait Float:
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
     fn floor(self) -> Self;
+    /// `ln(1 + x)`, accurate near 0.
+    fn ln_1p(self) -> Self;
+    /// `e^x - 1`, accurate near 0.
+    fn exp_m1(self) -> Self;
     fn ceil(self) -> Self;
     /// Ties to even, as `torch.round`.
     fn round_ties_even(self) -> Self;
@@ -194,6 +198,14 @@ macro_rules! float_impl {
             #[inline(always)]
             fn floor(self) -> Self {
                 <$t>::floor(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            #[inline(always)]
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
             }
             #[inline(always)]
             fn ceil(self) -> Self {

@@ -105,6 +105,11 @@ lazy_graph! {
         (floor(x), x.ceil(), round(x), x.sign())
     }
 
+    /// `log1p` and `expm1`, whose values near 0 their naive forms get wrong.
+    pub fn log1p_expm1(x: Tensor[N, D]) -> (Tensor[N, D], Tensor[N, D]) {
+        (log1p(x), x.expm1())
+    }
+
     /// Column means (a reduction over axis 0) and the centred columns.
     pub fn center_columns(x: Tensor[N, D]) -> (Tensor[1, D], Tensor[N, D]) {
         let m = mean(x, 0);
@@ -228,6 +233,7 @@ pub const CASES: &[Case] = &[
     ADD_RMS_NORM,
     CENTER_COLUMNS,
     ROUNDING,
+    LOG1P_EXPM1,
 ];
 
 fn one(t: graph_runtime::Result<Tensor>) -> graph_runtime::Result<Vec<Tensor>> {
@@ -636,6 +642,36 @@ pub const ROUNDING: Case = Case {
             map_f64(x, f64::round_ties_even)?,
             map_f64(x, sign)?,
         ])
+    },
+    magnitude: None,
+};
+
+pub const LOG1P_EXPM1: Case = Case {
+    name: "log1p_expm1",
+    // Values of 1e-4 or so: the results are compared relative to themselves there, where
+    // `log(1 + x)` is off by about `2^-24 / 1e-4` in f32, a hundred times the tolerance.
+    draw: |rng, sizes| {
+        let shape = [sizes.lead(rng), sizes.row(rng)];
+        Ok(Inputs {
+            tensors: vec![randn(rng, &shape, 0.0, 1e-4)?],
+            scalars: vec![],
+            products: DType::F64,
+        })
+    },
+    graph: |i| {
+        let (a, b) = log1p_expm1(&i.tensors[0])?;
+        Ok(vec![a, b])
+    },
+    graph_async: |i| {
+        let f = log1p_expm1_async(&i.tensors[0]);
+        Box::pin(async move {
+            let (a, b) = f.await?;
+            Ok(vec![a, b])
+        })
+    },
+    reference: |i| {
+        let x = &i.tensors[0];
+        Ok(vec![map_f64(x, f64::ln_1p)?, map_f64(x, f64::exp_m1)?])
     },
     magnitude: None,
 };

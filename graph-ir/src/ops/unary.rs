@@ -79,6 +79,10 @@ unary_ops! {
     Round,
     /// `1`, `0` or `-1` as `x` is above, equal to or below 0; 0 for NaN (as `torch.sign`).
     Sign,
+    /// `ln(1 + x)`, accurate for `x` near 0.
+    Log1p,
+    /// `e^x - 1`, accurate for `x` near 0.
+    Expm1,
 }
 
 /// How a CPU kernel computes an op on its compute type `C: Float` ([`crate::cpu::Float`]).
@@ -357,6 +361,26 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         #[cfg(feature = "eager")]
         eager: Tensor::sign,
     },
+    UnaryInfo {
+        op: UnaryOp::Log1p,
+        name: "log1p",
+        eval: f64::ln_1p,
+        cpu: CpuForm::Method("ln_1p"),
+        c: CForm::Call("lg_log1p"),
+        costly: true,
+        #[cfg(feature = "eager")]
+        eager: candle::log1p,
+    },
+    UnaryInfo {
+        op: UnaryOp::Expm1,
+        name: "expm1",
+        eval: f64::exp_m1,
+        cpu: CpuForm::Method("exp_m1"),
+        c: CForm::Call("lg_expm1"),
+        costly: true,
+        #[cfg(feature = "eager")]
+        eager: candle::expm1,
+    },
 ];
 
 #[cfg(test)]
@@ -375,10 +399,10 @@ mod tests {
     fn names_are_distinct_identifiers() {
         for (i, a) in UnaryOp::ALL.into_iter().enumerate() {
             let name = a.name();
-            assert!(
-                name.chars().all(|c| c.is_ascii_lowercase() || c == '_') && !name.is_empty(),
-                "{name}"
-            );
+            let mut chars = name.chars();
+            let first = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+            let rest = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            assert!(first && rest, "{name} is no lowercase identifier");
             for b in &UnaryOp::ALL[i + 1..] {
                 assert_ne!(name, b.name());
             }

@@ -193,6 +193,10 @@ __device__ __forceinline__ float lg_round(float x) { return rintf(x); }
 __device__ __forceinline__ double lg_round(double x) { return rint(x); }
 // 0 for NaN and both zeros (torch.sign).
 __device__ __forceinline__ C lg_sign(C x) { return (C)(x > (C)0) - (C)(x < (C)0); }
+__device__ __forceinline__ float lg_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double lg_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float lg_expm1(float x) { return expm1f(x); }
+__device__ __forceinline__ double lg_expm1(double x) { return expm1(x); }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a warp, partial results meet in shared memory (LG_RPB is then 1).
