@@ -72,6 +72,7 @@ reference_tests! {
     center_columns: CENTER_COLUMNS,
     rounding: ROUNDING,
     log1p_expm1: LOG1P_EXPM1,
+    masked: MASKED,
 }
 
 // ---------------------------------------------------------------------------------------------

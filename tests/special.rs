@@ -83,6 +83,13 @@ lazy_graph! {
     fn c_var(x: Tensor[D, N]) -> Tensor[1, N] { var(x, 0) }
     fn c_logsumexp(x: Tensor[D, N]) -> Tensor[1, N] { logsumexp(x, 0) }
 
+    /// Masks with the literal `-inf`: a row it masks entirely has the max `-inf` and a softmax
+    /// of NaN, as in PyTorch.
+    fn m_max(x: Tensor[N, D], m: Tensor[N, D]) -> Tensor[N, 1] { max(where_(m > 0.5, x, -inf), -1) }
+    fn m_softmax(x: Tensor[N, D], m: Tensor[N, D]) -> Tensor[N, D] { softmax(where_(m > 0.5, x, -inf), -1) }
+    /// `inf` folded with itself, and against values.
+    fn f_inf(x: Tensor[N]) -> (Tensor[N], Tensor[N]) { (x + (inf - inf), minimum(x, inf) - inf) }
+
     /// Literals only: constant folding computes these at build time.
     fn f_folded(x: Tensor[N]) -> (Tensor[N], Tensor[N], Tensor[N], Tensor[N], Tensor[N]) {
         (x * log(0.0), x + relu(0.0 / 0.0), x + maximum(0.0 / 0.0, 1.0), x * exp(-1.0 / 0.0), x + rsqrt(-0.0))
@@ -520,3 +527,44 @@ fn folding_agrees_with_kernels(device: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(folding_agrees_with_kernels);
+
+/// The literal `inf` as a mask value and in folded arithmetic, fused and eager.
+fn masking_with_inf(device: &Device) -> Result<()> {
+    let mut report = Report::default();
+    let x = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0];
+    let m = [1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+    let softmax = [
+        0.09003057317038046,
+        0.24472847105479767,
+        0.6652409557748219,
+        0.0,
+        1.0,
+        0.0,
+    ];
+    let softmax: Vec<f64> = softmax.into_iter().chain([NAN; 3]).collect();
+    let xs = [1.0, -1.0, 0.0, INF];
+    in_each_mode(device, |dtype, label| {
+        let (tx, tm) = (
+            tensor(&x, &[3, 3], dtype, device)?,
+            tensor(&m, &[3, 3], dtype, device)?,
+        );
+        let row = |i: usize| format!("row {i}");
+        let what = format!("masked max ({label})");
+        report.check(&what, &call(&what, m_max(&tx, &tm)), &[3.0, 2.0, -INF], row)?;
+        let what = format!("masked softmax ({label})");
+        report.check(&what, &call(&what, m_softmax(&tx, &tm)), &softmax, |i| row(i / 3))?;
+        let (nan, less) = f_inf(&tensor(&xs, &[4], dtype, device)?).unwrap_or_else(|e| panic!("f_inf: {e}"));
+        let at = |i: usize| format!("x = {}", xs[i]);
+        report.check(&format!("x + (inf - inf) ({label})"), &nan, &[NAN; 4], at)?;
+        report.check(
+            &format!("minimum(x, inf) - inf ({label})"),
+            &less,
+            &[-INF, -INF, -INF, NAN],
+            at,
+        )?;
+        Ok(())
+    })?;
+    report.finish(device);
+    Ok(())
+}
+test_device!(masking_with_inf);

@@ -110,6 +110,12 @@ lazy_graph! {
         (log1p(x), x.expm1())
     }
 
+    /// A row max and a softmax over the positions `mask` keeps, masking with `-inf`.
+    pub fn masked(x: Tensor[N, D], mask: Tensor[N, D]) -> (Tensor[N, 1], Tensor[N, D]) {
+        let s = where_(mask > 0.5, x, -inf);
+        (max(s, -1), softmax(s, -1))
+    }
+
     /// Column means (a reduction over axis 0) and the centred columns.
     pub fn center_columns(x: Tensor[N, D]) -> (Tensor[1, D], Tensor[N, D]) {
         let m = mean(x, 0);
@@ -234,6 +240,7 @@ pub const CASES: &[Case] = &[
     CENTER_COLUMNS,
     ROUNDING,
     LOG1P_EXPM1,
+    MASKED,
 ];
 
 fn one(t: graph_runtime::Result<Tensor>) -> graph_runtime::Result<Vec<Tensor>> {
@@ -672,6 +679,44 @@ pub const LOG1P_EXPM1: Case = Case {
     reference: |i| {
         let x = &i.tensors[0];
         Ok(vec![map_f64(x, f64::ln_1p)?, map_f64(x, f64::exp_m1)?])
+    },
+    magnitude: None,
+};
+
+pub const MASKED: Case = Case {
+    name: "masked",
+    // About a third of each row masked, never its first column (rows masked entirely are
+    // tests/special.rs's: their softmax is NaN).
+    draw: |rng, sizes| {
+        let shape = [sizes.lead(rng), sizes.row(rng)];
+        let first = Tensor::arange(0u32, shape[1] as u32, &Device::Cpu)?
+            .eq(0u32)?
+            .to_dtype(DType::F64)?
+            .broadcast_as(&shape[..])?;
+        let keep = randn(rng, &shape, 0.0, 1.0)?.gt(-0.4)?.to_dtype(DType::F64)?;
+        Ok(Inputs {
+            tensors: vec![randn(rng, &shape, 0.0, 2.0)?, keep.maximum(&first)?],
+            scalars: vec![],
+            products: DType::F64,
+        })
+    },
+    graph: |i| {
+        let (m, s) = masked(&i.tensors[0], &i.tensors[1])?;
+        Ok(vec![m, s])
+    },
+    graph_async: |i| {
+        let f = masked_async(&i.tensors[0], &i.tensors[1]);
+        Box::pin(async move {
+            let (m, s) = f.await?;
+            Ok(vec![m, s])
+        })
+    },
+    reference: |i| {
+        let (x, mask) = (&i.tensors[0], &i.tensors[1]);
+        let s = mask
+            .gt(0.5)?
+            .where_cond(x, &(x.zeros_like()? + f64::NEG_INFINITY)?)?;
+        Ok(vec![row_max(&s)?, ref_softmax(&s)?])
     },
     magnitude: None,
 };

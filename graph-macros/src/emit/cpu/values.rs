@@ -157,7 +157,7 @@ impl Cx<'_> {
             }
             Op::Cat(_) => self.cat(scope, &node.args, col),
             Op::Const(v) => {
-                let v = v.value();
+                let v = literal(v.value());
                 quote!(#c::from_f64(#v))
             }
             Op::Reduce(..) => unreachable!("reductions are row scalars"),
@@ -230,5 +230,32 @@ fn shift(col: &Col, n: &Ident, sign: &str) -> Col {
         key: format!("({}{sign}{n})", col.key),
         plus,
         minus,
+    }
+}
+
+/// A float literal as Rust tokens: `proc_macro2` has no token for infinities and NaN, which are
+/// `f64`'s constants instead.
+fn literal(v: f64) -> TokenStream {
+    if v.is_nan() {
+        quote!(f64::NAN)
+    } else if v == f64::INFINITY {
+        quote!(f64::INFINITY)
+    } else if v == f64::NEG_INFINITY {
+        quote!(f64::NEG_INFINITY)
+    } else {
+        quote!(#v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn literals_of_every_class_are_tokens() {
+        assert_eq!(literal(f64::NEG_INFINITY).to_string(), "f64 :: NEG_INFINITY");
+        assert_eq!(literal(f64::INFINITY).to_string(), "f64 :: INFINITY");
+        assert_eq!(literal(f64::NAN).to_string(), "f64 :: NAN");
+        assert_eq!(literal(-0.5).to_string(), "- 0.5f64");
     }
 }
