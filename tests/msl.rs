@@ -314,6 +314,113 @@ fn prelude_special_values_follow_pytorch() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every unary op the Metal kernels call a prelude function for computes the op table's f64
+/// math (`graph_ir::UnaryOp::info`), on the host: special values by class (both NaN, the same
+/// infinity), the rest within 8 f32 ulp of `max(|want|, 1)` (`prelude_erf_is_accurate` and the
+/// ops' own tests hold the accuracy near 0, relative to the value).
+#[test]
+fn prelude_unary_ops_follow_the_table() {
+    use graph_ir::{CForm, UnaryOp};
+    let Some(clang) = clang() else { return };
+    let mut xs: Vec<f32> = (-64..=64).map(|i| i as f32 * 0.125).collect();
+    xs.extend([
+        0.1, -0.1, 1e-3, -1e-3, 3e-5, -3e-5, 0.4999, 2.5, -2.5, 10.7, -10.7, 88.0, -88.0,
+    ]);
+    xs.extend([-0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    let ops: Vec<(UnaryOp, &str)> = UnaryOp::ALL
+        .into_iter()
+        .filter_map(|op| match op.info().c {
+            CForm::Call(f) => Some((op, f)),
+            CForm::Neg | CForm::Square => None,
+        })
+        .collect();
+    let prints: String = ops
+        .iter()
+        .map(|(_, f)| format!("    printf(\" %u\", as_type<uint>({f}(x)));\n"))
+        .collect();
+    let main = format!(
+        "int main() {{\n  const uint xs[] = {};\n  for (uint b : xs) {{\n    const float x = \
+         as_type<float>(b);\n    printf(\"%u\", b);\n{prints}    printf(\"\\n\");\n  }}\n  \
+         return 0;\n}}\n",
+        bits_array(xs.iter().copied())
+    );
+    let out = run_on_host(&clang, &main);
+    assert_eq!(out.lines().count(), xs.len(), "one line per input");
+    let mut failures = Vec::new();
+    for line in out.lines() {
+        let words: Vec<f32> = line
+            .split(' ')
+            .map(|w| f32::from_bits(w.parse().expect("a number")))
+            .collect();
+        let x = words[0];
+        for (&got, (op, f)) in words[1..].iter().zip(&ops) {
+            let want = op.eval(f64::from(x));
+            let got64 = f64::from(got);
+            let ok = if want.is_nan() || want.is_infinite() {
+                (got.is_nan() && want.is_nan()) || got64 == want
+            } else {
+                got.is_finite() && (got64 - want).abs() <= 8.0 * f64::from(f32::EPSILON) * want.abs().max(1.0)
+            };
+            if !ok {
+                failures.push(format!("{f}({x}) = {got}, want {want}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Metal has no log1p or expm1: the prelude's stay within a few f32 ulp of the true values,
+/// relative to the value, near 0 (where the naive forms lose every digit), at the seams of their
+/// two ranges, and far out.
+#[test]
+fn prelude_log1p_and_expm1_are_accurate() {
+    let Some(clang) = clang() else { return };
+    let mut xs: Vec<f32> = (-3000..=3000).map(|i| i as f32 * 1e-3).collect();
+    xs.extend([
+        1e-30,
+        1e-10,
+        1e-7,
+        1e-4,
+        0.292_893_2,
+        0.346_573_6,
+        0.414_213_5,
+        5.0,
+        30.0,
+        80.0,
+    ]);
+    xs.extend(xs.clone().iter().map(|x| -x));
+    xs.retain(|&x| x > -1.0);
+    let main = format!(
+        "int main() {{\n  const uint xs[] = {};\n  for (uint x : xs) printf(\"%u %u %u\\n\", x, \
+         as_type<uint>(lg_log1p(as_type<float>(x))), as_type<uint>(lg_expm1(as_type<float>(x))));\n  \
+         return 0;\n}}\n",
+        bits_array(xs.iter().copied())
+    );
+    let out = run_on_host(&clang, &main);
+    let mut worst = [(0f64, 0f32); 2];
+    for line in out.lines() {
+        let w: Vec<f32> = line
+            .split(' ')
+            .map(|w| f32::from_bits(w.parse().expect("a number")))
+            .collect();
+        let x = f64::from(w[0]);
+        for (k, want) in [x.ln_1p(), x.exp_m1()].into_iter().enumerate() {
+            let err = (f64::from(w[1 + k]) - want).abs() / want.abs().max(f64::MIN_POSITIVE);
+            if err > worst[k].0 {
+                worst[k] = (err, w[0]);
+            }
+        }
+    }
+    assert_eq!(out.lines().count(), xs.len(), "one line per input");
+    for (name, (err, x)) in ["lg_log1p", "lg_expm1"].iter().zip(worst) {
+        eprintln!("{name}: max relative error {err:e} at {x}");
+        assert!(
+            err < 4.0 * f64::from(f32::EPSILON),
+            "{name}({x}) is off by {err:e}"
+        );
+    }
+}
+
 /// bf16 stores round to nearest even, as the `half` crate (and so the CPU kernels) does, and
 /// keep NaNs NaN; loads are exact.
 #[test]

@@ -105,6 +105,12 @@ mod r {
         Tensor::new(v, &Device::Cpu).expect("a scalar")
     }
 
+    /// `f` on every element.
+    fn map(x: &Tensor, f: fn(f64) -> f64) -> Result<Tensor> {
+        let values: Vec<f64> = x.flatten_all()?.to_vec1::<f64>()?.into_iter().map(f).collect();
+        Tensor::from_vec(values, x.shape(), x.device())
+    }
+
     pub fn un(op: &str, x: &Tensor) -> Result<Tensor> {
         match op {
             "neg" => x.neg(),
@@ -124,6 +130,13 @@ mod r {
             "gelu" => x.gelu(),
             "gelu_erf" => x.gelu_erf(),
             "relu" => x.relu(),
+            "floor" => x.floor(),
+            "ceil" => x.ceil(),
+            // Candle's round sends ties away from 0; the DSL's goes to even.
+            "round" => map(x, f64::round_ties_even),
+            "sign" => x.sign(),
+            "log1p" => map(x, f64::ln_1p),
+            "expm1" => map(x, f64::exp_m1),
             _ => unreachable!("unary {op}"),
         }
     }
@@ -695,5 +708,28 @@ fn cuda() {
     match Device::new_cuda(0) {
         Ok(dev) => check_all(&dev),
         Err(why) => eprintln!("\n**** SKIPPED on CUDA: no usable GPU ({why}) ****\n"),
+    }
+}
+
+/// The generator draws every unary op of the op table, and its reference computes each one as
+/// the table's f64 math does.
+#[test]
+fn generator_covers_every_unary_op() {
+    let xs = [0.75, -0.25, 2.5, -1.5];
+    let x = Tensor::new(&xs, &Device::Cpu).expect("a tensor");
+    for op in graph_ir::UnaryOp::ALL {
+        let name = op.name();
+        assert!(
+            graph_gen::UNARY_OPS.contains(&name),
+            "graph-gen never draws `{name}`: add it to UNARY_OPS with its interval and error bound"
+        );
+        let got: Vec<f64> = r::un(name, &x)
+            .and_then(|t| t.to_vec1())
+            .expect("the reference runs");
+        for (&x, got) in xs.iter().zip(got) {
+            let want = op.eval(x);
+            let same = (got.is_nan() && want.is_nan()) || (got - want).abs() <= 1e-12 * want.abs().max(1.0);
+            assert!(same, "the reference's {name}({x}) is {got}, the table's {want}");
+        }
     }
 }

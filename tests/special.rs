@@ -16,6 +16,7 @@ mod common;
 
 use candle_core::{DType, Device, Result, Tensor};
 use common::tolerance;
+use graph_ir::UnaryOp;
 use graph_runtime::{lazy_graph, with_mode, Mode};
 
 const INF: f64 = f64::INFINITY;
@@ -39,6 +40,12 @@ lazy_graph! {
     fn t_gelu(x: Tensor[N]) -> Tensor[N] { gelu(x) }
     fn t_gelu_erf(x: Tensor[N]) -> Tensor[N] { gelu_erf(x) }
     fn t_relu(x: Tensor[N]) -> Tensor[N] { relu(x) }
+    fn t_floor(x: Tensor[N]) -> Tensor[N] { floor(x) }
+    fn t_ceil(x: Tensor[N]) -> Tensor[N] { ceil(x) }
+    fn t_round(x: Tensor[N]) -> Tensor[N] { round(x) }
+    fn t_sign(x: Tensor[N]) -> Tensor[N] { sign(x) }
+    fn t_log1p(x: Tensor[N]) -> Tensor[N] { log1p(x) }
+    fn t_expm1(x: Tensor[N]) -> Tensor[N] { expm1(x) }
     fn t_clamp(x: Tensor[N]) -> Tensor[N] { clamp(x, -1.0, 1.0) }
     fn t_cube(x: Tensor[N]) -> Tensor[N] { pow(x, 3.0) }
 
@@ -76,6 +83,13 @@ lazy_graph! {
     fn c_var(x: Tensor[D, N]) -> Tensor[1, N] { var(x, 0) }
     fn c_logsumexp(x: Tensor[D, N]) -> Tensor[1, N] { logsumexp(x, 0) }
 
+    /// Masks with the literal `-inf`: a row it masks entirely has the max `-inf` and a softmax
+    /// of NaN, as in PyTorch.
+    fn m_max(x: Tensor[N, D], m: Tensor[N, D]) -> Tensor[N, 1] { max(where_(m > 0.5, x, -inf), -1) }
+    fn m_softmax(x: Tensor[N, D], m: Tensor[N, D]) -> Tensor[N, D] { softmax(where_(m > 0.5, x, -inf), -1) }
+    /// `inf` folded with itself, and against values.
+    fn f_inf(x: Tensor[N]) -> (Tensor[N], Tensor[N]) { (x + (inf - inf), minimum(x, inf) - inf) }
+
     /// Literals only: constant folding computes these at build time.
     fn f_folded(x: Tensor[N]) -> (Tensor[N], Tensor[N], Tensor[N], Tensor[N], Tensor[N]) {
         (x * log(0.0), x + relu(0.0 / 0.0), x + maximum(0.0 / 0.0, 1.0), x * exp(-1.0 / 0.0), x + rsqrt(-0.0))
@@ -94,7 +108,7 @@ const X: [f64; 7] = [0.0, -0.0, INF, -INF, NAN, -1.0, 0.5];
 
 /// Each unary op's results at [`X`].
 #[rustfmt::skip]
-const UNARY: [(&str, Unary, [f64; 7]); 19] = [
+const UNARY: [(&str, Unary, [f64; 7]); 25] = [
     ("neg", t_neg, [-0.0, 0.0, -INF, INF, NAN, 1.0, -0.5]),
     ("abs", t_abs, [0.0, 0.0, INF, INF, NAN, 1.0, 0.5]),
     ("exp", t_exp, [1.0, 1.0, INF, 0.0, NAN, 0.36787944117144233, 1.6487212707001282]),
@@ -114,9 +128,32 @@ const UNARY: [(&str, Unary, [f64; 7]); 19] = [
     ("gelu", t_gelu, [0.0, -0.0, INF, NAN, NAN, -0.15880800939172324, 0.34571400982514394]),
     ("gelu_erf", t_gelu_erf, [0.0, -0.0, INF, NAN, NAN, -0.15865525393145707, 0.34573123063700656]),
     ("relu", t_relu, [0.0, 0.0, INF, 0.0, NAN, 0.0, 0.5]),
+    ("floor", t_floor, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.0]),
+    ("ceil", t_ceil, [0.0, -0.0, INF, -INF, NAN, -1.0, 1.0]),
+    // Ties to even: 0.5 rounds to 0.
+    ("round", t_round, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.0]),
+    // (x > 0) - (x < 0): 0 for NaN.
+    ("sign", t_sign, [0.0, 0.0, 1.0, -1.0, 0.0, -1.0, 1.0]),
+    ("log1p", t_log1p, [0.0, -0.0, INF, NAN, NAN, -INF, 0.4054651081081644]),
+    ("expm1", t_expm1, [0.0, -0.0, INF, -1.0, NAN, -0.6321205588285577, 0.6487212707001282]),
     ("clamp(x, -1, 1)", t_clamp, [0.0, -0.0, 1.0, -1.0, NAN, -1.0, 0.5]),
     ("pow(x, 3)", t_cube, [0.0, -0.0, INF, -INF, NAN, -1.0, 0.125]),
 ];
+
+/// Every op of the table (`graph_ir::UnaryOp::info`) has a row in [`UNARY`], so each backend's
+/// kernels and the eager path are run on it, here and in [`unary_ops_follow_the_table`].
+#[test]
+fn every_unary_op_has_a_row() {
+    let missing: Vec<&str> = UnaryOp::ALL
+        .iter()
+        .map(|op| op.name())
+        .filter(|name| !UNARY.iter().any(|row| row.0 == *name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "tests/special.rs has no row for {missing:?}: add a graph and PyTorch's results"
+    );
+}
 
 /// Each binary op's `(a, b, a op b)` cases.
 #[rustfmt::skip]
@@ -298,6 +335,35 @@ fn unary_ops(device: &Device) -> Result<()> {
 }
 test_device!(unary_ops);
 
+/// Ordinary values through every unary op, fused and eager, against the op table's f64 math
+/// evaluated at the stored inputs: ties and near-ties of the rounding ops, values near 0 where
+/// `log1p`/`expm1` differ from their naive forms, and both signs of each.
+fn unary_ops_follow_the_table(device: &Device) -> Result<()> {
+    let mut xs: Vec<f64> = (-40..=40).map(|i| f64::from(i) * 0.1).collect();
+    xs.extend([
+        0.5, 1.5, 2.5, -0.5, -2.5, 0.499, 1e-3, -1e-3, 3e-5, -3e-5, 7.25, -7.75,
+    ]);
+    let mut report = Report::default();
+    in_each_mode(device, |dtype, label| {
+        let x = tensor(&xs, &[xs.len()], dtype, device)?;
+        let stored = values(&x)?;
+        for (name, f, _) in UNARY {
+            let Some(op) = UnaryOp::ALL.into_iter().find(|op| op.name() == name) else {
+                continue; // a composite row (clamp, pow)
+            };
+            let want: Vec<f64> = stored.iter().map(|&v| op.eval(v)).collect();
+            let what = format!("{name} ({label})");
+            report.check(&what, &call(&what, f(&x)), &want, |i| {
+                format!("x = {}", stored[i])
+            })?;
+        }
+        Ok(())
+    })?;
+    report.finish(device);
+    Ok(())
+}
+test_device!(unary_ops_follow_the_table);
+
 fn binary_ops(device: &Device) -> Result<()> {
     let mut report = Report::default();
     let table = binary();
@@ -461,3 +527,44 @@ fn folding_agrees_with_kernels(device: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(folding_agrees_with_kernels);
+
+/// The literal `inf` as a mask value and in folded arithmetic, fused and eager.
+fn masking_with_inf(device: &Device) -> Result<()> {
+    let mut report = Report::default();
+    let x = [1.0, 2.0, 3.0, 1.0, 2.0, 3.0, 1.0, 2.0, 3.0];
+    let m = [1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+    let softmax = [
+        0.09003057317038046,
+        0.24472847105479767,
+        0.6652409557748219,
+        0.0,
+        1.0,
+        0.0,
+    ];
+    let softmax: Vec<f64> = softmax.into_iter().chain([NAN; 3]).collect();
+    let xs = [1.0, -1.0, 0.0, INF];
+    in_each_mode(device, |dtype, label| {
+        let (tx, tm) = (
+            tensor(&x, &[3, 3], dtype, device)?,
+            tensor(&m, &[3, 3], dtype, device)?,
+        );
+        let row = |i: usize| format!("row {i}");
+        let what = format!("masked max ({label})");
+        report.check(&what, &call(&what, m_max(&tx, &tm)), &[3.0, 2.0, -INF], row)?;
+        let what = format!("masked softmax ({label})");
+        report.check(&what, &call(&what, m_softmax(&tx, &tm)), &softmax, |i| row(i / 3))?;
+        let (nan, less) = f_inf(&tensor(&xs, &[4], dtype, device)?).unwrap_or_else(|e| panic!("f_inf: {e}"));
+        let at = |i: usize| format!("x = {}", xs[i]);
+        report.check(&format!("x + (inf - inf) ({label})"), &nan, &[NAN; 4], at)?;
+        report.check(
+            &format!("minimum(x, inf) - inf ({label})"),
+            &less,
+            &[-INF, -INF, -INF, NAN],
+            at,
+        )?;
+        Ok(())
+    })?;
+    report.finish(device);
+    Ok(())
+}
+test_device!(masking_with_inf);

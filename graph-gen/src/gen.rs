@@ -75,6 +75,17 @@ pub struct Function {
     pub choices: Vec<u64>,
 }
 
+/// The unary ops the generator draws: every one of the DSL (`tests/random.rs` checks this
+/// against the op table, and its reference computes each).
+pub const UNARY_OPS: [&str; 23] = [
+    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf", "sigmoid",
+    "silu", "gelu", "gelu_erf", "relu", "floor", "ceil", "round", "sign", "log1p", "expm1",
+];
+
+/// The unary ops that jump: a rounding error in their argument may move the result by a whole
+/// step, so they apply only to values every mode computes exactly (as comparisons do).
+const STEPS: [&str; 4] = ["floor", "ceil", "round", "sign"];
+
 /// Index of each dtype in an error vector, after `[compute, storage]`.
 const DTYPES: [&str; 4] = ["f16", "bf16", "f32", "f64"];
 /// Largest magnitude any value may reach (keeps f16 finite and errors meaningful).
@@ -135,6 +146,11 @@ fn broadcast(a: &[Dim], b: &[Dim]) -> Vec<Dim> {
             _ => d.clone(),
         })
         .collect()
+}
+
+/// `torch.sign`: 0 for 0 (and NaN, which the generator never draws).
+fn sign(v: f64) -> f64 {
+    f64::from(u8::from(v > 0.0)) - f64::from(u8::from(v < 0.0))
 }
 
 fn add_err(a: &[f64; 6], ka: f64, b: &[f64; 6], kb: f64) -> [f64; 6] {
@@ -869,7 +885,8 @@ impl Gen {
     /// A named unary op on `x`, with `x` first brought into the op's domain.
     fn unary_named(&mut self, op: &str, x: Val) -> Val {
         let x = match op {
-            "exp" if x.hi > 3.0 => self.unary_named("tanh", x),
+            "exp" | "expm1" if x.hi > 3.0 => self.unary_named("tanh", x),
+            "log1p" if x.lo < -0.5 => self.positive(x),
             "log" | "sqrt" | "rsqrt" => self.positive(x),
             "recip" if !(x.lo >= 0.25 || x.hi <= -0.25) => {
                 let p = self.positive(x);
@@ -900,8 +917,15 @@ impl Gen {
                 0.0,
             ),
             "relu" => (lo.max(0.0), hi.max(0.0), 1.0, 0.0),
+            // Exact, of an exact argument (see `STEPS`).
+            "floor" => (lo.floor(), hi.floor(), 0.0, 0.0),
+            "ceil" => (lo.ceil(), hi.ceil(), 0.0, 0.0),
+            "round" => (lo.round_ties_even(), hi.round_ties_even(), 0.0, 0.0),
+            "sign" => (sign(lo), sign(hi), 0.0, 0.0),
             "exp" => (lo.exp(), hi.exp(), hi.exp(), 4.0),
             "log" => (lo.ln(), hi.ln(), 1.0 / lo, 4.0),
+            "expm1" => (lo.exp_m1(), hi.exp_m1(), hi.exp(), 4.0),
+            "log1p" => (lo.ln_1p(), hi.ln_1p(), 1.0 / (1.0 + lo), 4.0),
             "sqrt" => (lo.sqrt(), hi.sqrt(), 0.5 / lo.sqrt(), 2.0),
             "rsqrt" => (1.0 / hi.sqrt(), 1.0 / lo.sqrt(), 0.5 * lo.powf(-1.5), 4.0),
             "recip" => {
@@ -931,11 +955,8 @@ impl Gen {
     }
 
     fn unary(&mut self, x: Val) -> Val {
-        const OPS: [&str; 17] = [
-            "neg", "abs", "exp", "log", "sqrt", "rsqrt", "recip", "sqr", "sin", "cos", "tanh", "erf",
-            "sigmoid", "silu", "gelu", "gelu_erf", "relu",
-        ];
-        let op = *self.rng.pick(&OPS);
+        let op = *self.rng.pick(&UNARY_OPS);
+        let op = if STEPS.contains(&op) && !x.cmp { "neg" } else { op };
         self.unary_named(op, x)
     }
 

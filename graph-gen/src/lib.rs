@@ -17,5 +17,5 @@ mod gen;
 mod render;
 pub mod rng;
 
-pub use gen::{generate, generate_from, Function, Output, Param, ParamKind, Sym};
+pub use gen::{generate, generate_from, Function, Output, Param, ParamKind, Sym, UNARY_OPS};
 pub use render::{module, module_from_choices};

@@ -43,6 +43,14 @@ pub trait Float:
     fn cos(self) -> Self;
     fn tanh(self) -> Self;
     fn erf(self) -> Self;
+    fn floor(self) -> Self;
+    /// `ln(1 + x)`, accurate near 0.
+    fn ln_1p(self) -> Self;
+    /// `e^x - 1`, accurate near 0.
+    fn exp_m1(self) -> Self;
+    fn ceil(self) -> Self;
+    /// Ties to even, as `torch.round`.
+    fn round_ties_even(self) -> Self;
     fn powf(self, e: Self) -> Self;
     /// The larger value, NaN if either is: [`crate::math::maximum`] (not `f32::max`, which
     /// skips a NaN).
@@ -97,6 +105,10 @@ pub trait Float:
     fn gelu_erf(self) -> Self {
         let half = Self::from_f64(0.5);
         half * self * (Self::ONE + (self * Self::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+    }
+    /// 0 for NaN and both zeros, as [`crate::math::sign`]; selects, which vectorise.
+    fn sign(self) -> Self {
+        Self::flag(self > Self::ZERO) - Self::flag(self < Self::ZERO)
     }
     /// NaN stays NaN, as [`crate::math::relu`].
     fn relu(self) -> Self {
@@ -182,6 +194,26 @@ macro_rules! float_impl {
             #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
+            }
+            #[inline(always)]
+            fn floor(self) -> Self {
+                <$t>::floor(self)
+            }
+            #[inline(always)]
+            fn ln_1p(self) -> Self {
+                <$t>::ln_1p(self)
+            }
+            #[inline(always)]
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            #[inline(always)]
+            fn ceil(self) -> Self {
+                <$t>::ceil(self)
+            }
+            #[inline(always)]
+            fn round_ties_even(self) -> Self {
+                <$t>::round_ties_even(self)
             }
             #[inline(always)]
             fn powf(self, e: Self) -> Self {

@@ -42,6 +42,13 @@ pub fn relu(x: f64) -> f64 {
     }
 }
 
+/// `1`, `0` or `-1` as `x` is above, equal to or below 0, computed as `(x > 0) - (x < 0)`: `0`
+/// for NaN and for both zeros, as PyTorch's `torch.sign` (unlike `f64::signum`, which is NaN for
+/// NaN and `-1` for `-0`).
+pub fn sign(x: f64) -> f64 {
+    f64::from(u8::from(x > 0.0)) - f64::from(u8::from(x < 0.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +63,19 @@ mod tests {
         assert_eq!(maximum(f64::NEG_INFINITY, -1.0), -1.0);
         assert_eq!(minimum(1.0, 2.0), 1.0);
         assert_eq!(minimum(f64::INFINITY, 1.0), 1.0);
+    }
+
+    #[test]
+    fn sign_is_zero_for_nan_and_zeros() {
+        for (x, want) in [
+            (f64::NAN, 0.0),
+            (-0.0, 0.0),
+            (0.0, 0.0),
+            (-2.5, -1.0),
+            (f64::INFINITY, 1.0),
+        ] {
+            assert_eq!(sign(x).to_bits(), f64::to_bits(want), "sign({x})");
+        }
     }
 
     #[test]

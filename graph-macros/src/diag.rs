@@ -24,6 +24,11 @@ pub enum Diag {
         name: String,
         suggestion: Option<String>,
     },
+    /// A parameter, `let` or shape symbol named like a built-in constant (`inf`).
+    ReservedName {
+        name: &'static str,
+        what: &'static str,
+    },
     UnknownOp {
         name: String,
         suggestion: Option<String>,
@@ -198,6 +203,10 @@ impl fmt::Display for Diag {
                 f,
                 "expected `->` and a return type; a graph function returns tensors, such as \
                  `-> Tensor[N, D]`"
+            ),
+            ReservedName { name, what } => write!(
+                f,
+                "`{name}` is the built-in infinity and cannot name a {what}; choose another name"
             ),
             UnknownName { name, suggestion } => {
                 write!(f, "cannot find `{name}` in this graph")?;

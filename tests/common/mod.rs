@@ -100,6 +100,22 @@ lazy_graph! {
         (h, h * rsqrt(mean(h * h, -1) + eps) * w)
     }
 
+    /// The rounding ops and `sign`, four outputs of one pointwise kernel.
+    pub fn rounding(x: Tensor[N, D]) -> (Tensor[N, D], Tensor[N, D], Tensor[N, D], Tensor[N, D]) {
+        (floor(x), x.ceil(), round(x), x.sign())
+    }
+
+    /// `log1p` and `expm1`, whose values near 0 their naive forms get wrong.
+    pub fn log1p_expm1(x: Tensor[N, D]) -> (Tensor[N, D], Tensor[N, D]) {
+        (log1p(x), x.expm1())
+    }
+
+    /// A row max and a softmax over the positions `mask` keeps, masking with `-inf`.
+    pub fn masked(x: Tensor[N, D], mask: Tensor[N, D]) -> (Tensor[N, 1], Tensor[N, D]) {
+        let s = where_(mask > 0.5, x, -inf);
+        (max(s, -1), softmax(s, -1))
+    }
+
     /// Column means (a reduction over axis 0) and the centred columns.
     pub fn center_columns(x: Tensor[N, D]) -> (Tensor[1, D], Tensor[N, D]) {
         let m = mean(x, 0);
@@ -222,6 +238,9 @@ pub const CASES: &[Case] = &[
     ATTENTION,
     ADD_RMS_NORM,
     CENTER_COLUMNS,
+    ROUNDING,
+    LOG1P_EXPM1,
+    MASKED,
 ];
 
 fn one(t: graph_runtime::Result<Tensor>) -> graph_runtime::Result<Vec<Tensor>> {
@@ -586,6 +605,118 @@ pub const CENTER_COLUMNS: Case = Case {
         let m = (x.sum_keepdim(0)? / x.dim(0)? as f64)?;
         let c = x.broadcast_sub(&m)?;
         Ok(vec![m, c])
+    },
+    magnitude: None,
+};
+
+/// `f` on every element of an f64 tensor: references for ops Candle lacks or rounds differently.
+pub fn map_f64(x: &Tensor, f: fn(f64) -> f64) -> Result<Tensor> {
+    let values: Vec<f64> = x.flatten_all()?.to_vec1::<f64>()?.into_iter().map(f).collect();
+    Tensor::from_vec(values, x.shape(), x.device())
+}
+
+pub const ROUNDING: Case = Case {
+    name: "rounding",
+    // Half of the values on a tie (a multiple of 0.5), the rest anywhere; zeros of both signs.
+    draw: |rng, sizes| {
+        let shape = [sizes.lead(rng), sizes.row(rng)];
+        let x = randn(rng, &shape, 0.0, 4.0)?;
+        let ties = ((&x * 2.0)?.round()? * 0.5)?;
+        let pick = randn(rng, &shape, 0.0, 1.0)?.gt(0.0)?;
+        Ok(Inputs {
+            tensors: vec![pick.where_cond(&ties, &x)?],
+            scalars: vec![],
+            products: DType::F64,
+        })
+    },
+    graph: |i| {
+        let (a, b, c, d) = rounding(&i.tensors[0])?;
+        Ok(vec![a, b, c, d])
+    },
+    graph_async: |i| {
+        let f = rounding_async(&i.tensors[0]);
+        Box::pin(async move {
+            let (a, b, c, d) = f.await?;
+            Ok(vec![a, b, c, d])
+        })
+    },
+    reference: |i| {
+        let x = &i.tensors[0];
+        let sign = |v: f64| f64::from(u8::from(v > 0.0)) - f64::from(u8::from(v < 0.0));
+        Ok(vec![
+            map_f64(x, f64::floor)?,
+            map_f64(x, f64::ceil)?,
+            map_f64(x, f64::round_ties_even)?,
+            map_f64(x, sign)?,
+        ])
+    },
+    magnitude: None,
+};
+
+pub const LOG1P_EXPM1: Case = Case {
+    name: "log1p_expm1",
+    // Values of 1e-4 or so: the results are compared relative to themselves there, where
+    // `log(1 + x)` is off by about `2^-24 / 1e-4` in f32, a hundred times the tolerance.
+    draw: |rng, sizes| {
+        let shape = [sizes.lead(rng), sizes.row(rng)];
+        Ok(Inputs {
+            tensors: vec![randn(rng, &shape, 0.0, 1e-4)?],
+            scalars: vec![],
+            products: DType::F64,
+        })
+    },
+    graph: |i| {
+        let (a, b) = log1p_expm1(&i.tensors[0])?;
+        Ok(vec![a, b])
+    },
+    graph_async: |i| {
+        let f = log1p_expm1_async(&i.tensors[0]);
+        Box::pin(async move {
+            let (a, b) = f.await?;
+            Ok(vec![a, b])
+        })
+    },
+    reference: |i| {
+        let x = &i.tensors[0];
+        Ok(vec![map_f64(x, f64::ln_1p)?, map_f64(x, f64::exp_m1)?])
+    },
+    magnitude: None,
+};
+
+pub const MASKED: Case = Case {
+    name: "masked",
+    // About a third of each row masked, never its first column (rows masked entirely are
+    // tests/special.rs's: their softmax is NaN).
+    draw: |rng, sizes| {
+        let shape = [sizes.lead(rng), sizes.row(rng)];
+        let first = Tensor::arange(0u32, shape[1] as u32, &Device::Cpu)?
+            .eq(0u32)?
+            .to_dtype(DType::F64)?
+            .broadcast_as(&shape[..])?;
+        let keep = randn(rng, &shape, 0.0, 1.0)?.gt(-0.4)?.to_dtype(DType::F64)?;
+        Ok(Inputs {
+            tensors: vec![randn(rng, &shape, 0.0, 2.0)?, keep.maximum(&first)?],
+            scalars: vec![],
+            products: DType::F64,
+        })
+    },
+    graph: |i| {
+        let (m, s) = masked(&i.tensors[0], &i.tensors[1])?;
+        Ok(vec![m, s])
+    },
+    graph_async: |i| {
+        let f = masked_async(&i.tensors[0], &i.tensors[1]);
+        Box::pin(async move {
+            let (m, s) = f.await?;
+            Ok(vec![m, s])
+        })
+    },
+    reference: |i| {
+        let (x, mask) = (&i.tensors[0], &i.tensors[1]);
+        let s = mask
+            .gt(0.5)?
+            .where_cond(x, &(x.zeros_like()? + f64::NEG_INFINITY)?)?;
+        Ok(vec![row_max(&s)?, ref_softmax(&s)?])
     },
     magnitude: None,
 };

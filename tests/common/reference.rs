@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// The row maxima; Candle refuses to reduce tensors without elements.
-fn row_max(x: &Tensor) -> Result<Tensor> {
+pub fn row_max(x: &Tensor) -> Result<Tensor> {
     if x.elem_count() == 0 {
         let mut dims = x.dims().to_vec();
         *dims.last_mut().expect("rank >= 1") = 1;

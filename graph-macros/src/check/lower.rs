@@ -3,11 +3,12 @@
 
 use graph_ir::{BinaryOp, DType, Dim, Lit, Op, ReduceOp, UnaryOp};
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::{BinOp, Expr, Ident, UnOp};
 
 use super::builtins::{ArgKind, Builtin};
 use super::shape::Shapes;
-use super::{strip, Checker, Val};
+use super::{strip, Checker, Val, INF};
 use crate::diag::Diag;
 use crate::ir::{NodeId, Ty};
 use crate::limits::{MAX_CAT_PARTS, MAX_RANK};
@@ -161,8 +162,16 @@ impl Checker<'_> {
         None
     }
 
-    /// A variable, a parameter, or a shape symbol used as a scalar (`x / D`).
+    /// The built-in constant `inf`, a variable, a parameter, or a shape symbol used as a scalar
+    /// (`x / D`). `inf` cannot name anything else (see `Checker::reserved`), so it needs no scope;
+    /// after a rejected declaration of it, its uses stay silent (they may mean the declaration).
     fn name(&mut self, id: &Ident) -> Val {
+        if id.unraw() == INF {
+            if self.poisoned.contains(INF) {
+                return None;
+            }
+            return Some(self.push(Op::Const(Lit::new(f64::INFINITY)), vec![], Ty::Scalar));
+        }
         let name = id.to_string();
         if let Some(&node) = self.scope.get(&name) {
             if let Some(p) = self.param_nodes.iter().position(|&n| n == node) {

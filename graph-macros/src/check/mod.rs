@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use graph_ir::{Dim, Op};
 use quote::ToTokens;
+use syn::ext::IdentExt;
 use syn::{Expr, Pat, Stmt};
 
 use crate::diag::{Diag, Errors};
@@ -29,6 +30,11 @@ use crate::ir::{Graph, Node, NodeId, Param, ParamKind, Ty};
 use crate::limits::{MAX_PARAMS, MAX_RANK, MAX_SYMBOLS};
 use crate::syntax::{Function, ParamType, TensorType};
 use dims::Symbols;
+
+/// The built-in infinity: `inf` in an expression is the literal, `-inf` its negation. Declaring a
+/// parameter, a `let` or a shape symbol of that name is an error (rather than a shadowing rule),
+/// so `where_(mask, x, -inf)` always means infinity.
+pub(crate) const INF: &str = "inf";
 
 /// Checks `f`; on success the graph holds every node the body computes (unoptimised).
 pub fn check_function(f: &Function, errors: &mut Errors) -> Graph {
@@ -95,6 +101,11 @@ impl Checker<'_> {
             }
             let index = u16::try_from(i).expect("MAX_PARAMS fits in u16");
             let name = p.name.to_string();
+            if self.reserved(&p.name, "parameter") {
+                // Reported: it counts as used, and `inf` stays silent from here on.
+                self.poisoned.insert(name.clone());
+                self.poisoned.insert(INF.to_string());
+            }
             if let Some(first) = seen.insert(name.clone(), i) {
                 self.errors
                     .at(&p.name, Diag::DuplicateParam { name: name.clone() });
@@ -135,6 +146,17 @@ impl Checker<'_> {
                 self.scope.insert(name, node);
             }
         }
+        let inf = f.params.iter().find_map(|p| match &p.ty {
+            ParamType::Tensor(t) => t.dims.iter().find_map(|d| mention(d, INF)),
+            ParamType::Scalar(_) => None,
+        });
+        if let Some(d) = inf {
+            let diag = Diag::ReservedName {
+                name: INF,
+                what: "shape symbol",
+            };
+            self.errors.at(d, diag);
+        }
         for (s, is_plain) in plain.iter().enumerate() {
             if !is_plain {
                 let name = self.symbols.names[s].clone();
@@ -148,6 +170,15 @@ impl Checker<'_> {
                 }
             }
         }
+    }
+
+    /// Reports `id` if it is the name of a built-in constant, which cannot name a `what`.
+    fn reserved(&mut self, id: &syn::Ident, what: &'static str) -> bool {
+        let reserved = id.unraw() == INF;
+        if reserved {
+            self.errors.at(id, Diag::ReservedName { name: INF, what });
+        }
+        reserved
     }
 
     /// Reports a declared rank above [`MAX_RANK`], at the first dim past it.
@@ -234,6 +265,10 @@ impl Checker<'_> {
                 if let Some(mutability) = &pat.mutability {
                     self.errors.at(mutability, Diag::MutBinding);
                     self.poison(&local.pat);
+                    return;
+                }
+                if self.reserved(&pat.ident, "`let` binding") {
+                    self.poisoned.insert(INF.to_string());
                     return;
                 }
                 pat.ident.to_string()

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use graph_ir::{Access, BinaryOp, DType, Op, UnaryOp};
+use graph_ir::{Access, BinaryOp, CForm, DType, Op};
 
 use crate::ir::{Graph, NodeId};
 use crate::kernel::KernelIr;
@@ -217,12 +217,14 @@ impl Body<'_> {
             scope.at(&v)
         };
         let expr = match node.op {
-            Op::Unary(UnaryOp::Neg) => format!("-{}", arg(0, scope)),
-            Op::Unary(UnaryOp::Sqr) => {
+            Op::Unary(u) => {
                 let x = arg(0, scope);
-                format!("{x} * {x}")
+                match u.info().c {
+                    CForm::Neg => format!("-{x}"),
+                    CForm::Square => format!("{x} * {x}"),
+                    CForm::Call(f) => format!("{f}({x})"),
+                }
             }
-            Op::Unary(u) => format!("lg_{}({})", u.name(), arg(0, scope)),
             Op::Binary(b) => {
                 let (x, y) = (arg(0, scope), arg(1, scope));
                 match b {

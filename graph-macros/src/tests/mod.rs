@@ -189,3 +189,30 @@ fn attributes_in_a_body_are_rejected() {
     // On the function itself, attributes pass through.
     assert_expands("#[allow(dead_code)] fn f(x: Tensor[N]) -> Tensor[N] { x }");
 }
+
+#[test]
+fn inf_is_the_infinity_literal() {
+    let out = assert_expands(
+        "fn masked(x: Tensor[N, D], m: Tensor[N, D]) -> Tensor[N, 1] {
+             max(where_(m > 0.5, x, -inf), -1) + minimum(x.max(-1), inf) + (inf - inf) * 0.0
+         }",
+    );
+    // The folded constants, by their bits in the statics: -inf, and a NaN from `inf - inf`.
+    let constants: Vec<f64> = out
+        .split("Lit :: from_bits (")
+        .skip(1)
+        .filter_map(|rest| rest.split("u64").next()?.parse::<u64>().ok())
+        .map(f64::from_bits)
+        .collect();
+    assert!(constants.contains(&f64::NEG_INFINITY), "{constants:?}");
+    assert!(constants.iter().any(|c| c.is_nan()), "{constants:?}");
+}
+
+#[test]
+fn inf_cannot_be_declared() {
+    let message = "`inf` is the built-in infinity and cannot name a";
+    assert_rejected("fn f(inf: f32, x: Tensor[N]) -> Tensor[N] { x * inf }", message);
+    assert_rejected("fn f(r#inf: f32, x: Tensor[N]) -> Tensor[N] { x }", message);
+    assert_rejected("fn f(x: Tensor[N]) -> Tensor[N] { let inf = x; inf }", message);
+    assert_rejected("fn f(x: Tensor[inf]) -> Tensor[inf] { x }", message);
+}

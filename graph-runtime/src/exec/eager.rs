@@ -7,11 +7,12 @@
 //!
 //! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
 //! what it lacks: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results depend on
-//! where the NaN is), `relu` of NaN (Candle's is 0), and `pow` with a tensor exponent (Candle's
-//! is `exp(b ln a)`, NaN for every negative base).
+//! where the NaN is), and `pow` with a tensor exponent (Candle's is `exp(b ln a)`, NaN for every
+//! negative base). Unary ops run the Candle ops of their row in the op table
+//! ([`graph_ir::UnaryInfo::eager`]), which makes up for Candle's differences the same way.
 
 use candle_core::{DType, Tensor};
-use graph_ir::{BinaryOp, Graph, Op, ReduceOp, UnaryOp};
+use graph_ir::{BinaryOp, Graph, Op, ReduceOp};
 use smallvec::SmallVec;
 
 use crate::bind::{describe_node, elements, Bound};
@@ -159,7 +160,7 @@ impl Eager<'_> {
             }
             Op::Unary(u) => match arg(0) {
                 Value::Scalar(x) => return Ok(Value::Scalar(u.eval(*x))),
-                Value::Tensor(x) => unary(u, x),
+                Value::Tensor(x) => (u.info().eager)(x),
             },
             Op::Binary(b) => match (arg(0), arg(1)) {
                 (Value::Scalar(x), Value::Scalar(y)) => return Ok(Value::Scalar(b.eval(*x, *y))),
@@ -323,29 +324,6 @@ fn matmul(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
         .contiguous()?
         .reshape((count, k, n))?;
     a.matmul(&b)?.reshape(with([m, n]))
-}
-
-fn unary(u: UnaryOp, x: &Tensor) -> candle_core::Result<Tensor> {
-    match u {
-        UnaryOp::Neg => x.neg(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.log(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Rsqrt => x.sqrt()?.recip(),
-        UnaryOp::Recip => x.recip(),
-        UnaryOp::Sqr => x.sqr(),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Cos => x.cos(),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Erf => x.erf(),
-        UnaryOp::Sigmoid => (x.neg()?.exp()? + 1.0)?.recip(),
-        UnaryOp::Silu => x.silu(),
-        UnaryOp::Gelu => x.gelu(),
-        UnaryOp::GeluErf => x.gelu_erf(),
-        // Candle's relu turns NaN into 0.
-        UnaryOp::Relu => x.lt(0.0)?.where_cond(&x.zeros_like()?, x),
-    }
 }
 
 /// The most dims Candle's CPU binary ops, comparisons and `where_cond` walk: past it they fail

@@ -10,7 +10,8 @@ lazy_graph! {
         let p = abs(x) + 1.0;
         let a = neg(x) + exp(x) + log(p) + sqrt(p) + rsqrt(p) + recip(p) + sqr(x);
         let b = sin(x) + cos(x) + tanh(x) + erf(x) + sigmoid(x);
-        a + b + silu(x) + gelu(x) + gelu_erf(x) + relu(x)
+        let c = floor(x) + ceil(x) + round(x) + sign(x) + log1p(p) + expm1(x);
+        a + b + c + silu(x) + gelu(x) + gelu_erf(x) + relu(x)
     }
 
     /// The same ops as methods.
@@ -18,7 +19,8 @@ lazy_graph! {
         let p = x.abs() + 1.0;
         let a = x.neg() + x.exp() + p.log() + p.sqrt() + p.rsqrt() + p.recip() + x.sqr();
         let b = x.sin() + x.cos() + x.tanh() + x.erf() + x.sigmoid();
-        a + b + x.silu() + x.gelu() + x.gelu_erf() + x.relu()
+        let c = x.floor() + x.ceil() + x.round() + x.sign() + p.log1p() + x.expm1();
+        a + b + c + x.silu() + x.gelu() + x.gelu_erf() + x.relu()
     }
 
     /// Two-argument ops by name, and the arithmetic operators with unary minus.

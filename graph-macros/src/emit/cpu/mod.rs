@@ -15,7 +15,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 
-use graph_ir::{Access, BinaryOp, Op, UnaryOp};
+use graph_ir::{Access, BinaryOp, Op};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -259,22 +259,10 @@ fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
     let written = column_nodes(&outputs);
     let kept = reductions.iter().map(|r| graph.node(*r).args[0]).find(|v| {
         written.contains(v)
-            && column_nodes(&[*v]).iter().any(|n| {
-                matches!(
-                    graph.node(*n).op,
-                    Op::Unary(
-                        UnaryOp::Exp
-                            | UnaryOp::Log
-                            | UnaryOp::Tanh
-                            | UnaryOp::Erf
-                            | UnaryOp::Sin
-                            | UnaryOp::Cos
-                            | UnaryOp::Sigmoid
-                            | UnaryOp::Silu
-                            | UnaryOp::Gelu
-                            | UnaryOp::GeluErf
-                    ) | Op::Binary(BinaryOp::Pow)
-                )
+            && column_nodes(&[*v]).iter().any(|n| match graph.node(*n).op {
+                Op::Unary(u) => u.info().costly,
+                Op::Binary(b) => b == BinaryOp::Pow,
+                _ => false,
             })
     });
     kept.map(|v| (v, len))

@@ -1,6 +1,6 @@
 //! The values a CPU kernel computes at a column: loads, ops and `cat`s, memoised per scope.
 
-use graph_ir::{Access, BinaryOp, DType, Op, UnaryOp};
+use graph_ir::{Access, BinaryOp, CpuForm, DType, Op};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -106,16 +106,15 @@ impl Cx<'_> {
         match node.op {
             Op::Unary(u) => {
                 let x = arg(0, scope);
-                match u {
-                    UnaryOp::Neg => quote!(-#x),
-                    // Computed with fused multiply-adds in the copy compiled for them.
-                    UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Silu | UnaryOp::Gelu => {
-                        let m = format_ident!("{}_with", method(u));
-                        quote!(#x.#m::<FMA>())
-                    }
-                    _ => {
-                        let m = method(u);
+                match u.info().cpu {
+                    CpuForm::Neg => quote!(-#x),
+                    CpuForm::Method(m) => {
+                        let m = Ident::new(m, Span::call_site());
                         quote!(#x.#m())
+                    }
+                    CpuForm::Fma(m) => {
+                        let m = format_ident!("{m}_with");
+                        quote!(#x.#m::<FMA>())
                     }
                 }
             }
@@ -158,7 +157,7 @@ impl Cx<'_> {
             }
             Op::Cat(_) => self.cat(scope, &node.args, col),
             Op::Const(v) => {
-                let v = v.value();
+                let v = literal(v.value());
                 quote!(#c::from_f64(#v))
             }
             Op::Reduce(..) => unreachable!("reductions are row scalars"),
@@ -234,25 +233,29 @@ fn shift(col: &Col, n: &Ident, sign: &str) -> Col {
     }
 }
 
-fn method(u: UnaryOp) -> Ident {
-    let name = match u {
-        UnaryOp::Neg => "neg",
-        UnaryOp::Abs => "abs",
-        UnaryOp::Exp => "exp",
-        UnaryOp::Log => "ln",
-        UnaryOp::Sqrt => "sqrt",
-        UnaryOp::Rsqrt => "rsqrt",
-        UnaryOp::Recip => "recip",
-        UnaryOp::Sqr => "sqr",
-        UnaryOp::Sin => "sin",
-        UnaryOp::Cos => "cos",
-        UnaryOp::Tanh => "tanh",
-        UnaryOp::Erf => "erf",
-        UnaryOp::Sigmoid => "sigmoid",
-        UnaryOp::Silu => "silu",
-        UnaryOp::Gelu => "gelu",
-        UnaryOp::GeluErf => "gelu_erf",
-        UnaryOp::Relu => "relu",
-    };
-    Ident::new(name, Span::call_site())
+/// A float literal as Rust tokens: `proc_macro2` has no token for infinities and NaN, which are
+/// `f64`'s constants instead.
+fn literal(v: f64) -> TokenStream {
+    if v.is_nan() {
+        quote!(f64::NAN)
+    } else if v == f64::INFINITY {
+        quote!(f64::INFINITY)
+    } else if v == f64::NEG_INFINITY {
+        quote!(f64::NEG_INFINITY)
+    } else {
+        quote!(#v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::literal;
+
+    #[test]
+    fn literals_of_every_class_are_tokens() {
+        assert_eq!(literal(f64::NEG_INFINITY).to_string(), "f64 :: NEG_INFINITY");
+        assert_eq!(literal(f64::INFINITY).to_string(), "f64 :: INFINITY");
+        assert_eq!(literal(f64::NAN).to_string(), "f64 :: NAN");
+        assert_eq!(literal(-0.5).to_string(), "- 0.5f64");
+    }
 }

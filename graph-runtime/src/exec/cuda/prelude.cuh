@@ -184,6 +184,19 @@ __device__ __forceinline__ C lg_gelu_erf(C x) {
 }
 // NaN stays NaN (torch.relu).
 __device__ __forceinline__ C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
+__device__ __forceinline__ float lg_floor(float x) { return floorf(x); }
+__device__ __forceinline__ double lg_floor(double x) { return floor(x); }
+__device__ __forceinline__ float lg_ceil(float x) { return ceilf(x); }
+__device__ __forceinline__ double lg_ceil(double x) { return ceil(x); }
+// Ties to even (torch.round): rint, in the default rounding mode.
+__device__ __forceinline__ float lg_round(float x) { return rintf(x); }
+__device__ __forceinline__ double lg_round(double x) { return rint(x); }
+// 0 for NaN and both zeros (torch.sign).
+__device__ __forceinline__ C lg_sign(C x) { return (C)(x > (C)0) - (C)(x < (C)0); }
+__device__ __forceinline__ float lg_log1p(float x) { return log1pf(x); }
+__device__ __forceinline__ double lg_log1p(double x) { return log1p(x); }
+__device__ __forceinline__ float lg_expm1(float x) { return expm1f(x); }
+__device__ __forceinline__ double lg_expm1(double x) { return expm1(x); }
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a warp, partial results meet in shared memory (LG_RPB is then 1).

@@ -201,6 +201,47 @@ inline C lg_gelu_erf(C x) {
 }
 // NaN stays NaN (torch.relu).
 inline C lg_relu(C x) { return x < (C)0 ? (C)0 : x; }
+inline float lg_floor(float x) { return floor(x); }
+inline float lg_ceil(float x) { return ceil(x); }
+// Ties to even (torch.round): rint, in the default rounding mode (Metal's round goes away from 0).
+inline float lg_round(float x) { return rint(x); }
+// 0 for NaN and both zeros (torch.sign; Metal's sign keeps a zero's sign).
+inline C lg_sign(C x) { return (C)(x > (C)0) - (C)(x < (C)0); }
+
+// Metal has no log1p or expm1. Near 0 (1 + x within [1/sqrt2, sqrt2]) they are series without
+// cancellation, as relaxed math may reassociate `(1 + x) - 1` into `x`, which would defeat the
+// classic corrections; elsewhere the library function loses at most an ulp or two to the
+// rounding of `1 + x` or `e^x - 1`. tests/msl.rs checks both on the host, relative to the value.
+inline float lg_log1p(float x) {
+  if (x > -0.29289323f && x < 0.41421357f) {
+    // 2 atanh(s) for s = x / (2 + x), |s| <= 0.1716: the odd series to s^11 (truncated 5e-11).
+    const float s = x / (2.0f + x), t = s * s;
+    float p = 1.0f / 11.0f;
+    p = fma(p, t, 1.0f / 9.0f);
+    p = fma(p, t, 1.0f / 7.0f);
+    p = fma(p, t, 1.0f / 5.0f);
+    p = fma(p, t, 1.0f / 3.0f);
+    p = fma(p, t, 1.0f);
+    return 2.0f * s * p;
+  }
+  return log(1.0f + x);
+}
+inline float lg_expm1(float x) {
+  if (fabs(x) < 0.34657359f) {
+    // The Taylor series to x^9 / 9!, |x| < ln(sqrt2) (truncated 6e-10).
+    float p = 1.0f / 362880.0f;
+    p = fma(p, x, 1.0f / 40320.0f);
+    p = fma(p, x, 1.0f / 5040.0f);
+    p = fma(p, x, 1.0f / 720.0f);
+    p = fma(p, x, 1.0f / 120.0f);
+    p = fma(p, x, 1.0f / 24.0f);
+    p = fma(p, x, 1.0f / 6.0f);
+    p = fma(p, x, 0.5f);
+    p = fma(p, x, 1.0f);
+    return x * p;
+  }
+  return exp(x) - 1.0f;
+}
 
 // Reductions across the LG_GROUP threads of a row; every thread of the group gets the result.
 // Past a simdgroup, partial results meet in `part`, the kernel's threadgroup array of 32 (Metal

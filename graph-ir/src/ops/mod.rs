@@ -1,8 +1,14 @@
-//! The op table: every primitive a graph node can hold, and its math.
+//! The op tables: every primitive a graph node can hold, and its math.
 //!
 //! Composite ops of the DSL (`softmax`, `var`, `clamp`, `gelu` variants are primitives, `mean` is a
 //! reduction) are lowered by the macro to these primitives; the runtime, the optimiser and every
 //! kernel emitter match on this one closed enum.
+
+#[cfg(feature = "eager")]
+mod candle;
+mod unary;
+
+pub use unary::{CForm, CpuForm, UnaryInfo, UnaryOp};
 
 use crate::dim::Dim;
 
@@ -68,114 +74,6 @@ impl DType {
     /// The dtype the DSL spells `name`, if any.
     pub fn from_name(name: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.name() == name)
-    }
-}
-
-/// One-input pointwise ops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum UnaryOp {
-    /// `-x`.
-    Neg,
-    /// `|x|`.
-    Abs,
-    /// `e^x`.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// Square root.
-    Sqrt,
-    /// `1 / sqrt(x)`.
-    Rsqrt,
-    /// `1 / x`.
-    Recip,
-    /// `x * x`.
-    Sqr,
-    /// Sine.
-    Sin,
-    /// Cosine.
-    Cos,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// The error function.
-    Erf,
-    /// `1 / (1 + e^-x)`.
-    Sigmoid,
-    /// `x * sigmoid(x)`.
-    Silu,
-    /// GELU, tanh approximation.
-    Gelu,
-    /// GELU, exact (erf) form.
-    GeluErf,
-    /// `max(x, 0)`.
-    Relu,
-}
-
-impl UnaryOp {
-    /// Every unary op.
-    pub const ALL: [UnaryOp; 17] = [
-        UnaryOp::Neg,
-        UnaryOp::Abs,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-        UnaryOp::Rsqrt,
-        UnaryOp::Recip,
-        UnaryOp::Sqr,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Tanh,
-        UnaryOp::Erf,
-        UnaryOp::Sigmoid,
-        UnaryOp::Silu,
-        UnaryOp::Gelu,
-        UnaryOp::GeluErf,
-        UnaryOp::Relu,
-    ];
-
-    /// The DSL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Rsqrt => "rsqrt",
-            UnaryOp::Recip => "recip",
-            UnaryOp::Sqr => "sqr",
-            UnaryOp::Sin => "sin",
-            UnaryOp::Cos => "cos",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Erf => "erf",
-            UnaryOp::Sigmoid => "sigmoid",
-            UnaryOp::Silu => "silu",
-            UnaryOp::Gelu => "gelu",
-            UnaryOp::GeluErf => "gelu_erf",
-            UnaryOp::Relu => "relu",
-        }
-    }
-
-    /// The reference semantics, in f64.
-    pub fn eval(self, x: f64) -> f64 {
-        match self {
-            UnaryOp::Neg => -x,
-            UnaryOp::Abs => x.abs(),
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Log => x.ln(),
-            UnaryOp::Sqrt => x.sqrt(),
-            UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-            UnaryOp::Recip => 1.0 / x,
-            UnaryOp::Sqr => x * x,
-            UnaryOp::Sin => x.sin(),
-            UnaryOp::Cos => x.cos(),
-            UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Erf => crate::math::erf(x),
-            UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-            UnaryOp::Silu => x / (1.0 + (-x).exp()),
-            UnaryOp::Gelu => crate::math::gelu_tanh(x),
-            UnaryOp::GeluErf => 0.5 * x * (1.0 + crate::math::erf(x / std::f64::consts::SQRT_2)),
-            UnaryOp::Relu => crate::math::relu(x),
-        }
     }
 }
 
