@@ -68,6 +68,11 @@ impl KernelIr {
         self.inputs.iter().position(|(n, _)| *n == id)
     }
 
+    /// The indices of the inputs read with `access`, in order.
+    pub fn inputs_read(&self, access: Access) -> impl Iterator<Item = usize> + '_ {
+        (0..self.inputs.len()).filter(move |i| self.inputs[*i].1 == access)
+    }
+
     /// The index in [`KernelIr::sizes`] of node `id`'s row length (its last dim; 1 for rank 0).
     pub fn len_index(&self, graph: &Graph, id: NodeId) -> usize {
         self.size_index(&last_dim(graph, id))

@@ -17,8 +17,7 @@
 
 use graph_ir::{Access, ArgLayout, KernelKind};
 
-use crate::emit::clike::{row_local, Body, Columns, Scope};
-use crate::emit::rows::{column_inputs, layout, row_body, row_scalar_inputs, row_scalars, Dialect, Writer};
+use crate::emit::clike::{layout, row_body, row_local, row_scalars, Body, Columns, Dialect, Scope, Writer};
 use crate::ir::Graph;
 use crate::kernel::{KernelIr, Stmt};
 
@@ -158,7 +157,7 @@ fn pointwise(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
     w.line("#endif");
     w.line("const lg_idx lg_c = lg_e - lg_r * lg_width;");
     row_pointers(w, k, l, "lg_r");
-    for i in row_scalar_inputs(k) {
+    for i in k.inputs_read(Access::RowScalar) {
         w.line(&format!("const C in{i} = lg_ld(x{i}[0]);"));
     }
     for s in &k.stmts {
@@ -168,7 +167,7 @@ fn pointwise(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
             Stmt::Write { outputs, .. } => {
                 let fetch = body.columns == Columns::Values;
                 if fetch {
-                    for i in column_inputs(k) {
+                    for i in k.inputs_read(Access::Column) {
                         w.line(&format!("C v{i}c[LG_VEC];"));
                         w.line(&format!("lg_ldv(v{i}c, x{i} + lg_c * cs{i});"));
                     }
@@ -178,7 +177,7 @@ fn pointwise(w: &mut Writer, graph: &Graph, k: &KernelIr, l: &ArgLayout) {
                 }
                 w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
                 if fetch {
-                    for i in column_inputs(k) {
+                    for i in k.inputs_read(Access::Column) {
                         w.line(&format!("const C v{i} = v{i}c[lg_v];"));
                     }
                 }

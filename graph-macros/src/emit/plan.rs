@@ -5,7 +5,7 @@ use graph_ir::{Access, KernelKind};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::emit::{cpu, cuda, graph::dim, metal, rows};
+use crate::emit::{clike, cpu, cuda, graph::dim, metal};
 use crate::ir::Graph;
 use crate::kernel::KernelIr;
 
@@ -33,7 +33,7 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let cuda_source = cuda::source(graph, k);
                 let metal_source = metal::source(graph, k);
                 let remaps = k.remaps(graph);
-                let cached_inputs = rows::cached_inputs(graph, k).len();
+                let cached_inputs = clike::cached_inputs(graph, k).len();
                 let kernel_static = format_ident!("{}", k.name.to_uppercase());
                 let variant = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
                 let (f32v, f64v) = (variant(quote!(f32)), variant(quote!(f64)));

@@ -2,12 +2,11 @@
 //! `cat`s pick parts by column), and reductions in independent lanes.
 
 use graph_ir::cpu::{LANES, NARROW_LANES, PIPELINE_BLOCK};
-use graph_ir::{Op, ReduceOp};
+use graph_ir::{Access, Op, ReduceOp};
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 
 use super::{local, Col, Cx, Pick, Scope, Segment, MAX_PICKS};
-use crate::emit::rows::column_inputs;
 use crate::ir::NodeId;
 use crate::kernel::Stmt;
 
@@ -17,7 +16,9 @@ impl Cx<'_> {
     /// `[N, 2 * N]` next to a write of `[N, D]`): cutting the others by this loop's bounds
     /// would index past their rows.
     fn columns_of(&self, len: usize) -> impl Iterator<Item = usize> + '_ {
-        column_inputs(self.k).filter(move |&i| self.k.len_index(self.graph, self.k.inputs[i].0) == len)
+        self.k
+            .inputs_read(Access::Column)
+            .filter(move |&i| self.k.len_index(self.graph, self.k.inputs[i].0) == len)
     }
 
     pub(super) fn stmt(&self, s: &Stmt) -> TokenStream {

@@ -19,7 +19,6 @@ use graph_ir::{Access, BinaryOp, Op};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::emit::rows::column_inputs;
 use crate::ir::{Graph, NodeId};
 use crate::kernel::{KernelIr, Stmt};
 
@@ -105,9 +104,12 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
             let merged = cx.reduce(len, reductions, Some(written));
             let n = format_ident!("n{}", len);
             let written: Vec<Ident> = written.iter().map(|i| format_ident!("o{}", i)).collect();
-            let xs: Vec<Ident> = column_inputs(k).map(|i| format_ident!("x{}", i)).collect();
-            let xcs: Vec<Ident> = column_inputs(k).map(|i| format_ident!("xc{}", i)).collect();
-            let next = column_inputs(k).map(|i| column_row(graph, k, i, quote!((r + 1)), false));
+            let cols: Vec<usize> = k.inputs_read(Access::Column).collect();
+            let xs: Vec<Ident> = cols.iter().map(|i| format_ident!("x{}", i)).collect();
+            let xcs: Vec<Ident> = cols.iter().map(|i| format_ident!("xc{}", i)).collect();
+            let next = cols
+                .iter()
+                .map(|&i| column_row(graph, k, i, quote!((r + 1)), false));
             let before = quote!(let mut carry: [#ct; #count] = [#c::ZERO; #count];);
             let row = quote! {
                 if r == 0 {

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use graph_ir::{Access, ArgLayout, KernelKind, Op, ReduceOp};
 
-use crate::emit::clike::{row_local, Body, Scope};
+use super::{row_local, Body, Scope};
 use crate::ir::{Graph, NodeId};
 use crate::kernel::{KernelIr, Stmt};
 
@@ -43,7 +43,7 @@ pub(crate) fn row_body(
     for s in 0..k.sizes.len() {
         w.line(&format!("const {long} m{s} = lg_live ? n{s} : 0;"));
     }
-    for i in row_scalar_inputs(k) {
+    for i in k.inputs_read(Access::RowScalar) {
         w.line(&format!("const C in{i} = lg_live ? lg_ld(x{i}[0]) : (C)0;"));
     }
     let cached = cached_inputs(graph, k);
@@ -103,10 +103,6 @@ impl Writer {
     }
 }
 
-pub(crate) fn column_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
-    (0..k.inputs.len()).filter(|i| k.inputs[*i].1 == Access::Column)
-}
-
 /// The column inputs that computing `roots` at a column reads (stopping at per-row scalars).
 pub(crate) fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<usize> {
     let mut found = BTreeSet::new();
@@ -155,13 +151,9 @@ pub fn cached_inputs(graph: &Graph, k: &KernelIr) -> BTreeSet<usize> {
         return BTreeSet::new();
     }
     let loops = loop_reads(graph, k);
-    column_inputs(k)
+    k.inputs_read(Access::Column)
         .filter(|i| loops.iter().filter(|r| r.contains(i)).count() > 1)
         .collect()
-}
-
-pub(crate) fn row_scalar_inputs(k: &KernelIr) -> impl Iterator<Item = usize> + '_ {
-    (0..k.inputs.len()).filter(|i| k.inputs[*i].1 == Access::RowScalar)
 }
 
 /// `const C r{n} = ...;` for each per-row scalar node.
