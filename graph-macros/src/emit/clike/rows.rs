@@ -4,38 +4,23 @@
 //! is prelude macros (`LG_ROW_CHUNKS`, `LG_FETCH`, ...) that each prelude defines.
 
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 
 use graph_ir::{Access, ArgLayout, KernelKind, Op, ReduceOp};
 
-use super::{row_local, Body, Scope};
+use super::skeleton::row_pointers;
+use super::{row_local, Body, Columns, Dialect, Scope, Writer};
 use crate::ir::{Graph, NodeId};
 use crate::kernel::{KernelIr, Stmt};
 
-/// What differs between the C-family dialects in a row kernel's loops.
-pub(crate) struct Dialect {
-    /// The 64-bit signed integer type: `long long` in CUDA, `long` in Metal.
-    pub long: &'static str,
-    /// The call reducing accumulator `acc` with `op` (`sum`, `max`, `min`) across a row's threads.
-    pub reduce: fn(op: &str, acc: &str) -> String,
-    /// The type of a pointer to output elements.
-    pub out_ptr: &'static str,
-}
-
 /// One row's work inside a row kernel's grid-stride loop over rows (`lg_base`, `lg_group` and
-/// `lg_lane` set by the dialect): the row's pointers, bounds and cached inputs, then each
-/// statement's loop. `row_pointers` writes the dialect's input pointers for row `lg_r`.
-pub(crate) fn row_body(
-    w: &mut Writer,
-    d: &Dialect,
-    body: &Body,
-    remap: bool,
-    row_pointers: impl FnOnce(&mut Writer),
-) {
+/// `lg_lane` set by the skeleton): the row's pointers, bounds and cached inputs, then each
+/// statement's loop.
+pub(super) fn row_body(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) {
     let (graph, k, long) = (body.graph, body.k, d.long);
+    let remap = body.columns == Columns::Loads;
     w.line("const bool lg_live = lg_base + lg_group < rows;");
     w.line(&format!("const {long} lg_r = lg_live ? lg_base + lg_group : 0;"));
-    row_pointers(w);
+    row_pointers(w, d, k, l, "lg_r");
     for o in 0..k.outputs.len() {
         w.line(&format!("{} y{o} = q{o} + lg_r * ol{o};", d.out_ptr));
     }
@@ -74,37 +59,8 @@ pub(crate) fn row_body(
     }
 }
 
-/// Indented lines.
-#[derive(Default)]
-pub(crate) struct Writer {
-    pub(crate) text: String,
-    depth: usize,
-}
-
-impl Writer {
-    pub(crate) fn line(&mut self, s: &str) {
-        let _ = writeln!(self.text, "{:indent$}{s}", "", indent = 2 * self.depth);
-    }
-
-    pub(crate) fn open(&mut self, s: &str) {
-        self.line(&format!("{s} {{"));
-        self.depth += 1;
-    }
-
-    pub(crate) fn close(&mut self) {
-        self.depth -= 1;
-        self.line("}");
-    }
-
-    pub(crate) fn lines(&mut self, stmts: &[String]) {
-        for s in stmts {
-            self.line(s);
-        }
-    }
-}
-
 /// The column inputs that computing `roots` at a column reads (stopping at per-row scalars).
-pub(crate) fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<usize> {
+fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<usize> {
     let mut found = BTreeSet::new();
     let mut stack: Vec<NodeId> = roots.to_vec();
     let mut seen = BTreeSet::new();
@@ -127,7 +83,7 @@ pub(crate) fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<u
 }
 
 /// The column inputs each column loop of `k` reads, by statement.
-pub(crate) fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
+fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
     k.stmts
         .iter()
         .map(|s| match s {
@@ -157,7 +113,7 @@ pub fn cached_inputs(graph: &Graph, k: &KernelIr) -> BTreeSet<usize> {
 }
 
 /// `const C r{n} = ...;` for each per-row scalar node.
-pub(crate) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
+pub(super) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
     // One scope for all: the statements share one C block, so each value's name must be unique
     // in it (a value read at two columns, `n2` and `n3`, was `e9_0` twice), and a later node may
     // reuse what an earlier one bound.
@@ -170,18 +126,18 @@ pub(crate) fn row_scalars(w: &mut Writer, body: &Body, nodes: &[NodeId]) {
 }
 
 /// How one column loop reads its inputs.
-pub(crate) struct Loop<'a> {
+struct Loop<'a> {
     /// The column inputs the loop reads.
-    pub(crate) reads: &'a BTreeSet<usize>,
+    reads: &'a BTreeSet<usize>,
     /// The inputs in registers.
-    pub(crate) cached: &'a BTreeSet<usize>,
-    pub(crate) remap: bool,
+    cached: &'a BTreeSet<usize>,
+    remap: bool,
 }
 
 /// Opens the loop over this thread's chunks of `LG_VEC` columns of a row of length `m{len}`
 /// (`lg_q`). Inside it, without remapping, `v{i}c` holds each read input's chunk; with remapping,
 /// `lg_col` is the chunk's first column (and the loop needs two more `close`s).
-pub(crate) fn open_columns(w: &mut Writer, d: &Dialect, len: usize, cols: &Loop) {
+fn open_columns(w: &mut Writer, d: &Dialect, len: usize, cols: &Loop) {
     if cols.remap {
         w.open(&format!(
             "for ({} lg_q0 = lg_lane; lg_q0 * LG_VEC < m{len}; lg_q0 += LG_GROUP * LG_UNROLL_COLS)",
@@ -204,7 +160,7 @@ pub(crate) fn open_columns(w: &mut Writer, d: &Dialect, len: usize, cols: &Loop)
     }
 }
 
-pub(crate) fn close_columns(w: &mut Writer, cols: &Loop) {
+fn close_columns(w: &mut Writer, cols: &Loop) {
     if cols.remap {
         w.close();
         w.close();
@@ -213,21 +169,14 @@ pub(crate) fn close_columns(w: &mut Writer, cols: &Loop) {
 }
 
 /// Opens the per-element loop of a chunk (without remapping): element `lg_v`.
-pub(crate) fn open_chunk(w: &mut Writer, cols: &Loop) {
+fn open_chunk(w: &mut Writer, cols: &Loop) {
     w.open("LG_UNROLL for (int lg_v = 0; lg_v < LG_VEC; ++lg_v)");
     for &i in cols.reads {
         w.line(&format!("const C v{i} = v{i}c[lg_v];"));
     }
 }
 
-pub(crate) fn reduce(
-    w: &mut Writer,
-    d: &Dialect,
-    body: &Body,
-    len: usize,
-    reductions: &[NodeId],
-    cols: &Loop,
-) {
+fn reduce(w: &mut Writer, d: &Dialect, body: &Body, len: usize, reductions: &[NodeId], cols: &Loop) {
     let ops: Vec<ReduceOp> = reductions
         .iter()
         .map(|r| match body.graph.node(*r).op {
@@ -283,7 +232,7 @@ pub(crate) fn reduce(
 
 /// The column expression of a loop body: a chunk's first column when remapping (the body then
 /// computes the whole chunk), else the element's column.
-pub(crate) fn column(cols: &Loop) -> &'static str {
+fn column(cols: &Loop) -> &'static str {
     if cols.remap {
         "lg_col"
     } else {
@@ -293,7 +242,7 @@ pub(crate) fn column(cols: &Loop) -> &'static str {
 
 /// Without remapping, opens the per-element loop of a chunk and returns an element scope; with
 /// remapping, returns a chunk scope (arrays), the loop being the caller's to open.
-pub(crate) fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
+fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
     if cols.remap {
         Scope::chunk()
     } else {
@@ -302,7 +251,7 @@ pub(crate) fn element_scope(w: &mut Writer, cols: &Loop) -> Scope {
     }
 }
 
-pub(crate) fn write(w: &mut Writer, d: &Dialect, body: &Body, len: usize, outputs: &[usize], cols: &Loop) {
+fn write(w: &mut Writer, d: &Dialect, body: &Body, len: usize, outputs: &[usize], cols: &Loop) {
     let k = body.k;
     open_columns(w, d, len, cols);
     for o in outputs {
@@ -325,14 +274,4 @@ pub(crate) fn write(w: &mut Writer, d: &Dialect, body: &Body, len: usize, output
         w.line(&format!("lg_stv(y{o} + lg_q * LG_VEC, o{o}c);"));
     }
     close_columns(w, cols);
-}
-
-/// The argument layout of `k`.
-pub fn layout(k: &KernelIr) -> ArgLayout {
-    ArgLayout {
-        inputs: k.inputs.len(),
-        outputs: k.outputs.len(),
-        rank: k.prefix.len(),
-        sizes: k.sizes.len(),
-    }
 }
