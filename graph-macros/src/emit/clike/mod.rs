@@ -14,6 +14,8 @@ mod body;
 mod dialect;
 mod rows;
 mod skeleton;
+#[cfg(test)]
+pub(crate) mod snapshots;
 
 pub use body::{row_local, Body, Columns, Scope};
 pub use dialect::Dialect;
