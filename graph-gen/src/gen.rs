@@ -783,19 +783,9 @@ impl Gen {
             return self.binary_op("mul", &p, &x);
         }
         let dims = self.render_dims(target);
-        let text = if self.rng.chance(0.5) {
-            format!("broadcast({}, {dims})", x.text)
-        } else {
-            format!("{}.broadcast_as({dims})", x.operand())
-        };
+        let text = self.call("broadcast", "broadcast_as", &x, &dims);
         let code = format!("r::broadcast(&{}, {})", x.var, Self::code_dims(target));
-        let v = self.value(text, true, code, Some(target.to_vec()), x.lo, x.hi, x.err);
-        Val {
-            exact: x.exact,
-            cmp: x.exact,
-            fixed: x.fixed,
-            ..v
-        }
+        self.view(text, code, target, &x)
     }
 
     fn exact_gen(&mut self, target: &[Dim], depth: usize) -> Val {
@@ -1224,11 +1214,7 @@ impl Gen {
             return x;
         }
         let t = self.rng.below(4);
-        let text = if self.rng.chance(0.5) {
-            format!("cast({}, {})", x.text, DTYPES[t])
-        } else {
-            format!("{}.to_dtype({})", x.operand(), DTYPES[t])
-        };
+        let text = self.call("cast", "to_dtype", &x, DTYPES[t]);
         let code = format!("r::cast(&{}, \"{}\")", x.var, DTYPES[t]);
         let mut err = x.err;
         err[2 + t] += x.mag();
@@ -1311,11 +1297,7 @@ impl Gen {
         let mut out = shape.clone();
         out[axis] = Dim::lit(1);
         let a = self.axis_text(axis, shape.len());
-        let text = if self.rng.chance(0.5) {
-            format!("{op}({}, {a})", x.text)
-        } else {
-            format!("{}.{op}({a})", x.operand())
-        };
+        let text = self.call(op, op, &x, &a);
         let code = format!("r::reduce(\"{op}\", &{}, {axis})", x.var);
         let m = x.mag();
         let (lo, hi, err) = match op {
@@ -1360,11 +1342,7 @@ impl Gen {
         self.nonzero.extend(shape[axis].syms.iter().copied());
         let op = *self.rng.pick(&["softmax", "log_softmax", "logsumexp"]);
         let a = self.axis_text(axis, shape.len());
-        let text = if self.rng.chance(0.5) {
-            format!("{op}({}, {a})", x.text)
-        } else {
-            format!("{}.{op}({a})", x.operand())
-        };
+        let text = self.call(op, op, &x, &a);
         let code = format!("r::softmax(\"{op}\", &{}, {axis})", x.var);
         let w = x.hi - x.lo;
         let (out, lo, hi, k, rounding) = match op {
@@ -1453,12 +1431,23 @@ impl Gen {
         s.swap(i, j);
         let x = self.exact_gen(&s, depth);
         let (ti, tj) = (self.axis_text(i, r), self.axis_text(j, r));
-        let text = if self.rng.chance(0.5) {
-            format!("transpose({}, {ti}, {tj})", x.text)
-        } else {
-            format!("{}.transpose({ti}, {tj})", x.operand())
-        };
+        let text = self.call("transpose", "transpose", &x, &format!("{ti}, {tj}"));
         let code = format!("r::transpose(&{}, {i}, {j})", x.var);
+        self.view(text, code, target, &x)
+    }
+
+    /// `free(x, args)` or `x.method(args)`, drawn: the language's two call syntaxes.
+    fn call(&mut self, free: &str, method: &str, x: &Val, args: &str) -> String {
+        if self.rng.chance(0.5) {
+            format!("{free}({}, {args})", x.text)
+        } else {
+            format!("{}.{method}({args})", x.operand())
+        }
+    }
+
+    /// A view of `x` with shape `target` (broadcast, transpose, reshape, narrow): the same
+    /// values, so as exact as `x` and of its fixed dtype.
+    fn view(&mut self, text: String, code: String, target: &[Dim], x: &Val) -> Val {
         let v = self.value(text, true, code, Some(target.to_vec()), x.lo, x.hi, x.err);
         Val {
             exact: x.exact,
@@ -1504,19 +1493,9 @@ impl Gen {
         }
         let x = self.exact_gen(&s, depth);
         let dims = self.render_dims(target);
-        let text = if self.rng.chance(0.5) {
-            format!("reshape({}, {dims})", x.text)
-        } else {
-            format!("{}.reshape({dims})", x.operand())
-        };
+        let text = self.call("reshape", "reshape", &x, &dims);
         let code = format!("r::reshape(&{}, {})", x.var, Self::code_dims(target));
-        let v = self.value(text, true, code, Some(target.to_vec()), x.lo, x.hi, x.err);
-        Val {
-            exact: x.exact,
-            cmp: x.exact,
-            fixed: x.fixed,
-            ..v
-        }
+        self.view(text, code, target, &x)
     }
 
     fn narrow(&mut self, target: &[Dim], depth: usize) -> Val {
@@ -1563,19 +1542,9 @@ impl Gen {
         let a = self.axis_text(axis, r);
         let (st, ln) = (start.render(&names), len.render(&names));
         self.note_dim(&start);
-        let text = if self.rng.chance(0.5) {
-            format!("narrow({}, {a}, {st}, {ln})", x.text)
-        } else {
-            format!("{}.narrow({a}, {st}, {ln})", x.operand())
-        };
+        let text = self.call("narrow", "narrow", &x, &format!("{a}, {st}, {ln}"));
         let code = format!("r::narrow(&{}, {axis}, {}, {})", x.var, start.code(), len.code());
-        let v = self.value(text, true, code, Some(target.to_vec()), x.lo, x.hi, x.err);
-        Val {
-            exact: x.exact,
-            cmp: x.exact,
-            fixed: x.fixed,
-            ..v
-        }
+        self.view(text, code, target, &x)
     }
 
     fn cat(&mut self, target: &[Dim], depth: usize) -> Val {
