@@ -7,10 +7,9 @@ use syn::ext::IdentExt;
 use crate::check::check_function;
 use crate::diag::Errors;
 use crate::emit;
-use crate::kernel::schedule;
 use crate::limits;
 use crate::passes::optimise;
-use crate::plan::{plan, Step};
+use crate::plan::plan;
 use crate::syntax::Module;
 
 pub fn expand(input: TokenStream) -> TokenStream {
@@ -37,15 +36,8 @@ pub fn expand(input: TokenStream) -> TokenStream {
         let graph = optimise(graph);
         // Kernel and static names derive from it: `r#match` names the kernels `match_k0`, ...
         let name = f.name.unraw().to_string();
-        let steps: Vec<emit::plan::Step> = plan(&graph)
-            .into_iter()
-            .enumerate()
-            .map(|(i, step)| match step {
-                Step::Library(id) => emit::plan::Step::Library(id),
-                Step::Kernel(k) => emit::plan::Step::Kernel(schedule(&graph, &k, format!("{name}_k{i}"))),
-            })
-            .collect();
-        let plan_tokens = emit::plan::plan(&graph, &steps);
+        let steps = plan(&graph, &name);
+        let plan_tokens = emit::steps::steps(&graph, &steps);
         let single = emit::graph::single(&graph, &steps);
         out.extend(emit::rust::function(
             f,

@@ -11,6 +11,7 @@ mod limits;
 mod parse;
 mod passes;
 mod plan;
+mod schedule;
 mod syntax;
 
 /// Compiles a block of tensor functions into fused graphs. See `graph_runtime` for the language.

@@ -15,28 +15,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use graph_ir::{Dim, KernelKind, Op, OpClass};
+use graph_ir::{Dim, Op, OpClass};
 
 use crate::ir::{Graph, NodeId, Ty};
-
-/// A fused kernel before scheduling: which nodes it computes, reads and writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelPlan {
-    pub kind: KernelKind,
-    pub prefix: Vec<Dim>,
-    /// Computed inside, topological order.
-    pub nodes: Vec<NodeId>,
-    /// Read from outside (tensors and scalars), in first-use order.
-    pub inputs: Vec<NodeId>,
-    /// Written: graph outputs and values used by later steps.
-    pub outputs: Vec<NodeId>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
-    Kernel(KernelPlan),
-    Library(NodeId),
-}
+use crate::kernel::{Kernel, Step};
+use crate::schedule::schedule;
 
 /// Whether a node can join a fused kernel.
 pub fn fusable(graph: &Graph, id: NodeId) -> bool {
@@ -66,7 +49,8 @@ fn broadcasts_into(small: &[Dim], big: &[Dim]) -> bool {
             .all(|(s, b)| s == b || s.is_one())
 }
 
-pub fn plan(graph: &Graph) -> Vec<Step> {
+/// The steps of function `name`'s optimised graph, its kernels named `{name}_k{step}`.
+pub fn plan(graph: &Graph, name: &str) -> Vec<Step> {
     let n = graph.nodes.len();
     // group[i]: the fused group of node i (indices into `groups`), or None.
     let mut group: Vec<Option<usize>> = vec![None; n];
@@ -101,7 +85,7 @@ pub fn plan(graph: &Graph) -> Vec<Step> {
     }
     absorb_broadcast_groups(graph, &mut group, &mut groups);
     split_deep_groups(graph, &mut group, &mut groups);
-    order_steps(graph, &group, &groups)
+    order_steps(graph, name, &group, &groups)
 }
 
 /// The most reductions one kernel chains (a row kernel's stages). A kernel recomputes its column
@@ -287,7 +271,7 @@ fn users(graph: &Graph) -> Vec<Vec<NodeId>> {
 
 /// Emits the steps in a topological order of the step graph (ties broken by node order, so
 /// the plan is deterministic).
-fn order_steps(graph: &Graph, group: &[Option<usize>], groups: &[Vec<NodeId>]) -> Vec<Step> {
+fn order_steps(graph: &Graph, name: &str, group: &[Option<usize>], groups: &[Vec<NodeId>]) -> Vec<Step> {
     let users = users(graph);
     // Step ids: groups first, then one per library node.
     let library: Vec<NodeId> = graph
@@ -321,7 +305,8 @@ fn order_steps(graph: &Graph, group: &[Option<usize>], groups: &[Vec<NodeId>]) -
             .expect("the cycle check keeps the step graph acyclic");
         done[next] = true;
         steps.push(if next < groups.len() {
-            Step::Kernel(kernel(graph, &groups[next], &users))
+            let name = format!("{name}_k{}", steps.len());
+            Step::Kernel(Box::new(kernel(graph, name, &groups[next], &users)))
         } else {
             Step::Library(library[next - groups.len()])
         });
@@ -329,7 +314,8 @@ fn order_steps(graph: &Graph, group: &[Option<usize>], groups: &[Vec<NodeId>]) -
     steps
 }
 
-fn kernel(graph: &Graph, nodes: &[NodeId], users: &[Vec<NodeId>]) -> KernelPlan {
+/// The kernel computing `nodes`: what it reads from other steps and what they read from it.
+fn kernel(graph: &Graph, name: String, nodes: &[NodeId], users: &[Vec<NodeId>]) -> Kernel {
     let members: BTreeSet<NodeId> = nodes.iter().copied().collect();
     let mut inputs = Vec::new();
     for id in nodes {
@@ -344,21 +330,7 @@ fn kernel(graph: &Graph, nodes: &[NodeId], users: &[Vec<NodeId>]) -> KernelPlan 
         .copied()
         .filter(|id| graph.outputs.contains(id) || users[id.index()].iter().any(|u| !members.contains(u)))
         .collect();
-    let layout_or_reduce = nodes
-        .iter()
-        .any(|id| matches!(graph.node(*id).op.class(), OpClass::Reduce | OpClass::Layout));
-    let prefix = outputs.first().map(|o| prefix(graph, *o)).unwrap_or_default();
-    KernelPlan {
-        kind: if layout_or_reduce {
-            KernelKind::Row
-        } else {
-            KernelKind::Pointwise
-        },
-        prefix,
-        nodes: nodes.to_vec(),
-        inputs,
-        outputs,
-    }
+    schedule(graph, name, nodes.to_vec(), inputs, outputs)
 }
 
 #[cfg(test)]
@@ -368,6 +340,7 @@ mod tests {
     use crate::diag::Errors;
     use crate::passes::optimise;
     use crate::syntax::Module;
+    use graph_ir::KernelKind;
 
     /// The plan of the single function in `src`, through the real pipeline.
     fn planned(src: &str) -> Vec<Step> {
@@ -375,14 +348,14 @@ mod tests {
         let mut errors = Errors::new();
         let graph = check_function(&module.functions[0], &mut errors);
         errors.propagate().expect("test source checks");
-        plan(&optimise(graph))
+        plan(&optimise(graph), "f")
     }
 
-    fn kernels(steps: &[Step]) -> Vec<&KernelPlan> {
+    fn kernels(steps: &[Step]) -> Vec<&Kernel> {
         steps
             .iter()
             .filter_map(|s| match s {
-                Step::Kernel(k) => Some(k),
+                Step::Kernel(k) => Some(&**k),
                 Step::Library(_) => None,
             })
             .collect()
@@ -514,7 +487,7 @@ mod tests {
         let graph = optimise(check_function(&module.functions[0], &mut errors));
         errors.propagate().unwrap();
         let mut seen = vec![0; graph.nodes.len()];
-        for step in plan(&graph) {
+        for step in plan(&graph, "f") {
             match step {
                 Step::Library(id) => seen[id.index()] += 1,
                 Step::Kernel(k) => k.nodes.iter().for_each(|id| seen[id.index()] += 1),

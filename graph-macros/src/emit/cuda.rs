@@ -8,7 +8,7 @@
 
 use crate::emit::clike::{self, Dialect};
 use crate::ir::Graph;
-use crate::kernel::KernelIr;
+use crate::kernel::Kernel;
 
 const CUDA: Dialect = Dialect {
     kernel: |bounds| format!("extern \"C\" __global__ void __launch_bounds__({bounds})"),
@@ -28,7 +28,7 @@ const CUDA: Dialect = Dialect {
 };
 
 /// The CUDA source of kernel `k`.
-pub fn source(graph: &Graph, k: &KernelIr) -> String {
+pub fn source(graph: &Graph, k: &Kernel) -> String {
     clike::source(&CUDA, graph, k)
 }
 

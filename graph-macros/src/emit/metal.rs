@@ -15,7 +15,7 @@ use graph_ir::{Access, ArgLayout};
 
 use crate::emit::clike::{self, Dialect};
 use crate::ir::Graph;
-use crate::kernel::KernelIr;
+use crate::kernel::Kernel;
 
 const METAL: Dialect = Dialect {
     kernel: |bounds| format!("[[kernel, max_total_threads_per_threadgroup({bounds})]] void"),
@@ -35,7 +35,7 @@ const METAL: Dialect = Dialect {
 };
 
 /// The argument words, a buffer per tensor, and the thread indices that CUDA has built in.
-fn params(k: &KernelIr, _: &ArgLayout) -> Vec<String> {
+fn params(k: &Kernel, _: &ArgLayout) -> Vec<String> {
     let mut params = vec!["constant long* a [[buffer(0)]]".to_string()];
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         if *access != Access::Scalar {
@@ -55,7 +55,7 @@ fn params(k: &KernelIr, _: &ArgLayout) -> Vec<String> {
 }
 
 /// The Metal Shading Language source of kernel `k`.
-pub fn source(graph: &Graph, k: &KernelIr) -> String {
+pub fn source(graph: &Graph, k: &Kernel) -> String {
     clike::source(&METAL, graph, k)
 }
 

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use graph_ir::{Access, BinaryOp, CForm, DType, Op};
 
 use crate::ir::{Graph, NodeId};
-use crate::kernel::KernelIr;
+use crate::kernel::Kernel;
 
 /// How a body reads a column-indexed input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl Scope {
 /// Writes bodies for one kernel.
 pub struct Body<'a> {
     pub graph: &'a Graph,
-    pub k: &'a KernelIr,
+    pub k: &'a Kernel,
     pub columns: Columns,
 }
 

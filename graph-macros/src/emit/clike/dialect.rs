@@ -6,7 +6,7 @@
 
 use graph_ir::ArgLayout;
 
-use crate::kernel::KernelIr;
+use crate::kernel::Kernel;
 
 /// How one C-family language spells a kernel.
 pub struct Dialect {
@@ -15,7 +15,7 @@ pub struct Dialect {
     pub kernel: fn(bounds: &str) -> String,
     /// The kernel's parameters, in order. Thread indices that are not built-in names
     /// ([`Dialect::thread`], ...) are parameters too.
-    pub params: fn(k: &KernelIr, l: &ArgLayout) -> Vec<String>,
+    pub params: fn(k: &Kernel, l: &ArgLayout) -> Vec<String>,
     /// The array of the argument words of [`ArgLayout`], as the kernel names it.
     pub words: &'static str,
     /// Whether tensors arrive as pointers among the argument words (`p{i}`, `q{o}`, read once at

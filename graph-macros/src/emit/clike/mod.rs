@@ -19,7 +19,6 @@ pub(crate) mod snapshots;
 
 pub use body::{row_local, Body, Columns, Scope};
 pub use dialect::Dialect;
-pub use rows::cached_inputs;
 pub use skeleton::source;
 
 /// Indented lines.

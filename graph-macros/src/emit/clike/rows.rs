@@ -1,16 +1,15 @@
-//! The loops of a row kernel in the C family, shared by the CUDA and Metal dialects: which
-//! column inputs each loop reads and which stay in registers, and the text of the column loops,
+//! The loops of a row kernel in the C family, shared by the CUDA and Metal dialects: the text of
+//! the column loops (what each reads and which inputs stay in registers is in the schedule),
 //! the reductions and the writes. The dialects differ only in what [`Dialect`] names; the rest
 //! is prelude macros (`LG_ROW_CHUNKS`, `LG_FETCH`, ...) that each prelude defines.
 
 use std::collections::BTreeSet;
 
-use graph_ir::{Access, ArgLayout, KernelKind, Op, ReduceOp};
+use graph_ir::{Access, ArgLayout, Op, ReduceOp};
 
-use super::skeleton::row_pointers;
 use super::{row_local, Body, Columns, Dialect, Scope, Writer};
-use crate::ir::{Graph, NodeId};
-use crate::kernel::{KernelIr, Stmt};
+use crate::ir::NodeId;
+use crate::kernel::{Kernel, Stmt};
 
 /// One row's work inside a row kernel's grid-stride loop over rows (`lg_base`, `lg_group` and
 /// `lg_lane` set by the skeleton): the row's pointers, bounds and cached inputs, then each
@@ -31,22 +30,21 @@ pub(super) fn row_body(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) 
     for i in k.inputs_read(Access::RowScalar) {
         w.line(&format!("const C in{i} = lg_live ? lg_ld(x{i}[0]) : (C)0;"));
     }
-    let cached = cached_inputs(graph, k);
-    for &i in &cached {
+    for &i in &k.cached {
         let len = k.len_index(graph, k.inputs[i].0);
         w.line(&format!("LG_CACHE_ROW(c{i}, x{i}, cs{i}, m{len});"));
     }
-    let loops = loop_reads(graph, k);
-    for (s, reads) in k.stmts.iter().zip(&loops) {
+    let none = BTreeSet::new();
+    for s in &k.stmts {
         let cols = Loop {
-            reads,
-            cached: &cached,
+            reads: s.reads().unwrap_or(&none),
+            cached: &k.cached,
             remap,
         };
         match s {
-            Stmt::Reduce { len, reductions } => reduce(w, d, body, *len, reductions, &cols),
+            Stmt::Reduce { len, reductions, .. } => reduce(w, d, body, *len, reductions, &cols),
             Stmt::RowScalars(nodes) => row_scalars(w, body, nodes),
-            Stmt::Write { len, outputs } => write(w, d, body, *len, outputs, &cols),
+            Stmt::Write { len, outputs, .. } => write(w, d, body, *len, outputs, &cols),
             Stmt::WriteRowScalars(outputs) => {
                 w.open("if (lg_live && lg_lane == 0)");
                 for o in outputs {
@@ -59,57 +57,44 @@ pub(super) fn row_body(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) 
     }
 }
 
-/// The column inputs that computing `roots` at a column reads (stopping at per-row scalars).
-fn reads(graph: &Graph, k: &KernelIr, roots: &[NodeId]) -> BTreeSet<usize> {
-    let mut found = BTreeSet::new();
-    let mut stack: Vec<NodeId> = roots.to_vec();
-    let mut seen = BTreeSet::new();
-    while let Some(id) = stack.pop() {
-        if !seen.insert(id) {
-            continue;
+/// The row multi-index of row `r` (`lg_i{d}`), then each tensor input's row pointer. Indices
+/// divide in 32 bits by multiply and shift unless `LG_WIDE`.
+pub(super) fn row_pointers(w: &mut Writer, d: &Dialect, k: &Kernel, l: &ArgLayout, r: &str) {
+    let (long, ulong, uint) = (d.long, d.ulong, d.uint);
+    let rank = l.rank;
+    if rank > 0 {
+        w.line("#if LG_WIDE");
+        w.line(&format!("{ulong} lg_t = {r};"));
+        for i in (1..rank).rev() {
+            let p = d.word(l.prefix(i));
+            w.line(&format!("const {long} lg_i{i} = lg_t % {p};"));
+            w.line(&format!("lg_t /= {p};"));
         }
-        if let Some(i) = k.input_index(id) {
-            if k.inputs[i].1 == Access::Column {
-                found.insert(i);
-            }
-            continue;
+        w.line("#else");
+        w.line(&format!("{uint} lg_t = ({uint}){r};"));
+        for i in (1..rank).rev() {
+            let (p, m) = (d.word(l.prefix(i)), d.word(l.prefix_magic(i)));
+            w.line(&format!("const {uint} lg_d{i} = lg_udiv(lg_t, {m});"));
+            w.line(&format!("const {long} lg_i{i} = lg_t - lg_d{i} * ({uint}){p};"));
+            w.line(&format!("lg_t = lg_d{i};"));
         }
-        if k.is_row_local(id) {
-            continue;
-        }
-        stack.extend(graph.node(id).args.iter().copied());
+        w.line("#endif");
+        w.line(&format!("const {long} lg_i0 = lg_t;"));
     }
-    found
-}
-
-/// The column inputs each column loop of `k` reads, by statement.
-fn loop_reads(graph: &Graph, k: &KernelIr) -> Vec<BTreeSet<usize>> {
-    k.stmts
-        .iter()
-        .map(|s| match s {
-            Stmt::Reduce { reductions, .. } => {
-                let args: Vec<NodeId> = reductions.iter().map(|r| graph.node(*r).args[0]).collect();
-                reads(graph, k, &args)
-            }
-            Stmt::Write { outputs, .. } => {
-                let outs: Vec<NodeId> = outputs.iter().map(|o| k.outputs[*o]).collect();
-                reads(graph, k, &outs)
-            }
-            Stmt::RowScalars(_) | Stmt::WriteRowScalars(_) => BTreeSet::new(),
-        })
-        .collect()
-}
-
-/// The column inputs a row kernel keeps in registers: those read by more than one column loop
-/// (the others are read once anyway). None for kernels that remap columns.
-pub fn cached_inputs(graph: &Graph, k: &KernelIr) -> BTreeSet<usize> {
-    if k.kind != KernelKind::Row || k.remaps(graph) {
-        return BTreeSet::new();
+    for (i, (_, access)) in k.inputs.iter().enumerate() {
+        if *access == Access::Scalar {
+            continue;
+        }
+        let offset: Vec<String> = (0..rank)
+            .map(|dim| format!("lg_i{dim} * {}", d.word(l.row_stride(i, dim))))
+            .collect();
+        let offset = if offset.is_empty() {
+            "0".to_string()
+        } else {
+            offset.join(" + ")
+        };
+        w.line(&format!("{} x{i} = p{i} + ({offset});", d.in_ptr));
     }
-    let loops = loop_reads(graph, k);
-    k.inputs_read(Access::Column)
-        .filter(|i| loops.iter().filter(|r| r.contains(i)).count() > 1)
-        .collect()
 }
 
 /// `const C r{n} = ...;` for each per-row scalar node.

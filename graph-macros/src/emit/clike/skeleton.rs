@@ -18,13 +18,13 @@
 
 use graph_ir::{Access, ArgLayout, KernelKind};
 
-use super::rows::{row_body, row_scalars};
+use super::rows::{row_body, row_pointers, row_scalars};
 use super::{row_local, Body, Columns, Dialect, Scope, Writer};
 use crate::ir::Graph;
-use crate::kernel::{KernelIr, Stmt};
+use crate::kernel::{Kernel, Stmt};
 
 /// The source of kernel `k` in dialect `d`.
-pub fn source(d: &Dialect, graph: &Graph, k: &KernelIr) -> String {
+pub fn source(d: &Dialect, graph: &Graph, k: &Kernel) -> String {
     let mut w = Writer::default();
     let l = layout(k);
     let (kind, bounds) = match k.kind {
@@ -49,11 +49,7 @@ pub fn source(d: &Dialect, graph: &Graph, k: &KernelIr) -> String {
     let body = Body {
         graph,
         k,
-        columns: if k.remaps(graph) {
-            Columns::Loads
-        } else {
-            Columns::Values
-        },
+        columns: if k.remaps { Columns::Loads } else { Columns::Values },
     };
     match k.kind {
         KernelKind::Pointwise => pointwise(&mut w, d, &body, &l),
@@ -64,7 +60,7 @@ pub fn source(d: &Dialect, graph: &Graph, k: &KernelIr) -> String {
 }
 
 /// The argument layout of `k`.
-fn layout(k: &KernelIr) -> ArgLayout {
+fn layout(k: &Kernel) -> ArgLayout {
     ArgLayout {
         inputs: k.inputs.len(),
         outputs: k.outputs.len(),
@@ -75,7 +71,7 @@ fn layout(k: &KernelIr) -> ArgLayout {
 
 /// Base pointers (where they are argument words), column strides, scalars and sizes, read from
 /// the argument words once.
-fn header(w: &mut Writer, d: &Dialect, k: &KernelIr, l: &ArgLayout) {
+fn header(w: &mut Writer, d: &Dialect, k: &Kernel, l: &ArgLayout) {
     let long = d.long;
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         match access {
@@ -99,46 +95,6 @@ fn header(w: &mut Writer, d: &Dialect, k: &KernelIr, l: &ArgLayout) {
         w.line(&format!("const {long} n{s} = {};", d.word(l.size(s))));
     }
     w.line(&format!("const {long} rows = {};", d.word(l.rows())));
-}
-
-/// The row multi-index of row `r` (`lg_i{d}`), then each tensor input's row pointer. Indices
-/// divide in 32 bits by multiply and shift unless `LG_WIDE`.
-pub(super) fn row_pointers(w: &mut Writer, d: &Dialect, k: &KernelIr, l: &ArgLayout, r: &str) {
-    let (long, ulong, uint) = (d.long, d.ulong, d.uint);
-    let rank = l.rank;
-    if rank > 0 {
-        w.line("#if LG_WIDE");
-        w.line(&format!("{ulong} lg_t = {r};"));
-        for i in (1..rank).rev() {
-            let p = d.word(l.prefix(i));
-            w.line(&format!("const {long} lg_i{i} = lg_t % {p};"));
-            w.line(&format!("lg_t /= {p};"));
-        }
-        w.line("#else");
-        w.line(&format!("{uint} lg_t = ({uint}){r};"));
-        for i in (1..rank).rev() {
-            let (p, m) = (d.word(l.prefix(i)), d.word(l.prefix_magic(i)));
-            w.line(&format!("const {uint} lg_d{i} = lg_udiv(lg_t, {m});"));
-            w.line(&format!("const {long} lg_i{i} = lg_t - lg_d{i} * ({uint}){p};"));
-            w.line(&format!("lg_t = lg_d{i};"));
-        }
-        w.line("#endif");
-        w.line(&format!("const {long} lg_i0 = lg_t;"));
-    }
-    for (i, (_, access)) in k.inputs.iter().enumerate() {
-        if *access == Access::Scalar {
-            continue;
-        }
-        let offset: Vec<String> = (0..rank)
-            .map(|dim| format!("lg_i{dim} * {}", d.word(l.row_stride(i, dim))))
-            .collect();
-        let offset = if offset.is_empty() {
-            "0".to_string()
-        } else {
-            offset.join(" + ")
-        };
-        w.line(&format!("{} x{i} = p{i} + ({offset});", d.in_ptr));
-    }
 }
 
 fn pointwise(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) {

@@ -5,24 +5,23 @@
 use crate::check::check_function;
 use crate::diag::Errors;
 use crate::ir::Graph;
-use crate::kernel::{schedule, KernelIr};
+use crate::kernel::{Kernel, Step};
 use crate::passes::optimise;
-use crate::plan::{plan, Step};
+use crate::plan::plan;
 use crate::syntax::Module;
 
 /// Every kernel of the single function in `src`, as `source` writes it.
-pub fn kernels(source: fn(&Graph, &KernelIr) -> String, src: &str) -> String {
+pub fn kernels(source: fn(&Graph, &Kernel) -> String, src: &str) -> String {
     let module: Module = syn::parse_str(src).expect("test source parses");
     let f = &module.functions[0];
     let mut errors = Errors::new();
     let graph = check_function(f, &mut errors);
     errors.propagate().expect("test source checks");
     let graph = optimise(graph);
-    plan(&graph)
+    plan(&graph, &f.name.to_string())
         .into_iter()
-        .enumerate()
-        .filter_map(|(i, step)| match step {
-            Step::Kernel(k) => Some(source(&graph, &schedule(&graph, &k, format!("{}_k{i}", f.name)))),
+        .filter_map(|step| match step {
+            Step::Kernel(k) => Some(source(&graph, &k)),
             Step::Library(_) => None,
         })
         .collect::<Vec<_>>()

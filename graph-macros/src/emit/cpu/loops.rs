@@ -41,8 +41,8 @@ impl Cx<'_> {
                 });
                 quote!(#(#lets)*)
             }
-            Stmt::Reduce { len, reductions } => self.reduce(*len, reductions, None),
-            Stmt::Write { len, outputs } => self.write(*len, outputs),
+            Stmt::Reduce { len, reductions, .. } => self.reduce(*len, reductions, None),
+            Stmt::Write { len, outputs, .. } => self.write(*len, outputs),
             Stmt::WriteRowScalars(outputs) => {
                 let stores = outputs.iter().map(|&i| {
                     let o = format_ident!("o{}", i);
@@ -300,7 +300,7 @@ impl Cx<'_> {
         // Without index remapping (narrow/cat), every column input is read at `j`: the passes
         // then hand the body fixed-length chunks of the inputs, whose indices need no checks, so
         // the body (exp included) vectorises.
-        let remaps = self.k.remaps(self.graph);
+        let remaps = self.k.remaps;
         let columns: Vec<Ident> = self.columns_of(len).map(|i| format_ident!("x{}", i)).collect();
         let chunked = !self.strided && !remaps;
         let tail = step("n", quote!(0));

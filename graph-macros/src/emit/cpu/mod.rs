@@ -20,19 +20,19 @@ use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
 use crate::ir::{Graph, NodeId};
-use crate::kernel::{KernelIr, Stmt};
+use crate::kernel::{Kernel, Stmt};
 
 mod loops;
 mod values;
 
 /// The two variants of `k` as items named `{name}` (contiguous) and `{name}_strided`.
-pub fn kernel_fns(graph: &Graph, k: &KernelIr) -> TokenStream {
+pub fn kernel_fns(graph: &Graph, k: &Kernel) -> TokenStream {
     let contiguous = function(graph, k, false);
     let strided = function(graph, k, true);
     quote!(#contiguous #strided)
 }
 
-pub fn fn_name(k: &KernelIr, strided: bool) -> Ident {
+pub fn fn_name(k: &Kernel, strided: bool) -> Ident {
     if strided {
         format_ident!("{}_strided", k.name)
     } else {
@@ -40,7 +40,7 @@ pub fn fn_name(k: &KernelIr, strided: bool) -> Ident {
     }
 }
 
-fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
+fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
     let name = fn_name(k, strided);
     let (stash, stash_len) = match if strided { None } else { stash(graph, k) } {
         Some((id, len)) => (Some(id), Some(len)),
@@ -173,7 +173,7 @@ fn function(graph: &Graph, k: &KernelIr, strided: bool) -> TokenStream {
 
 /// Column input `i`'s elements from row `row` on, as `x{i}`; in the contiguous variant only its
 /// row, so that indexing by column needs no checks.
-fn column_row(graph: &Graph, k: &KernelIr, i: usize, row: TokenStream, strided: bool) -> TokenStream {
+fn column_row(graph: &Graph, k: &Kernel, i: usize, row: TokenStream, strided: bool) -> TokenStream {
     let x = format_ident!("x{}", i);
     if strided {
         return quote!(let #x: &[T] = &a.ins[#i][#row * a.row_steps[#i]..];);
@@ -196,22 +196,23 @@ fn column_row(graph: &Graph, k: &KernelIr, i: usize, row: TokenStream, strided: 
 /// scratch row the write reads (see [`stash`]).
 fn pipelined<'k>(
     graph: &Graph,
-    k: &'k KernelIr,
+    k: &'k Kernel,
     strided: bool,
     stash: Option<NodeId>,
 ) -> Option<(usize, &'k [NodeId], &'k [usize])> {
     if strided
         || k.kind != graph_ir::KernelKind::Row
-        || k.remaps(graph)
+        || k.remaps
         || k.inputs.iter().any(|(_, a)| *a == Access::RowScalar)
     {
         return None;
     }
     let (
-        Stmt::Reduce { len, reductions },
+        Stmt::Reduce { len, reductions, .. },
         Stmt::Write {
             len: written,
             outputs,
+            ..
         },
     ) = (k.stmts.first()?, k.stmts.last()?)
     else {
@@ -226,18 +227,18 @@ fn pipelined<'k>(
 /// pass reads, as `exp(x - max)` in softmax. Kept in a scratch row of the compute type, so
 /// reading it back gives exactly what computing it again would. Only for kernels without index
 /// remapping (every value is read at the column being written) and one row length.
-fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
-    if k.remaps(graph) {
+fn stash(graph: &Graph, k: &Kernel) -> Option<(NodeId, usize)> {
+    if k.remaps {
         return None;
     }
     let (at, len, reductions) = k.stmts.iter().enumerate().rev().find_map(|(i, s)| match s {
-        Stmt::Reduce { len, reductions } => Some((i, *len, reductions)),
+        Stmt::Reduce { len, reductions, .. } => Some((i, *len, reductions)),
         _ => None,
     })?;
     let outputs: Vec<NodeId> = k.stmts[at..]
         .iter()
         .filter_map(|s| match s {
-            Stmt::Write { len: l, outputs } if *l == len => Some(outputs),
+            Stmt::Write { len: l, outputs, .. } if *l == len => Some(outputs),
             _ => None,
         })
         .flatten()
@@ -270,13 +271,13 @@ fn stash(graph: &Graph, k: &KernelIr) -> Option<(NodeId, usize)> {
     kept.map(|v| (v, len))
 }
 
-fn size_ident(k: &KernelIr, graph: &Graph, id: NodeId) -> Ident {
+fn size_ident(k: &Kernel, graph: &Graph, id: NodeId) -> Ident {
     format_ident!("n{}", k.len_index(graph, id))
 }
 
 struct Cx<'a> {
     graph: &'a Graph,
-    k: &'a KernelIr,
+    k: &'a Kernel,
     strided: bool,
     /// A column value the last reduction pass keeps for the write pass, which would otherwise
     /// compute it again.

@@ -5,17 +5,13 @@ use graph_ir::{Access, KernelKind};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use crate::emit::{clike, cpu, cuda, graph::dim, metal};
+use crate::emit::tokens::dim;
+use crate::emit::{cpu, cuda, metal};
 use crate::ir::Graph;
-use crate::kernel::KernelIr;
+use crate::kernel::Step;
 
-/// A planned step, scheduled.
-pub enum Step {
-    Kernel(KernelIr),
-    Library(crate::ir::NodeId),
-}
-
-pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
+/// `&[Step]` for `steps`, in a block that holds each kernel's statics and CPU functions.
+pub fn steps(graph: &Graph, steps: &[Step]) -> TokenStream {
     let p = quote!(::graph_runtime::__private);
     let mut items = Vec::new();
     let steps: Vec<TokenStream> = steps
@@ -32,8 +28,8 @@ pub fn plan(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let gpu_static = format_ident!("{}_GPU", k.name.to_uppercase());
                 let cuda_source = cuda::source(graph, k);
                 let metal_source = metal::source(graph, k);
-                let remaps = k.remaps(graph);
-                let cached_inputs = clike::cached_inputs(graph, k).len();
+                let remaps = k.remaps;
+                let cached_inputs = k.cached.len();
                 let kernel_static = format_ident!("{}", k.name.to_uppercase());
                 let variant = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
                 let (f32v, f64v) = (variant(quote!(f32)), variant(quote!(f64)));
