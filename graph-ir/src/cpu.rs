@@ -377,10 +377,11 @@ pub const PIPELINE_BLOCK: usize = 256;
 ///
 /// Generated code is compiled for the target's baseline (SSE2 on x86-64), where a vectorised
 /// loop handles 4 f32 at a time; most x86-64 CPUs in use run 8 with AVX2, and fuse multiplies
-/// and adds. `fused` and `baseline` are one `#[inline(always)]` kernel body, instantiated with
-/// and without fused multiply-adds in its `exp` and `tanh`: `fused` is inlined into the copy
-/// below and compiled again with AVX2 and FMA enabled. One source, two machine codes, chosen per
-/// call by a cached CPU feature test; their results differ only by the roundings FMA saves.
+/// and adds. `fused` is an `#[inline(always)]` kernel body with fused multiply-adds in its `exp`
+/// and `tanh`, inlined into the copy below and compiled with AVX2 and FMA enabled, chosen per
+/// call by a cached CPU feature test. On x86 the macro passes the kernel's strided variant as
+/// `baseline` (one optimised copy of each kernel instead of two); elsewhere the same body
+/// without fused multiply-adds. Off x86, `fused` is never called, so never compiled.
 #[inline(always)]
 pub fn dispatch<A, O>(a: A, outs: O, baseline: impl FnOnce(A, O), fused: impl FnOnce(A, O)) {
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -469,8 +470,10 @@ pub struct RowArgs<'a, T: Elem> {
 pub type RowFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [MaybeUninit<T>]]);
 
 /// A generated kernel for every storage type, in two variants: `[contiguous, strided]`. The
-/// contiguous variant may assume every column-indexed input has column stride 1. Each one keeps
-/// the [`RowFn`] contract: it writes every element of its outputs.
+/// contiguous variant may assume every column-indexed input has column stride 1; the strided one
+/// takes any strides, and stands in both places for the storage types the macro generates no
+/// contiguous variant for (f64 and f16: see the macro's `emit::cpu::table`). Each one keeps the
+/// [`RowFn`] contract: it writes every element of its outputs.
 #[derive(Debug)]
 pub struct CpuKernel {
     pub f32: [RowFn<f32>; 2],

@@ -23,7 +23,6 @@ pub fn steps(graph: &Graph, steps: &[Step]) -> TokenStream {
             }
             Step::Kernel(k) => {
                 items.push(cpu::kernel_fns(graph, k));
-                let (contiguous, strided) = (cpu::fn_name(k, false), cpu::fn_name(k, true));
                 let cpu_static = format_ident!("{}_CPU", k.name.to_uppercase());
                 let gpu_static = format_ident!("{}_GPU", k.name.to_uppercase());
                 let cuda_source = cuda::source(graph, k);
@@ -31,10 +30,7 @@ pub fn steps(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let remaps = k.remaps;
                 let cached_inputs = k.cached.len();
                 let kernel_static = format_ident!("{}", k.name.to_uppercase());
-                let variant = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
-                let (f32v, f64v) = (variant(quote!(f32)), variant(quote!(f64)));
-                let f16v = variant(quote!(#p::cpu::half::f16));
-                let bf16v = variant(quote!(#p::cpu::half::bf16));
+                let cpu_table = cpu::table(k);
                 let name = &k.name;
                 let kind = match k.kind {
                     KernelKind::Pointwise => quote!(#p::KernelKind::Pointwise),
@@ -51,9 +47,7 @@ pub fn steps(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let outputs = k.outputs.iter().map(|n| n.0);
                 let sizes = k.sizes.iter().map(dim);
                 items.push(quote! {
-                    static #cpu_static: #p::cpu::CpuKernel = #p::cpu::CpuKernel {
-                        f32: #f32v, f64: #f64v, f16: #f16v, bf16: #bf16v,
-                    };
+                    static #cpu_static: #p::cpu::CpuKernel = #cpu_table;
                     static #gpu_static: #p::GpuKernel = #p::GpuKernel {
                         cuda: #cuda_source,
                         metal: #metal_source,

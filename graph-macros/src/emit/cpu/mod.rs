@@ -157,8 +157,11 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
             }
         };
     }
-    // The contiguous variant is the hot path: `dispatch` runs it compiled for AVX2 and FMA
-    // where the CPU has them.
+    // The contiguous variant is the hot path: on x86 it is compiled once, for AVX2 and FMA, and
+    // a CPU without them runs the strided variant (which takes any strides): a second copy for
+    // baseline x86 cost as much build time as the first and paid only on CPUs from before 2013.
+    // Elsewhere (aarch64: NEON is the baseline) it is compiled for the baseline.
+    let strided = fn_name(k, true);
     quote! {
         #allow
         #[inline(never)]
@@ -166,9 +169,31 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
             #allow
             #[inline(always)]
             fn row<T: #p::Elem, const FMA: bool>(#args) { #row }
-            #p::dispatch(a, outs, row::<T, false>, row::<T, true>)
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            let baseline = #strided::<T>;
+            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            let baseline = row::<T, false>;
+            #p::dispatch(a, outs, baseline, row::<T, true>)
         }
     }
+}
+
+/// The `CpuKernel` table of `k`: the contiguous variant where it pays, the strided one for every
+/// layout and for the storage types without a contiguous variant.
+///
+/// Each variant is one more copy of the kernel for LLVM to optimise, and the copies are most of
+/// what the kernels add to a release build. The contiguous variant (vector lanes, pipelined rows,
+/// scratch rows) is generated for f32 and bf16, the types models run in on the CPU and the ones
+/// the CPU benchmarks measure; f64 and f16 kernels run the strided variant, fused in one pass
+/// like the others but without the hand-laid vector lanes.
+pub fn table(k: &Kernel) -> TokenStream {
+    let p = quote!(::graph_runtime::__private);
+    let (contiguous, strided) = (fn_name(k, false), fn_name(k, true));
+    let fast = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
+    let generic = |t: TokenStream| quote!([#strided::<#t>, #strided::<#t>]);
+    let (f32v, bf16v) = (fast(quote!(f32)), fast(quote!(#p::cpu::half::bf16)));
+    let (f64v, f16v) = (generic(quote!(f64)), generic(quote!(#p::cpu::half::f16)));
+    quote!(#p::cpu::CpuKernel { f32: #f32v, f64: #f64v, f16: #f16v, bf16: #bf16v })
 }
 
 /// Column input `i`'s elements from row `row` on, as `x{i}`; in the contiguous variant only its
