@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# What a block of 20 kernels adds to a user's build, measured as a new user would: a crate whose
+# 20 `lazy_graph!` functions (one fused kernel each: the norms, softmaxes, activations and rope)
+# sit behind a feature, rebuilt after touching its source, with and without the feature. The
+# difference is the kernels' cost; its dependencies are built once before timing.
+#
+#   tools/build-cost.sh            # cargo check, debug and release, 3 runs each (median printed)
+#   RUNS=5 tools/build-cost.sh
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+runs=${RUNS:-3}
+dir=${BUILD_COST_DIR:-$HOME/.cache/lazy-graph-build-cost}
+mkdir -p "$dir/src"
+cp "$repo/Cargo.lock" "$dir/Cargo.lock"
+cat >"$dir/Cargo.toml" <<EOF
+[package]
+name = "build-cost"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[workspace]
+
+[features]
+kernels = []
+
+[dependencies]
+graph-runtime = { path = "$repo/graph-runtime" }
+candle-core = "0.11"
+EOF
+cat >"$dir/src/lib.rs" <<'EOF'
+//! 20 fused kernels behind the `kernels` feature.
+pub use candle_core::Tensor;
+
+#[cfg(feature = "kernels")]
+graph_runtime::lazy_graph! {
+    pub fn gelu(x: Tensor[N, D]) -> Tensor[N, D] { gelu(x) }
+    pub fn gelu_erf(x: Tensor[N, D]) -> Tensor[N, D] { gelu_erf(x) }
+    pub fn silu(x: Tensor[N, D]) -> Tensor[N, D] { silu(x) }
+    pub fn swiglu(g: Tensor[N, F], u: Tensor[N, F]) -> Tensor[N, F] { silu(g) * u }
+    pub fn geglu(g: Tensor[N, F], u: Tensor[N, F]) -> Tensor[N, F] { gelu(g) * u }
+    pub fn bias_relu(x: Tensor[N, D], b: Tensor[D]) -> Tensor[N, D] { relu(x + b) }
+    pub fn scaled_tanh(x: Tensor[N, D], s: f32) -> Tensor[N, D] { tanh(x * s) * s }
+    pub fn softmax(x: Tensor[N, D]) -> Tensor[N, D] { softmax(x, -1) }
+    pub fn log_softmax(x: Tensor[N, D]) -> Tensor[N, D] { log_softmax(x, -1) }
+    pub fn masked_softmax(x: Tensor[N, D], mask: Tensor[N, D], scale: f32) -> Tensor[N, D] {
+        softmax(x * scale + mask, -1)
+    }
+    pub fn logsumexp(x: Tensor[N, D]) -> Tensor[N, 1] { logsumexp(x, -1) }
+    pub fn rms_norm(x: Tensor[N, D], w: Tensor[D], eps: f32) -> Tensor[N, D] {
+        x * rsqrt(mean(x * x, -1) + eps) * w
+    }
+    pub fn rms_norm_plain(x: Tensor[N, D], eps: f32) -> Tensor[N, D] {
+        x * rsqrt(mean(x * x, -1) + eps)
+    }
+    pub fn add_rms_norm(x: Tensor[N, D], r: Tensor[N, D], w: Tensor[D], eps: f32) -> (Tensor[N, D], Tensor[N, D]) {
+        let h = x + r;
+        (h, h * rsqrt(mean(h * h, -1) + eps) * w)
+    }
+    pub fn layer_norm(x: Tensor[N, D], w: Tensor[D], b: Tensor[D], eps: f32) -> Tensor[N, D] {
+        let c = x - mean(x, -1);
+        c * rsqrt(mean(c * c, -1) + eps) * w + b
+    }
+    pub fn layer_norm_plain(x: Tensor[N, D], eps: f32) -> Tensor[N, D] {
+        let c = x - mean(x, -1);
+        c * rsqrt(mean(c * c, -1) + eps)
+    }
+    pub fn add_layer_norm(x: Tensor[N, D], r: Tensor[N, D], w: Tensor[D], b: Tensor[D], eps: f32) -> Tensor[N, D] {
+        let h = x + r;
+        let c = h - mean(h, -1);
+        c * rsqrt(mean(c * c, -1) + eps) * w + b
+    }
+    pub fn var(x: Tensor[N, D]) -> Tensor[N, 1] { var(x, -1) }
+    pub fn rope(x: Tensor[B, H, S, D], cos: Tensor[S, D / 2], sin: Tensor[S, D / 2]) -> Tensor[B, H, S, D] {
+        let x1 = narrow(x, -1, 0, D / 2);
+        let x2 = narrow(x, -1, D / 2, D / 2);
+        x * cat([cos, cos], -1) + cat([-x2, x1], -1) * cat([sin, sin], -1)
+    }
+    pub fn rope_full(x: Tensor[B, H, S, D], cos: Tensor[S, D], sin: Tensor[S, D]) -> Tensor[B, H, S, D] {
+        let x1 = narrow(x, -1, 0, D / 2);
+        let x2 = narrow(x, -1, D / 2, D / 2);
+        x * cos + cat([-x2, x1], -1) * sin
+    }
+}
+EOF
+cd "$dir"
+export CARGO_TARGET_DIR="$dir/target"
+median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+# Seconds for one rebuild of this crate after a touch.
+rebuild() {
+  touch src/lib.rs
+  local t0 t1
+  t0=$(date +%s.%N)
+  cargo "$@" -q 2>/dev/null
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
+for cmd in "check" "build" "build --release"; do
+  # shellcheck disable=SC2086
+  cargo $cmd -q --features kernels  # dependencies, once
+  # shellcheck disable=SC2086
+  cargo $cmd -q
+  without=() with=()
+  for _ in $(seq "$runs"); do
+    # shellcheck disable=SC2086
+    without+=("$(rebuild $cmd)")
+    # shellcheck disable=SC2086
+    with+=("$(rebuild $cmd --features kernels)")
+  done
+  w0=$(printf '%s\n' "${without[@]}" | median)
+  w1=$(printf '%s\n' "${with[@]}" | median)
+  printf 'cargo %-16s without %6.2f s  with 20 kernels %6.2f s  added %6.2f s  (runs: %s | %s)\n' \
+    "$cmd" "$w0" "$w1" "$(echo "$w1 - $w0" | bc)" "${without[*]}" "${with[*]}"
+done
