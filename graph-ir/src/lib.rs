@@ -45,5 +45,8 @@ pub mod plan;
 pub use dim::{display_shape, Dim, DimError, EvalError};
 pub use gpu::{ArgLayout, GpuKernel};
 pub use graph::{needs_size_check, Graph, Node, Param, ParamKind, ScalarType, Source};
-pub use ops::{BinaryOp, CForm, CpuForm, DType, Lit, Op, OpClass, ReduceOp, UnaryInfo, UnaryOp};
+pub use ops::{
+    BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp, CForm, CpuForm, DType, Lit, Op, OpClass, ReduceOp,
+    UnaryInfo, UnaryOp,
+};
 pub use plan::{Access, Kernel, KernelKind, Step};

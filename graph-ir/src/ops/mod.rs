@@ -4,10 +4,12 @@
 //! reduction) are lowered by the macro to these primitives; the runtime, the optimiser and every
 //! kernel emitter match on this one closed enum.
 
+mod binary;
 #[cfg(feature = "eager")]
 mod candle;
 mod unary;
 
+pub use binary::{BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp};
 pub use unary::{CForm, CpuForm, UnaryInfo, UnaryOp};
 
 use crate::dim::Dim;
@@ -74,103 +76,6 @@ impl DType {
     /// The dtype the DSL spells `name`, if any.
     pub fn from_name(name: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.name() == name)
-    }
-}
-
-/// Two-input pointwise ops; both sides broadcast.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-    /// `a` to the power `b`.
-    Pow,
-    /// The larger of `a` and `b`; NaN if either is (as `torch.maximum`).
-    Maximum,
-    /// The smaller of `a` and `b`; NaN if either is.
-    Minimum,
-    /// `a == b`. Comparisons yield 1.0 where true and 0.0 where false, in the compute type.
-    Eq,
-    /// `a != b`.
-    Ne,
-    /// `a < b`.
-    Lt,
-    /// `a <= b`.
-    Le,
-    /// `a > b`.
-    Gt,
-    /// `a >= b`.
-    Ge,
-}
-
-impl BinaryOp {
-    /// Every binary op.
-    pub const ALL: [BinaryOp; 13] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Pow,
-        BinaryOp::Maximum,
-        BinaryOp::Minimum,
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-        BinaryOp::Lt,
-        BinaryOp::Le,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-    ];
-
-    /// The DSL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Maximum => "maximum",
-            BinaryOp::Minimum => "minimum",
-            BinaryOp::Eq => "eq",
-            BinaryOp::Ne => "ne",
-            BinaryOp::Lt => "lt",
-            BinaryOp::Le => "le",
-            BinaryOp::Gt => "gt",
-            BinaryOp::Ge => "ge",
-        }
-    }
-
-    /// Whether the op is one of the comparisons (`eq` .. `ge`).
-    pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
-        )
-    }
-
-    /// The reference semantics, in f64.
-    pub fn eval(self, a: f64, b: f64) -> f64 {
-        let flag = |c: bool| if c { 1.0 } else { 0.0 };
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-            BinaryOp::Pow => a.powf(b),
-            BinaryOp::Maximum => crate::math::maximum(a, b),
-            BinaryOp::Minimum => crate::math::minimum(a, b),
-            BinaryOp::Eq => flag(a == b),
-            BinaryOp::Ne => flag(a != b),
-            BinaryOp::Lt => flag(a < b),
-            BinaryOp::Le => flag(a <= b),
-            BinaryOp::Gt => flag(a > b),
-            BinaryOp::Ge => flag(a >= b),
-        }
     }
 }
 

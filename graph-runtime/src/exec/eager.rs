@@ -6,13 +6,13 @@
 //! 1.0/0.0, and every output is stored in its node's dtype.
 //!
 //! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
-//! what it lacks: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results depend on
-//! where the NaN is), and `pow` with a tensor exponent (Candle's is `exp(b ln a)`, NaN for every
-//! negative base). Unary ops run the Candle ops of their row in the op table
-//! ([`graph_ir::UnaryInfo::eager`]), which makes up for Candle's differences the same way.
+//! what it lacks: `max`/`min` with a NaN (Candle's results depend on where the NaN is). Unary
+//! and binary ops run the Candle ops of their rows in the op tables
+//! ([`graph_ir::UnaryInfo::eager`], [`graph_ir::BinaryInfo::eager`]), which make up for Candle's
+//! differences the same way (`maximum`/`minimum` with a NaN, `pow` with a tensor exponent).
 
 use candle_core::{DType, Tensor};
-use graph_ir::{BinaryOp, Graph, Op, ReduceOp};
+use graph_ir::{BinaryInfo, Graph, Op, ReduceOp};
 use smallvec::SmallVec;
 
 use crate::bind::{describe_node, elements, Bound};
@@ -162,11 +162,10 @@ impl Eager<'_> {
                 Value::Scalar(x) => return Ok(Value::Scalar(u.eval(*x))),
                 Value::Tensor(x) => (u.info().eager)(x),
             },
-            Op::Binary(b) => match (arg(0), arg(1)) {
-                (Value::Scalar(x), Value::Scalar(y)) => return Ok(Value::Scalar(b.eval(*x, *y))),
-                // A scalar exponent: Candle's `powf` is C's `pow`.
-                (Value::Tensor(x), Value::Scalar(e)) if b == BinaryOp::Pow => x.powf(*e),
-                (x, y) => binary(b, &self.tensor(x)?, &self.tensor(y)?, c),
+            Op::Binary(b) => match (arg(0), arg(1), b.info().eager_scalar) {
+                (Value::Scalar(x), Value::Scalar(y), _) => return Ok(Value::Scalar(b.eval(*x, *y))),
+                (Value::Tensor(x), Value::Scalar(y), Some(op)) => op(x, *y),
+                (x, y, _) => binary(b.info(), &self.tensor(x)?, &self.tensor(y)?),
             },
             Op::Where => {
                 let shape = self
@@ -373,62 +372,13 @@ fn nan_if_any(x: &Tensor, axis: usize, m: Tensor) -> candle_core::Result<Tensor>
     nan.ne(0.0)?.where_cond(&(m.zeros_like()? + f64::NAN)?, &m)
 }
 
-/// `maximum`/`minimum`: Candle's `op`, with a NaN on either side the result (as PyTorch's).
-fn nan_either(
-    x: &Tensor,
-    y: &Tensor,
-    op: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
-) -> candle_core::Result<Tensor> {
-    let m = op(x, y)?;
-    let (x, y) = (x.broadcast_as(m.shape())?, y.broadcast_as(m.shape())?);
-    let m = y.ne(&y)?.where_cond(&y, &m)?;
-    x.ne(&x)?.where_cond(&x, &m)
-}
-
-/// `a` to the power `b`, elementwise, as C's `pow` (the kernels' `powf`): `|a|^b` as
-/// `exp(b ln |a|)`, then C's cases where that is not the answer.
-fn pow(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "pow")?;
-    let (a, b) = (a.broadcast_as(&shape)?, b.broadcast_as(&shape)?);
-    let magnitude = (&b * a.abs()?.log()?)?.exp()?;
-    let integral = b.floor()?.eq(&b)?;
-    let half = (&b * 0.5)?;
-    let odd = (half.floor()?.ne(&half)? * &integral)?;
-    // A negative base, -0 included (its reciprocal is -inf).
-    let negative = a.lt(0.0)?.maximum(&a.recip()?.lt(0.0)?)?;
-    let signed = (&negative * &odd)?.where_cond(&magnitude.neg()?, &magnitude)?;
-    // A finite negative base to a non-integral power has no real value.
-    let no_value = ((a.lt(0.0)? * a.gt(f64::NEG_INFINITY)?)? * integral.eq(0u8)?)?;
-    let nan = (signed.zeros_like()? + f64::NAN)?;
-    let signed = no_value.where_cond(&nan, &signed)?;
-    // pow(x, 0) and pow(1, y) are 1 even for a NaN, and pow(-1, +-inf) is 1.
-    let one = b
-        .eq(0.0)?
-        .maximum(&a.eq(1.0)?)?
-        .maximum(&(a.eq(-1.0)? * b.abs()?.eq(f64::INFINITY)?)?)?;
-    one.where_cond(&signed.ones_like()?, &signed)
-}
-
-fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+/// `x op y` by the Candle ops of `op`'s row. Past [`MAX_DIMS`] both sides are broadcast and
+/// flattened first.
+fn binary(op: &BinaryInfo, x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
     let shape = x.shape().broadcast_shape_binary_op(y.shape(), "binary op")?;
     if shape.rank() > MAX_DIMS {
         let dims = shape.dims();
-        return binary(b, &flat(x, dims)?, &flat(y, dims)?, compute)?.reshape(shape);
+        return binary(op, &flat(x, dims)?, &flat(y, dims)?)?.reshape(shape);
     }
-    let flag = |t: candle_core::Result<Tensor>| t?.to_dtype(compute);
-    match b {
-        BinaryOp::Add => x.broadcast_add(y),
-        BinaryOp::Sub => x.broadcast_sub(y),
-        BinaryOp::Mul => x.broadcast_mul(y),
-        BinaryOp::Div => x.broadcast_div(y),
-        BinaryOp::Pow => pow(x, y),
-        BinaryOp::Maximum => nan_either(x, y, Tensor::broadcast_maximum),
-        BinaryOp::Minimum => nan_either(x, y, Tensor::broadcast_minimum),
-        BinaryOp::Eq => flag(x.broadcast_eq(y)),
-        BinaryOp::Ne => flag(x.broadcast_ne(y)),
-        BinaryOp::Lt => flag(x.broadcast_lt(y)),
-        BinaryOp::Le => flag(x.broadcast_le(y)),
-        BinaryOp::Gt => flag(x.broadcast_gt(y)),
-        BinaryOp::Ge => flag(x.broadcast_ge(y)),
-    }
+    (op.eager)(x, y)
 }
