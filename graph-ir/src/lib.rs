@@ -46,7 +46,7 @@ pub use dim::{display_shape, Dim, DimError, EvalError};
 pub use gpu::{ArgLayout, GpuKernel};
 pub use graph::{needs_size_check, Graph, Node, Param, ParamKind, ScalarType, Source};
 pub use ops::{
-    BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp, CForm, CpuForm, DType, Lit, Op, OpClass, ReduceOp,
-    UnaryInfo, UnaryOp,
+    BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp, CForm, CpuForm, DType, Lit, Op, OpClass, ReduceCForm,
+    ReduceCpuForm, ReduceCpuStep, ReduceFinish, ReduceInfo, ReduceOp, UnaryInfo, UnaryOp,
 };
 pub use plan::{Access, Kernel, KernelKind, Step};

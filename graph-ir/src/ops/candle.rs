@@ -75,3 +75,24 @@ pub fn expm1(x: &Tensor) -> Result<Tensor> {
     let r = u.eq(1.0)?.where_cond(x, &r)?;
     u.eq(f64::INFINITY)?.where_cond(&u, &r)
 }
+
+/// The max along `axis`, kept, as `torch.amax`: see [`nan_if_any`].
+pub fn max_keepdim(x: &Tensor, axis: usize) -> Result<Tensor> {
+    // Contiguous first: Candle's CPU max/min divide by the axis' stride, which is 0 on a
+    // broadcast axis.
+    let x = x.contiguous()?;
+    x.max_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
+}
+
+/// The min along `axis`, kept, as `torch.amin`: see [`nan_if_any`].
+pub fn min_keepdim(x: &Tensor, axis: usize) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    x.min_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
+}
+
+/// `m`, the max or min of `x` along `axis`, made NaN in every row of `x` that holds a NaN (as
+/// PyTorch's; Candle's skips a NaN or returns it depending on where it is).
+fn nan_if_any(x: &Tensor, axis: usize, m: Tensor) -> Result<Tensor> {
+    let nan = x.ne(x)?.to_dtype(x.dtype())?.max_keepdim(axis)?;
+    nan.ne(0.0)?.where_cond(&(m.zeros_like()? + f64::NAN)?, &m)
+}

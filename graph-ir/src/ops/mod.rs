@@ -1,15 +1,19 @@
 //! The op tables: every primitive a graph node can hold, and its math.
 //!
 //! Composite ops of the DSL (`softmax`, `var`, `clamp`, `gelu` variants are primitives, `mean` is a
-//! reduction) are lowered by the macro to these primitives; the runtime, the optimiser and every
-//! kernel emitter match on this one closed enum.
+//! reduction) are lowered by the macro to these primitives. [`Op`] is one closed enum; its
+//! unary ops, binary ops and reductions are rows of tables ([`UnaryOp::info`] in `unary.rs`,
+//! [`BinaryOp::info`] in `binary.rs`, [`ReduceOp::info`] in `reduce.rs`) that the runtime, the
+//! optimiser and every kernel emitter read instead of matching on the op.
 
 mod binary;
 #[cfg(feature = "eager")]
 mod candle;
+mod reduce;
 mod unary;
 
 pub use binary::{BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp};
+pub use reduce::{ReduceCForm, ReduceCpuForm, ReduceCpuStep, ReduceFinish, ReduceInfo, ReduceOp};
 pub use unary::{CForm, CpuForm, UnaryInfo, UnaryOp};
 
 use crate::dim::Dim;
@@ -76,40 +80,6 @@ impl DType {
     /// The dtype the DSL spells `name`, if any.
     pub fn from_name(name: &str) -> Option<DType> {
         DType::ALL.into_iter().find(|d| d.name() == name)
-    }
-}
-
-/// Reductions over one axis; the axis is kept with size 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReduceOp {
-    /// The sum.
-    Sum,
-    /// The arithmetic mean.
-    Mean,
-    /// The largest value; NaN if any is (as `torch.amax`).
-    Max,
-    /// The smallest value; NaN if any is.
-    Min,
-}
-
-impl ReduceOp {
-    /// The DSL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-        }
-    }
-
-    /// The value a reduction starts from.
-    pub fn identity(self) -> f64 {
-        match self {
-            ReduceOp::Sum | ReduceOp::Mean => 0.0,
-            ReduceOp::Max => f64::NEG_INFINITY,
-            ReduceOp::Min => f64::INFINITY,
-        }
     }
 }
 

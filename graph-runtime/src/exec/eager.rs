@@ -5,14 +5,15 @@
 //! graphs compute in f32 (f64 graphs in f64), scalar arithmetic runs in f64, comparisons yield
 //! 1.0/0.0, and every output is stored in its node's dtype.
 //!
-//! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
-//! what it lacks: `max`/`min` with a NaN (Candle's results depend on where the NaN is). Unary
-//! and binary ops run the Candle ops of their rows in the op tables
-//! ([`graph_ir::UnaryInfo::eager`], [`graph_ir::BinaryInfo::eager`]), which make up for Candle's
-//! differences the same way (`maximum`/`minimum` with a NaN, `pow` with a tensor exponent).
+//! Special values follow PyTorch, as in the kernels. Unary ops, binary ops and reductions run the
+//! Candle ops of their rows in the op tables ([`graph_ir::UnaryInfo::eager`],
+//! [`graph_ir::BinaryInfo::eager`], [`graph_ir::ReduceInfo::eager`]), which add what Candle's op
+//! lacks where it differs: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results
+//! depend on where the NaN is), `pow` with a tensor exponent (Candle's is `exp(b ln a)`, NaN for
+//! every negative base).
 
 use candle_core::{DType, Tensor};
-use graph_ir::{BinaryInfo, Graph, Op, ReduceOp};
+use graph_ir::{BinaryInfo, Graph, Op, ReduceInfo};
 use smallvec::SmallVec;
 
 use crate::bind::{describe_node, elements, Bound};
@@ -196,18 +197,14 @@ impl Eager<'_> {
                     // axis' stride, which a broadcast axis of size 1 has as 0.
                     _ if x.dim(axis).within(func)? == 1 => Ok(x),
                     // Candle refuses to reduce a tensor without elements ("empty tensor for
-                    // reduce"); the result is the reduction of nothing, NaN for a mean.
+                    // reduce"); the result is the reduction of nothing (the row's identity,
+                    // NaN for a mean).
                     _ if x.elem_count() == 0 => {
                         let mut dims = x.dims().to_vec();
                         dims[axis] = 1;
-                        let empty = if r == ReduceOp::Mean {
-                            f64::NAN
-                        } else {
-                            r.identity()
-                        };
-                        Tensor::full(empty, dims, &self.bound.device).and_then(|t| t.to_dtype(c))
+                        Tensor::full(r.eval(&[]), dims, &self.bound.device).and_then(|t| t.to_dtype(c))
                     }
-                    _ => reduce(r, &x, axis),
+                    _ => reduce(r.info(), &x, axis),
                 }
             }
             Op::Matmul => {
@@ -335,10 +332,10 @@ fn flat(t: &Tensor, shape: &[usize]) -> candle_core::Result<Tensor> {
     t.broadcast_as(shape)?.contiguous()?.flatten_all()
 }
 
-/// `x` reduced along `axis`, keeping it. Past [`MAX_DIMS`] the dims before and after the axis are
-/// folded into one each, as Candle's elementwise ops (which `nan_if_any` uses) walk at most that
-/// many.
-fn reduce(r: ReduceOp, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
+/// `x` reduced along `axis` by the Candle ops of `r`'s row, keeping the axis. Past [`MAX_DIMS`]
+/// the dims before and after the axis are folded into one each, as Candle's elementwise ops
+/// (which the max and min rows use to find NaNs) walk at most that many.
+fn reduce(r: &ReduceInfo, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
     if x.rank() > MAX_DIMS {
         let dims = x.dims();
         let (before, after) = (
@@ -349,27 +346,7 @@ fn reduce(r: ReduceOp, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
         kept[axis] = 1;
         return reduce(r, &x.contiguous()?.reshape((before, dims[axis], after))?, 1)?.reshape(kept);
     }
-    match r {
-        ReduceOp::Sum => x.sum_keepdim(axis),
-        ReduceOp::Mean => x.mean_keepdim(axis),
-        // Contiguous first: Candle's CPU max/min divide by the axis' stride, which is 0 on a
-        // broadcast axis.
-        ReduceOp::Max => {
-            let x = x.contiguous()?;
-            x.max_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
-        }
-        ReduceOp::Min => {
-            let x = x.contiguous()?;
-            x.min_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
-        }
-    }
-}
-
-/// `m`, the max or min of `x` along `axis`, made NaN in every row of `x` that holds a NaN (as
-/// PyTorch's; Candle's skips a NaN or returns it depending on where it is).
-fn nan_if_any(x: &Tensor, axis: usize, m: Tensor) -> candle_core::Result<Tensor> {
-    let nan = x.ne(x)?.to_dtype(x.dtype())?.max_keepdim(axis)?;
-    nan.ne(0.0)?.where_cond(&(m.zeros_like()? + f64::NAN)?, &m)
+    (r.eager)(x, axis)
 }
 
 /// `x op y` by the Candle ops of `op`'s row. Past [`MAX_DIMS`] both sides are broadcast and
