@@ -145,6 +145,24 @@ impl Op {
         }
     }
 
+    /// How many arguments the op takes: `Some(n)` for every op but `cat`, which takes one or
+    /// more parts (`None`).
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Input(_) | Op::Scalar(_) | Op::Const(_) | Op::Size(_) => Some(0),
+            Op::Unary(_)
+            | Op::Reduce(..)
+            | Op::Transpose(..)
+            | Op::Reshape
+            | Op::Broadcast
+            | Op::Narrow(..)
+            | Op::Cast(_) => Some(1),
+            Op::Binary(_) | Op::Matmul => Some(2),
+            Op::Where => Some(3),
+            Op::Cat(_) => None,
+        }
+    }
+
     /// The op's name in printed graphs (`exp`, `mean`, `narrow`); leaves print their value.
     pub fn name(&self) -> String {
         match self {
