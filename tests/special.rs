@@ -16,7 +16,7 @@ mod common;
 
 use candle_core::{DType, Device, Result, Tensor};
 use common::tolerance;
-use graph_ir::UnaryOp;
+use graph_ir::{BinaryOp, ReduceOp, UnaryOp};
 use graph_runtime::{lazy_graph, with_mode, Mode};
 
 const INF: f64 = f64::INFINITY;
@@ -149,6 +149,27 @@ fn every_unary_op_has_a_row() {
         .map(|op| op.name())
         .filter(|name| !UNARY.iter().any(|row| row.0 == *name))
         .collect();
+    assert!(
+        missing.is_empty(),
+        "tests/special.rs has no row for {missing:?}: add a graph and PyTorch's results"
+    );
+}
+
+/// Every binary op and reduction of the tables (`graph_ir::BinaryOp::info`,
+/// `graph_ir::ReduceOp::info`) has a row in [`binary`] or [`REDUCTIONS`], so each backend's
+/// kernels and the eager path are run on it.
+#[test]
+fn every_binary_op_and_reduction_has_a_row() {
+    let binary = binary();
+    let binary_missing = BinaryOp::ALL
+        .iter()
+        .map(|op| op.name())
+        .filter(|name| !binary.iter().any(|row| row.0 == *name));
+    let reduce_missing = ReduceOp::ALL
+        .iter()
+        .map(|op| op.name())
+        .filter(|name| !REDUCTIONS.iter().any(|row| row.0 == *name));
+    let missing: Vec<&str> = binary_missing.chain(reduce_missing).collect();
     assert!(
         missing.is_empty(),
         "tests/special.rs has no row for {missing:?}: add a graph and PyTorch's results"

@@ -64,6 +64,13 @@ impl Graph {
             node.args.iter().all(|a| a.index() < self.nodes.len()),
             "args come first"
         );
+        debug_assert!(
+            node.op.arity().is_none_or(|n| n == node.args.len()),
+            "{:?} takes {:?} arguments, not {}",
+            node.op,
+            node.op.arity(),
+            node.args.len()
+        );
         let id = u32::try_from(self.nodes.len()).expect("fewer than 2^32 nodes: each needs input tokens");
         self.nodes.push(node);
         NodeId(id)

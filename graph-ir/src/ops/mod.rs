@@ -1,13 +1,19 @@
 //! The op tables: every primitive a graph node can hold, and its math.
 //!
 //! Composite ops of the DSL (`softmax`, `var`, `clamp`, `gelu` variants are primitives, `mean` is a
-//! reduction) are lowered by the macro to these primitives; the runtime, the optimiser and every
-//! kernel emitter match on this one closed enum.
+//! reduction) are lowered by the macro to these primitives. [`Op`] is one closed enum; its
+//! unary ops, binary ops and reductions are rows of tables ([`UnaryOp::info`] in `unary.rs`,
+//! [`BinaryOp::info`] in `binary.rs`, [`ReduceOp::info`] in `reduce.rs`) that the runtime, the
+//! optimiser and every kernel emitter read instead of matching on the op.
 
+mod binary;
 #[cfg(feature = "eager")]
 mod candle;
+mod reduce;
 mod unary;
 
+pub use binary::{BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp};
+pub use reduce::{ReduceCForm, ReduceCpuForm, ReduceCpuStep, ReduceFinish, ReduceInfo, ReduceOp};
 pub use unary::{CForm, CpuForm, UnaryInfo, UnaryOp};
 
 use crate::dim::Dim;
@@ -77,137 +83,6 @@ impl DType {
     }
 }
 
-/// Two-input pointwise ops; both sides broadcast.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b`.
-    Div,
-    /// `a` to the power `b`.
-    Pow,
-    /// The larger of `a` and `b`; NaN if either is (as `torch.maximum`).
-    Maximum,
-    /// The smaller of `a` and `b`; NaN if either is.
-    Minimum,
-    /// `a == b`. Comparisons yield 1.0 where true and 0.0 where false, in the compute type.
-    Eq,
-    /// `a != b`.
-    Ne,
-    /// `a < b`.
-    Lt,
-    /// `a <= b`.
-    Le,
-    /// `a > b`.
-    Gt,
-    /// `a >= b`.
-    Ge,
-}
-
-impl BinaryOp {
-    /// Every binary op.
-    pub const ALL: [BinaryOp; 13] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Pow,
-        BinaryOp::Maximum,
-        BinaryOp::Minimum,
-        BinaryOp::Eq,
-        BinaryOp::Ne,
-        BinaryOp::Lt,
-        BinaryOp::Le,
-        BinaryOp::Gt,
-        BinaryOp::Ge,
-    ];
-
-    /// The DSL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Maximum => "maximum",
-            BinaryOp::Minimum => "minimum",
-            BinaryOp::Eq => "eq",
-            BinaryOp::Ne => "ne",
-            BinaryOp::Lt => "lt",
-            BinaryOp::Le => "le",
-            BinaryOp::Gt => "gt",
-            BinaryOp::Ge => "ge",
-        }
-    }
-
-    /// Whether the op is one of the comparisons (`eq` .. `ge`).
-    pub fn is_comparison(self) -> bool {
-        matches!(
-            self,
-            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
-        )
-    }
-
-    /// The reference semantics, in f64.
-    pub fn eval(self, a: f64, b: f64) -> f64 {
-        let flag = |c: bool| if c { 1.0 } else { 0.0 };
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-            BinaryOp::Pow => a.powf(b),
-            BinaryOp::Maximum => crate::math::maximum(a, b),
-            BinaryOp::Minimum => crate::math::minimum(a, b),
-            BinaryOp::Eq => flag(a == b),
-            BinaryOp::Ne => flag(a != b),
-            BinaryOp::Lt => flag(a < b),
-            BinaryOp::Le => flag(a <= b),
-            BinaryOp::Gt => flag(a > b),
-            BinaryOp::Ge => flag(a >= b),
-        }
-    }
-}
-
-/// Reductions over one axis; the axis is kept with size 1.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ReduceOp {
-    /// The sum.
-    Sum,
-    /// The arithmetic mean.
-    Mean,
-    /// The largest value; NaN if any is (as `torch.amax`).
-    Max,
-    /// The smallest value; NaN if any is.
-    Min,
-}
-
-impl ReduceOp {
-    /// The DSL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "sum",
-            ReduceOp::Mean => "mean",
-            ReduceOp::Max => "max",
-            ReduceOp::Min => "min",
-        }
-    }
-
-    /// The value a reduction starts from.
-    pub fn identity(self) -> f64 {
-        match self {
-            ReduceOp::Sum | ReduceOp::Mean => 0.0,
-            ReduceOp::Max => f64::NEG_INFINITY,
-            ReduceOp::Min => f64::INFINITY,
-        }
-    }
-}
-
 /// A graph node's operation. Axes are already normalised to `0..rank`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
@@ -267,6 +142,24 @@ impl Op {
             Op::Reduce(..) => OpClass::Reduce,
             Op::Matmul => OpClass::Matmul,
             Op::Transpose(..) | Op::Reshape | Op::Broadcast | Op::Narrow(..) | Op::Cat(_) => OpClass::Layout,
+        }
+    }
+
+    /// How many arguments the op takes: `Some(n)` for every op but `cat`, which takes one or
+    /// more parts (`None`).
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            Op::Input(_) | Op::Scalar(_) | Op::Const(_) | Op::Size(_) => Some(0),
+            Op::Unary(_)
+            | Op::Reduce(..)
+            | Op::Transpose(..)
+            | Op::Reshape
+            | Op::Broadcast
+            | Op::Narrow(..)
+            | Op::Cast(_) => Some(1),
+            Op::Binary(_) | Op::Matmul => Some(2),
+            Op::Where => Some(3),
+            Op::Cat(_) => None,
         }
     }
 

@@ -45,15 +45,12 @@ pub enum ArgKind {
     DType,
 }
 
-/// The names users may call, aliases included, for lookup and "did you mean".
+/// The names users may call besides the ops of the tables (unary, binary, reductions), aliases
+/// included, for lookup and "did you mean".
 const NAMED: &[(&str, Builtin)] = &[
     ("where_", Builtin::Where),
     ("where_cond", Builtin::Where),
     ("clamp", Builtin::Clamp),
-    ("sum", Builtin::Reduce(ReduceOp::Sum)),
-    ("mean", Builtin::Reduce(ReduceOp::Mean)),
-    ("max", Builtin::Reduce(ReduceOp::Max)),
-    ("min", Builtin::Reduce(ReduceOp::Min)),
     ("var", Builtin::Var),
     ("softmax", Builtin::Softmax),
     ("log_softmax", Builtin::LogSoftmax),
@@ -77,6 +74,9 @@ impl Builtin {
         if let Some(b) = BinaryOp::ALL.into_iter().find(|b| b.name() == name) {
             return Some(Builtin::Binary(b));
         }
+        if let Some(r) = ReduceOp::ALL.into_iter().find(|r| r.name() == name) {
+            return Some(Builtin::Reduce(r));
+        }
         NAMED.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
     }
 
@@ -86,6 +86,7 @@ impl Builtin {
             .into_iter()
             .map(UnaryOp::name)
             .chain(BinaryOp::ALL.into_iter().map(BinaryOp::name))
+            .chain(ReduceOp::ALL.into_iter().map(ReduceOp::name))
             .chain(NAMED.iter().map(|(n, _)| *n))
     }
 
@@ -94,6 +95,7 @@ impl Builtin {
         match self {
             Builtin::Unary(u) => u.name(),
             Builtin::Binary(b) => b.name(),
+            Builtin::Reduce(r) => r.name(),
             other => NAMED
                 .iter()
                 .find(|(_, b)| *b == other)

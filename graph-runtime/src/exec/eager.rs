@@ -5,14 +5,15 @@
 //! graphs compute in f32 (f64 graphs in f64), scalar arithmetic runs in f64, comparisons yield
 //! 1.0/0.0, and every output is stored in its node's dtype.
 //!
-//! Special values follow PyTorch, as in the kernels. Where Candle's op differs, the node adds
-//! what it lacks: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results depend on
-//! where the NaN is), and `pow` with a tensor exponent (Candle's is `exp(b ln a)`, NaN for every
-//! negative base). Unary ops run the Candle ops of their row in the op table
-//! ([`graph_ir::UnaryInfo::eager`]), which makes up for Candle's differences the same way.
+//! Special values follow PyTorch, as in the kernels. Unary ops, binary ops and reductions run the
+//! Candle ops of their rows in the op tables ([`graph_ir::UnaryInfo::eager`],
+//! [`graph_ir::BinaryInfo::eager`], [`graph_ir::ReduceInfo::eager`]), which add what Candle's op
+//! lacks where it differs: `max`/`min` and `maximum`/`minimum` with a NaN (Candle's results
+//! depend on where the NaN is), `pow` with a tensor exponent (Candle's is `exp(b ln a)`, NaN for
+//! every negative base).
 
 use candle_core::{DType, Tensor};
-use graph_ir::{BinaryOp, Graph, Op, ReduceOp};
+use graph_ir::{BinaryInfo, Graph, Op, ReduceInfo};
 use smallvec::SmallVec;
 
 use crate::bind::{describe_node, elements, Bound};
@@ -162,11 +163,10 @@ impl Eager<'_> {
                 Value::Scalar(x) => return Ok(Value::Scalar(u.eval(*x))),
                 Value::Tensor(x) => (u.info().eager)(x),
             },
-            Op::Binary(b) => match (arg(0), arg(1)) {
-                (Value::Scalar(x), Value::Scalar(y)) => return Ok(Value::Scalar(b.eval(*x, *y))),
-                // A scalar exponent: Candle's `powf` is C's `pow`.
-                (Value::Tensor(x), Value::Scalar(e)) if b == BinaryOp::Pow => x.powf(*e),
-                (x, y) => binary(b, &self.tensor(x)?, &self.tensor(y)?, c),
+            Op::Binary(b) => match (arg(0), arg(1), b.info().eager_scalar) {
+                (Value::Scalar(x), Value::Scalar(y), _) => return Ok(Value::Scalar(b.eval(*x, *y))),
+                (Value::Tensor(x), Value::Scalar(y), Some(op)) => op(x, *y),
+                (x, y, _) => binary(b.info(), &self.tensor(x)?, &self.tensor(y)?),
             },
             Op::Where => {
                 let shape = self
@@ -197,18 +197,14 @@ impl Eager<'_> {
                     // axis' stride, which a broadcast axis of size 1 has as 0.
                     _ if x.dim(axis).within(func)? == 1 => Ok(x),
                     // Candle refuses to reduce a tensor without elements ("empty tensor for
-                    // reduce"); the result is the reduction of nothing, NaN for a mean.
+                    // reduce"); the result is the reduction of nothing (the row's identity,
+                    // NaN for a mean).
                     _ if x.elem_count() == 0 => {
                         let mut dims = x.dims().to_vec();
                         dims[axis] = 1;
-                        let empty = if r == ReduceOp::Mean {
-                            f64::NAN
-                        } else {
-                            r.identity()
-                        };
-                        Tensor::full(empty, dims, &self.bound.device).and_then(|t| t.to_dtype(c))
+                        Tensor::full(r.eval(&[]), dims, &self.bound.device).and_then(|t| t.to_dtype(c))
                     }
-                    _ => reduce(r, &x, axis),
+                    _ => reduce(r.info(), &x, axis),
                 }
             }
             Op::Matmul => {
@@ -336,10 +332,10 @@ fn flat(t: &Tensor, shape: &[usize]) -> candle_core::Result<Tensor> {
     t.broadcast_as(shape)?.contiguous()?.flatten_all()
 }
 
-/// `x` reduced along `axis`, keeping it. Past [`MAX_DIMS`] the dims before and after the axis are
-/// folded into one each, as Candle's elementwise ops (which `nan_if_any` uses) walk at most that
-/// many.
-fn reduce(r: ReduceOp, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
+/// `x` reduced along `axis` by the Candle ops of `r`'s row, keeping the axis. Past [`MAX_DIMS`]
+/// the dims before and after the axis are folded into one each, as Candle's elementwise ops
+/// (which the max and min rows use to find NaNs) walk at most that many.
+fn reduce(r: &ReduceInfo, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
     if x.rank() > MAX_DIMS {
         let dims = x.dims();
         let (before, after) = (
@@ -350,85 +346,16 @@ fn reduce(r: ReduceOp, x: &Tensor, axis: usize) -> candle_core::Result<Tensor> {
         kept[axis] = 1;
         return reduce(r, &x.contiguous()?.reshape((before, dims[axis], after))?, 1)?.reshape(kept);
     }
-    match r {
-        ReduceOp::Sum => x.sum_keepdim(axis),
-        ReduceOp::Mean => x.mean_keepdim(axis),
-        // Contiguous first: Candle's CPU max/min divide by the axis' stride, which is 0 on a
-        // broadcast axis.
-        ReduceOp::Max => {
-            let x = x.contiguous()?;
-            x.max_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
-        }
-        ReduceOp::Min => {
-            let x = x.contiguous()?;
-            x.min_keepdim(axis).and_then(|m| nan_if_any(&x, axis, m))
-        }
-    }
+    (r.eager)(x, axis)
 }
 
-/// `m`, the max or min of `x` along `axis`, made NaN in every row of `x` that holds a NaN (as
-/// PyTorch's; Candle's skips a NaN or returns it depending on where it is).
-fn nan_if_any(x: &Tensor, axis: usize, m: Tensor) -> candle_core::Result<Tensor> {
-    let nan = x.ne(x)?.to_dtype(x.dtype())?.max_keepdim(axis)?;
-    nan.ne(0.0)?.where_cond(&(m.zeros_like()? + f64::NAN)?, &m)
-}
-
-/// `maximum`/`minimum`: Candle's `op`, with a NaN on either side the result (as PyTorch's).
-fn nan_either(
-    x: &Tensor,
-    y: &Tensor,
-    op: fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
-) -> candle_core::Result<Tensor> {
-    let m = op(x, y)?;
-    let (x, y) = (x.broadcast_as(m.shape())?, y.broadcast_as(m.shape())?);
-    let m = y.ne(&y)?.where_cond(&y, &m)?;
-    x.ne(&x)?.where_cond(&x, &m)
-}
-
-/// `a` to the power `b`, elementwise, as C's `pow` (the kernels' `powf`): `|a|^b` as
-/// `exp(b ln |a|)`, then C's cases where that is not the answer.
-fn pow(a: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
-    let shape = a.shape().broadcast_shape_binary_op(b.shape(), "pow")?;
-    let (a, b) = (a.broadcast_as(&shape)?, b.broadcast_as(&shape)?);
-    let magnitude = (&b * a.abs()?.log()?)?.exp()?;
-    let integral = b.floor()?.eq(&b)?;
-    let half = (&b * 0.5)?;
-    let odd = (half.floor()?.ne(&half)? * &integral)?;
-    // A negative base, -0 included (its reciprocal is -inf).
-    let negative = a.lt(0.0)?.maximum(&a.recip()?.lt(0.0)?)?;
-    let signed = (&negative * &odd)?.where_cond(&magnitude.neg()?, &magnitude)?;
-    // A finite negative base to a non-integral power has no real value.
-    let no_value = ((a.lt(0.0)? * a.gt(f64::NEG_INFINITY)?)? * integral.eq(0u8)?)?;
-    let nan = (signed.zeros_like()? + f64::NAN)?;
-    let signed = no_value.where_cond(&nan, &signed)?;
-    // pow(x, 0) and pow(1, y) are 1 even for a NaN, and pow(-1, +-inf) is 1.
-    let one = b
-        .eq(0.0)?
-        .maximum(&a.eq(1.0)?)?
-        .maximum(&(a.eq(-1.0)? * b.abs()?.eq(f64::INFINITY)?)?)?;
-    one.where_cond(&signed.ones_like()?, &signed)
-}
-
-fn binary(b: BinaryOp, x: &Tensor, y: &Tensor, compute: DType) -> candle_core::Result<Tensor> {
+/// `x op y` by the Candle ops of `op`'s row. Past [`MAX_DIMS`] both sides are broadcast and
+/// flattened first.
+fn binary(op: &BinaryInfo, x: &Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
     let shape = x.shape().broadcast_shape_binary_op(y.shape(), "binary op")?;
     if shape.rank() > MAX_DIMS {
         let dims = shape.dims();
-        return binary(b, &flat(x, dims)?, &flat(y, dims)?, compute)?.reshape(shape);
+        return binary(op, &flat(x, dims)?, &flat(y, dims)?)?.reshape(shape);
     }
-    let flag = |t: candle_core::Result<Tensor>| t?.to_dtype(compute);
-    match b {
-        BinaryOp::Add => x.broadcast_add(y),
-        BinaryOp::Sub => x.broadcast_sub(y),
-        BinaryOp::Mul => x.broadcast_mul(y),
-        BinaryOp::Div => x.broadcast_div(y),
-        BinaryOp::Pow => pow(x, y),
-        BinaryOp::Maximum => nan_either(x, y, Tensor::broadcast_maximum),
-        BinaryOp::Minimum => nan_either(x, y, Tensor::broadcast_minimum),
-        BinaryOp::Eq => flag(x.broadcast_eq(y)),
-        BinaryOp::Ne => flag(x.broadcast_ne(y)),
-        BinaryOp::Lt => flag(x.broadcast_lt(y)),
-        BinaryOp::Le => flag(x.broadcast_le(y)),
-        BinaryOp::Gt => flag(x.broadcast_gt(y)),
-        BinaryOp::Ge => flag(x.broadcast_ge(y)),
-    }
+    (op.eager)(x, y)
 }

@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
-use graph_ir::{Access, BinaryOp, CForm, DType, Op};
+use graph_ir::{Access, BinaryCForm, BinaryOp, CForm, DType, Op};
 
 use crate::ir::{Graph, NodeId};
 use crate::kernel::Kernel;
@@ -227,27 +227,17 @@ impl Body<'_> {
             }
             Op::Binary(b) => {
                 let (x, y) = (arg(0, scope), arg(1, scope));
-                match b {
-                    BinaryOp::Add => format!("{x} + {y}"),
-                    BinaryOp::Sub => format!("{x} - {y}"),
-                    BinaryOp::Mul => format!("{x} * {y}"),
-                    // By a per-row or kernel-wide value: times its reciprocal, which the
-                    // compiler hoists out of the column loop (within 1 ulp of the quotient, in
-                    // the compute type; a division per element costs softmax a tenth of its
-                    // speed in halves).
-                    BinaryOp::Div if self.is_row_constant(node.args[1]) => {
+                match b.info().c {
+                    // An emitter's choice, not the op's spelling: by a per-row or kernel-wide
+                    // value, times its reciprocal, which the compiler hoists out of the column
+                    // loop (within 1 ulp of the quotient, in the compute type; a division per
+                    // element costs softmax a tenth of its speed in halves).
+                    _ if b == BinaryOp::Div && self.is_row_constant(node.args[1]) => {
                         format!("{x} * ((C)1 / {y})")
                     }
-                    BinaryOp::Div => format!("{x} / {y}"),
-                    BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum => {
-                        format!("lg_{}({x}, {y})", b.name())
-                    }
-                    BinaryOp::Eq => format!("{x} == {y} ? (C)1 : (C)0"),
-                    BinaryOp::Ne => format!("{x} != {y} ? (C)1 : (C)0"),
-                    BinaryOp::Lt => format!("{x} < {y} ? (C)1 : (C)0"),
-                    BinaryOp::Le => format!("{x} <= {y} ? (C)1 : (C)0"),
-                    BinaryOp::Gt => format!("{x} > {y} ? (C)1 : (C)0"),
-                    BinaryOp::Ge => format!("{x} >= {y} ? (C)1 : (C)0"),
+                    BinaryCForm::Infix(op) => format!("{x} {op} {y}"),
+                    BinaryCForm::Call(f) => format!("{f}({x}, {y})"),
+                    BinaryCForm::Compare(op) => format!("{x} {op} {y} ? (C)1 : (C)0"),
                 }
             }
             Op::Where => {

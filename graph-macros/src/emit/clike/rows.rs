@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use graph_ir::{Access, ArgLayout, Op, ReduceOp};
+use graph_ir::{Access, ArgLayout, BinaryCForm, Op, ReduceFinish, ReduceInfo};
 
 use super::{row_local, Body, Columns, Dialect, Scope, Writer};
 use crate::ir::NodeId;
@@ -162,22 +162,17 @@ fn open_chunk(w: &mut Writer, cols: &Loop) {
 }
 
 fn reduce(w: &mut Writer, d: &Dialect, body: &Body, len: usize, reductions: &[NodeId], cols: &Loop) {
-    let ops: Vec<ReduceOp> = reductions
+    let ops: Vec<&ReduceInfo> = reductions
         .iter()
         .map(|r| match body.graph.node(*r).op {
-            Op::Reduce(op, _) => op,
+            Op::Reduce(op, _) => op.info(),
             _ => unreachable!("reduce statements hold reductions"),
         })
         .collect();
     // Accumulators are named by their reduction node: several loops share one scope.
     let acc: Vec<String> = reductions.iter().map(|r| format!("lg_acc{}", r.0)).collect();
-    for (i, op) in ops.iter().enumerate() {
-        let identity = match op {
-            ReduceOp::Sum | ReduceOp::Mean => "(C)0",
-            ReduceOp::Max => "(C)(-LG_INF)",
-            ReduceOp::Min => "(C)LG_INF",
-        };
-        w.line(&format!("C {} = {identity};", acc[i]));
+    for (op, a) in ops.iter().zip(&acc) {
+        w.line(&format!("C {a} = {};", op.c.identity));
     }
     open_columns(w, d, len, cols);
     let mut scope = element_scope(w, cols);
@@ -192,25 +187,23 @@ fn reduce(w: &mut Writer, d: &Dialect, body: &Body, len: usize, reductions: &[No
     }
     for ((op, v), a) in ops.iter().zip(&vals).zip(&acc) {
         let v = scope.at(v);
-        w.line(&match op {
-            ReduceOp::Sum | ReduceOp::Mean => format!("{a} += {v};"),
-            ReduceOp::Max => format!("{a} = lg_maximum({a}, {v});"),
-            ReduceOp::Min => format!("{a} = lg_minimum({a}, {v});"),
+        w.line(&match op.combine.info().c {
+            BinaryCForm::Infix(o) => format!("{a} {o}= {v};"),
+            BinaryCForm::Call(f) => format!("{a} = {f}({a}, {v});"),
+            BinaryCForm::Compare(_) => unreachable!("no reduction combines by a comparison"),
         });
     }
     w.close();
     close_columns(w, cols);
     for ((op, r), a) in ops.iter().zip(reductions).zip(&acc) {
-        let (f, scale) = match op {
-            ReduceOp::Sum => ("sum", String::new()),
-            ReduceOp::Mean => ("sum", format!(" / (C)n{len}")),
-            ReduceOp::Max => ("max", String::new()),
-            ReduceOp::Min => ("min", String::new()),
+        let scale = match op.finish {
+            ReduceFinish::Total => String::new(),
+            ReduceFinish::DivideByCount => format!(" / (C)n{len}"),
         };
         w.line(&format!(
             "const C {} = {}{scale};",
             row_local(*r),
-            (d.reduce)(f, a)
+            (d.reduce)(op.c.across, a)
         ));
     }
 }

@@ -2,11 +2,11 @@
 //! `cat`s pick parts by column), and reductions in independent lanes.
 
 use graph_ir::cpu::{LANES, NARROW_LANES, PIPELINE_BLOCK};
-use graph_ir::{Access, Op, ReduceOp};
-use proc_macro2::{Ident, TokenStream};
+use graph_ir::{Access, BinaryCpuForm, Op, ReduceCpuStep, ReduceFinish, ReduceInfo};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{local, Col, Cx, Pick, Scope, Segment, MAX_PICKS};
+use super::{local, operator, Col, Cx, Pick, Scope, Segment, MAX_PICKS};
 use crate::ir::NodeId;
 use crate::kernel::Stmt;
 
@@ -245,17 +245,27 @@ impl Cx<'_> {
             .collect();
         let values: Vec<TokenStream> = values.into_iter().chain(kept).collect();
         let keep_stmt = |at: TokenStream| keep.map(|_| quote!(#at = kept;));
-        let ops: Vec<ReduceOp> = reductions
+        let ops: Vec<&ReduceInfo> = reductions
             .iter()
             .map(|r| match self.graph.node(*r).op {
-                Op::Reduce(op, _) => op,
+                Op::Reduce(op, _) => op.info(),
                 _ => unreachable!("reduce statements hold reductions"),
             })
             .collect();
-        let identity = |op: &ReduceOp| match op {
-            ReduceOp::Sum | ReduceOp::Mean => quote!(#c::ZERO),
-            ReduceOp::Max => quote!(#c::NEG_INFINITY),
-            ReduceOp::Min => quote!(#c::INFINITY),
+        let identity = |op: &&ReduceInfo| {
+            let v = Ident::new(op.cpu.identity, Span::call_site());
+            quote!(#c::#v)
+        };
+        let combine = |op: &ReduceInfo, a: TokenStream, b: TokenStream| match op.combine.info().cpu {
+            BinaryCpuForm::Infix(o) => {
+                let o = operator(o);
+                quote!(#a #o #b)
+            }
+            BinaryCpuForm::Method(m) => {
+                let m = Ident::new(m, Span::call_site());
+                quote!(#c::#m(#a, #b))
+            }
+            BinaryCpuForm::Compare(_) => unreachable!("no reduction combines by a comparison"),
         };
         // One accumulator array per reduction and pass: a wide pass for long rows (LANES
         // independent additions in flight hide their latency), then a narrow one so rows of a
@@ -273,7 +283,7 @@ impl Cx<'_> {
         // select taking a NaN in and keeping it vectorises badly. Counted with callgrind on
         // 1024x1024 f32 rows (AVX2): a lone row max runs 1.55x the instructions of the NaN-skipping
         // kernel this replaced (4.5x with the single select), softmax 1.065x (1.09x).
-        let tracks_nan = |op: &ReduceOp| matches!(op, ReduceOp::Max | ReduceOp::Min);
+        let tracks_nan = |op: &ReduceInfo| matches!(op.cpu.step, ReduceCpuStep::Select(_));
         let nans = |pass: &str| -> Vec<Ident> {
             (0..reductions.len())
                 .map(|i| format_ident!("nan{}_{}", pass, i))
@@ -285,13 +295,14 @@ impl Cx<'_> {
                 .zip(accs.iter().zip(&nans).zip(&vs))
                 .map(|(op, ((acc, nan), v))| {
                     let keep = quote!(#nan[#lane] = if #v != #v { #v } else { #nan[#lane] };);
-                    match op {
-                        ReduceOp::Sum | ReduceOp::Mean => quote!(#acc[#lane] = #acc[#lane] + #v;),
-                        ReduceOp::Max => {
-                            quote!(#acc[#lane] = if #v > #acc[#lane] { #v } else { #acc[#lane] }; #keep)
+                    match op.cpu.step {
+                        ReduceCpuStep::Combine => {
+                            let sum = combine(op, quote!(#acc[#lane]), quote!(#v));
+                            quote!(#acc[#lane] = #sum;)
                         }
-                        ReduceOp::Min => {
-                            quote!(#acc[#lane] = if #v < #acc[#lane] { #v } else { #acc[#lane] }; #keep)
+                        ReduceCpuStep::Select(cmp) => {
+                            let cmp = operator(cmp);
+                            quote!(#acc[#lane] = if #v #cmp #acc[#lane] { #v } else { #acc[#lane] }; #keep)
                         }
                     }
                 })
@@ -368,11 +379,6 @@ impl Cx<'_> {
         let keep_tail = keep_stmt(quote!(stash[jj]));
         let (accw, accn) = (accs("w"), accs("n"));
         let (nanw, nann) = (nans("w"), nans("n"));
-        let combine = |op: &ReduceOp, a: TokenStream, b: TokenStream| match op {
-            ReduceOp::Sum | ReduceOp::Mean => quote!(#a + #b),
-            ReduceOp::Max => quote!(#c::max(#a, #b)),
-            ReduceOp::Min => quote!(#c::min(#a, #b)),
-        };
         let init_wide = ops.iter().map(identity);
         // The wide lanes fold lane-aligned into the narrow ones (whole vector registers added
         // together), and the narrow lanes in order: a shuffling fold here would make the
@@ -416,15 +422,17 @@ impl Cx<'_> {
                 let out = local(*r);
                 let all = combine(op, quote!(s), quote!(*x));
                 let all = quote!(#nw[1..].iter().fold(#nw[0], |s, x| #all));
-                match op {
-                    ReduceOp::Mean => quote!(let #out = #all / #c::from_usize(#n);),
-                    ReduceOp::Max | ReduceOp::Min => quote! {
-                        let #out = #all;
+                let value = match op.finish {
+                    ReduceFinish::Total => all,
+                    ReduceFinish::DivideByCount => quote!(#all / #c::from_usize(#n)),
+                };
+                let nan_check = tracks_nan(op).then(|| {
+                    quote! {
                         let #nan = #nan.iter().fold(#c::ZERO, |s, x| s + *x);
                         let #out = if #nan != #nan { #nan } else { #out };
-                    },
-                    ReduceOp::Sum => quote!(let #out = #all;),
-                }
+                    }
+                });
+                quote!(let #out = #value; #nan_check)
             });
         // The previous row's last columns, written before this row's values are bound (its
         // write may read the previous row's value of these reductions).

@@ -15,7 +15,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 
-use graph_ir::{Access, BinaryOp, Op};
+use graph_ir::{Access, Op};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
@@ -289,7 +289,7 @@ fn stash(graph: &Graph, k: &Kernel) -> Option<(NodeId, usize)> {
         written.contains(v)
             && column_nodes(&[*v]).iter().any(|n| match graph.node(*n).op {
                 Op::Unary(u) => u.info().costly,
-                Op::Binary(b) => b == BinaryOp::Pow,
+                Op::Binary(b) => b.info().costly,
                 _ => false,
             })
     });
@@ -365,6 +365,11 @@ impl Col {
 struct Scope {
     stmts: Vec<TokenStream>,
     memo: HashMap<(NodeId, String), Ident>,
+}
+
+/// An operator of the op table (`+`, `<=`) as tokens.
+fn operator(op: &str) -> TokenStream {
+    op.parse().expect("the op table's operators are Rust tokens")
 }
 
 fn local(id: NodeId) -> Ident {

@@ -1,10 +1,10 @@
 //! The values a CPU kernel computes at a column: loads, ops and `cat`s, memoised per scope.
 
-use graph_ir::{Access, BinaryOp, CpuForm, DType, Op};
+use graph_ir::{Access, BinaryCpuForm, CpuForm, DType, Op};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
 
-use super::{local, size_ident, Col, Cx, Pick, Scope};
+use super::{local, operator, size_ident, Col, Cx, Pick, Scope};
 use crate::ir::NodeId;
 
 impl Cx<'_> {
@@ -120,20 +120,19 @@ impl Cx<'_> {
             }
             Op::Binary(b) => {
                 let (x, y) = (arg(0, scope), arg(1, scope));
-                match b {
-                    BinaryOp::Add => quote!(#x + #y),
-                    BinaryOp::Sub => quote!(#x - #y),
-                    BinaryOp::Mul => quote!(#x * #y),
-                    BinaryOp::Div => quote!(#x / #y),
-                    BinaryOp::Pow => quote!(#x.powf(#y)),
-                    BinaryOp::Maximum => quote!(#x.max(#y)),
-                    BinaryOp::Minimum => quote!(#x.min(#y)),
-                    BinaryOp::Eq => quote!(#c::flag(#x == #y)),
-                    BinaryOp::Ne => quote!(#c::flag(#x != #y)),
-                    BinaryOp::Lt => quote!(#c::flag(#x < #y)),
-                    BinaryOp::Le => quote!(#c::flag(#x <= #y)),
-                    BinaryOp::Gt => quote!(#c::flag(#x > #y)),
-                    BinaryOp::Ge => quote!(#c::flag(#x >= #y)),
+                match b.info().cpu {
+                    BinaryCpuForm::Infix(op) => {
+                        let op = operator(op);
+                        quote!(#x #op #y)
+                    }
+                    BinaryCpuForm::Method(m) => {
+                        let m = Ident::new(m, Span::call_site());
+                        quote!(#x.#m(#y))
+                    }
+                    BinaryCpuForm::Compare(op) => {
+                        let op = operator(op);
+                        quote!(#c::flag(#x #op #y))
+                    }
                 }
             }
             Op::Where => {
