@@ -5,7 +5,9 @@
 //! which keep the compute dtype. A kernel whose inputs or outputs are not all in the graph's
 //! dtype (such a reduction, or a `cast` crossing a kernel boundary), whose device has no
 //! generated code, or with an empty output (CUDA launches nothing for those), runs its nodes
-//! through the eager executor instead, with the same results.
+//! through the eager executor instead, with the same results. So does a kernel with an input that
+//! tracks gradients: Candle's autograd then sees each node as the Candle op it runs, and
+//! `backward` reaches the inputs (generated kernels cut the graph: their outputs carry no op).
 
 use candle_core::{Device, Tensor};
 use graph_ir::{Graph, Kernel, Op, OpClass, Source, Step};
@@ -38,7 +40,8 @@ pub fn run(
         ..compute
     };
     let mut clock = Clock::start();
-    if let (Some(sources), [Step::Kernel(k)]) = (graph.single(), graph.plan()) {
+    let single = graph.single().filter(|_| !tensors.iter().any(|t| t.track_op()));
+    if let (Some(sources), [Step::Kernel(k)]) = (single, graph.plan()) {
         if run_single(graph, k, sources, &compute, &mut clock, out)? {
             return Ok(());
         }
@@ -196,8 +199,10 @@ fn run_kernel(
     compute: &Eager,
     values: &mut [Option<Value>],
 ) -> Result<()> {
+    // A tracked input (a `Var`, or computed from one) needs the kernel's backward: its nodes
+    // run as Candle ops below, whose backward Candle's autograd knows.
     let inputs_uniform = k.inputs.iter().all(|&n| match values[n as usize].as_ref() {
-        Some(Value::Tensor(t)) => t.dtype() == bound.dtype,
+        Some(Value::Tensor(t)) => t.dtype() == bound.dtype && !t.track_op(),
         _ => true,
     });
     let uniform = inputs_uniform
