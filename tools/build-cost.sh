@@ -4,7 +4,8 @@
 # sit behind a feature, rebuilt after touching its source, with and without the feature. The
 # difference is the kernels' cost; its dependencies are built once before timing.
 #
-#   tools/build-cost.sh            # cargo check, debug and release, 3 runs each (median printed)
+#   tools/build-cost.sh            # cargo check, debug and release, 3 runs each: medians of the
+#                                  # wall time and of the CPU time (user + system)
 #   RUNS=5 tools/build-cost.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,18 +87,16 @@ EOF
 cd "$dir"
 export CARGO_TARGET_DIR="$dir/target"
 median() { sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
-# Seconds for one rebuild of this crate after a touch.
+# "wall cpu" seconds of one rebuild of this crate after a touch (cpu: user + system, which a
+# busy machine inflates less than the wall time).
 rebuild() {
   touch src/lib.rs
-  local t0 t1
-  t0=$(date +%s.%N)
-  cargo "$@" -q 2>/dev/null
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc
+  /usr/bin/time -f '%e %U %S' -o "$dir/time.txt" cargo "$@" -q >/dev/null 2>&1
+  awk '{printf "%.2f %.2f\n", $1, $2 + $3}' "$dir/time.txt"
 }
 for cmd in "check" "build" "build --release"; do
   # shellcheck disable=SC2086
-  cargo $cmd -q --features kernels  # dependencies, once
+  cargo $cmd -q --features kernels # dependencies, once
   # shellcheck disable=SC2086
   cargo $cmd -q
   without=() with=()
@@ -107,8 +106,9 @@ for cmd in "check" "build" "build --release"; do
     # shellcheck disable=SC2086
     with+=("$(rebuild $cmd --features kernels)")
   done
-  w0=$(printf '%s\n' "${without[@]}" | median)
-  w1=$(printf '%s\n' "${with[@]}" | median)
-  printf 'cargo %-16s without %6.2f s  with 20 kernels %6.2f s  added %6.2f s  (runs: %s | %s)\n' \
-    "$cmd" "$w0" "$w1" "$(echo "$w1 - $w0" | bc)" "${without[*]}" "${with[*]}"
+  col() { printf '%s\n' "$@" | awk -v c="$col" '{print $c}' | median; }
+  col=1 w0=$(col "${without[@]}"); col=1 w1=$(col "${with[@]}")
+  col=2 c0=$(col "${without[@]}"); col=2 c1=$(col "${with[@]}")
+  printf 'cargo %-16s added by 20 kernels: %5.2f s wall (%5.2f -> %5.2f), %5.2f s cpu (%5.2f -> %5.2f)\n' \
+    "$cmd" "$(echo "$w1 - $w0" | bc)" "$w0" "$w1" "$(echo "$c1 - $c0" | bc)" "$c0" "$c1"
 done
