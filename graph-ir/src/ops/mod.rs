@@ -11,6 +11,7 @@ mod binary;
 mod candle;
 mod reduce;
 mod unary;
+pub mod vjp;
 
 pub use binary::{BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp};
 pub use reduce::{ReduceCForm, ReduceCpuForm, ReduceCpuStep, ReduceFinish, ReduceInfo, ReduceOp};
