@@ -3,7 +3,7 @@
 //! Reverse mode runs a graph backwards: each node's cotangent `dy` (the gradient of the loss
 //! with respect to the node) becomes a cotangent for each argument. An op's row says how, as
 //! PyTorch's `derivatives.yaml` and JAX's per-primitive rules do: [`UnaryInfo::vjp`] builds
-//! `dx` from `x`, `y = f(x)` and `dy`; `BinaryInfo::vjp` builds `da` and `db` from `a`, `b`,
+//! `dx` from `x`, `y = f(x)` and `dy`; [`BinaryInfo::vjp`] builds `da` and `db` from `a`, `b`,
 //! `y` and `dy`; `ReduceInfo::vjp` builds `dx` from `x`, `y` and `dy`. Where an op has no
 //! rule, the row says why ([`Vjp`]).
 //!
@@ -34,6 +34,7 @@
 //! mask is 0, and `pow`'s masks the points where its closed form is `0 * inf` (see the row).
 //!
 //! [`UnaryInfo::vjp`]: super::UnaryInfo::vjp
+//! [`BinaryInfo::vjp`]: super::BinaryInfo::vjp
 
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
