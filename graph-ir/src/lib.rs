@@ -10,7 +10,8 @@
 //! `src/ops/reduce.rs` ([`ReduceOp::info`]): the DSL name, the f64 math (for a reduction, its
 //! identity, the binary op it combines with and how it finishes: a mean divides by the count),
 //! how the CPU kernels and the CUDA/Metal kernels spell it, whether it is costly enough to keep
-//! between passes, whether a binary op is a comparison, and the eager executor's Candle ops
+//! between passes, whether a binary op is a comparison, its derivative (a vector-Jacobian rule
+//! for reverse mode, written against [`ops::vjp::Builder`]) and the eager executor's Candle ops
 //! (with the `eager` feature, which only the runtime enables). Name lookup, constant folding,
 //! the three emitters, the CPU planner and the eager executor read the row; only rewrites and
 //! lowerings that use particular ops (`x * -1` to `-x`, `softmax`'s `exp`, `a + b` to `add`)

@@ -4,7 +4,7 @@
 //! with respect to the node) becomes a cotangent for each argument. An op's row says how, as
 //! PyTorch's `derivatives.yaml` and JAX's per-primitive rules do: [`UnaryInfo::vjp`] builds
 //! `dx` from `x`, `y = f(x)` and `dy`; [`BinaryInfo::vjp`] builds `da` and `db` from `a`, `b`,
-//! `y` and `dy`; `ReduceInfo::vjp` builds `dx` from `x`, `y` and `dy`. Where an op has no
+//! `y` and `dy`; [`ReduceInfo::vjp`] builds `dx` from `x`, `y` and `dy`. Where an op has no
 //! rule, the row says why ([`Vjp`]).
 //!
 //! # One rule, any builder
@@ -35,6 +35,7 @@
 //!
 //! [`UnaryInfo::vjp`]: super::UnaryInfo::vjp
 //! [`BinaryInfo::vjp`]: super::BinaryInfo::vjp
+//! [`ReduceInfo::vjp`]: super::ReduceInfo::vjp
 
 use std::cell::RefCell;
 use std::ops::{Add, Div, Mul, Neg, Sub};
