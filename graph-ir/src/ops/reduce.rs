@@ -12,7 +12,8 @@
 //!
 //! The row holds the reduction's derivative too ([`ReduceInfo::vjp`]): a rule building `dx`
 //! from `x`, the result `y` and its cotangent `dy`, written against [`super::vjp::Builder`] so
-//! that the macro can build it as graph nodes for a backward kernel.
+//! that the macro can build it as graph nodes for a backward kernel; `graph-ir/tests/vjp.rs`
+//! holds each rule to central differences of [`ReduceOp::eval`].
 //!
 //! The rows are in [`ReduceOp::ALL`]'s order, so a variant without a row does not compile (the
 //! table's length is the variant count) and a row out of place fails `rows_are_in_order`.
