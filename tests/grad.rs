@@ -116,7 +116,7 @@ fn check(case: &common::Case, rng: &mut StdRng, device: &Device, all: bool) -> R
         match (f, e) {
             (Some(f), Some(e)) => assert_close(f, e, 1e-10, &format!("{name}: gradient of input {i}"))?,
             (None, None) => {}
-            (f, e) => panic!(
+            (f, _) => panic!(
                 "{name}: input {i} has a gradient in {} mode only",
                 if f.is_some() { "fused" } else { "eager" }
             ),

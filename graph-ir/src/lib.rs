@@ -10,7 +10,8 @@
 //! `src/ops/reduce.rs` ([`ReduceOp::info`]): the DSL name, the f64 math (for a reduction, its
 //! identity, the binary op it combines with and how it finishes: a mean divides by the count),
 //! how the CPU kernels and the CUDA/Metal kernels spell it, whether it is costly enough to keep
-//! between passes, whether a binary op is a comparison, and the eager executor's Candle ops
+//! between passes, whether a binary op is a comparison, its derivative (a vector-Jacobian rule
+//! for reverse mode, written against [`ops::vjp::Builder`]) and the eager executor's Candle ops
 //! (with the `eager` feature, which only the runtime enables). Name lookup, constant folding,
 //! the three emitters, the CPU planner and the eager executor read the row; only rewrites and
 //! lowerings that use particular ops (`x * -1` to `-x`, `softmax`'s `exp`, `a + b` to `add`)
@@ -21,7 +22,12 @@
 //!
 //! 1. **The table** (`src/ops/unary.rs`): a variant in `unary_ops!` and its row in `TABLE`, in
 //!    the same position. The f64 math has PyTorch's special values; Candle compositions longer
-//!    than a line go in `src/ops/candle.rs`. A variant without a row does not compile.
+//!    than a line go in `src/ops/candle.rs`. A variant without a row does not compile. The
+//!    row's vjp rule is PyTorch's `derivatives.yaml` formula, masking included, built from the
+//!    table's ops (`Vjp::Zero` for a step function). `graph-ir/tests/vjp.rs` holds it to central
+//!    differences once the op has its interval in `unary_domain` (which does not compile
+//!    without one); a point they cannot judge (a kink) goes in `special_points_follow_pytorch`,
+//!    and the rule's formula into the `rules_read_as_formulas` snapshot.
 //! 2. **The backends' math:** the row's CPU method in [`cpu::Float`] (the trait method and its
 //!    f32/f64 body in `float_impl!`), and its C function in both preludes,
 //!    `graph-runtime/src/exec/cuda/prelude.cuh` and `graph-runtime/src/exec/metal/prelude.metal`
@@ -43,7 +49,11 @@
 //!    the same position: the f64 math with PyTorch's special values, whether it is a
 //!    comparison, its spellings, and its Candle ops (`eager` on two tensors that broadcast, and
 //!    `eager_scalar` where Candle has an op of its own for a scalar right side that computes
-//!    the same). Candle compositions longer than a line go in `src/ops/candle.rs`.
+//!    the same). Candle compositions longer than a line go in `src/ops/candle.rs`. Its vjp
+//!    rules, one for each side, are PyTorch's formulas (`Vjp::NotDifferentiable` for a
+//!    comparison); `graph-ir/tests/vjp.rs` holds them to central differences once the op has
+//!    its domain in `binary_domain`, ties and edges go in `special_points_follow_pytorch`, and
+//!    the formulas into the `rules_read_as_formulas` snapshot.
 //! 2. **The backends' math:** a [`BinaryCpuForm::Method`] in [`cpu::Float`], a
 //!    [`BinaryCForm::Call`] (two arguments) in both preludes. `tests/op_table.rs` fails while
 //!    either lacks it, and runs the row's Candle ops against its f64 math on special values.
@@ -64,7 +74,9 @@
 //!    kernel's lanes and a GPU row's threads combine by it too), its finish, the CPU identity
 //!    constant and how a lane takes in a value, the C identity and cross-thread reduction, and
 //!    its Candle ops (along one axis, kept; the executor keeps axes of one element, empty
-//!    tensors and ranks past Candle's from them).
+//!    tensors and ranks past Candle's from them), and its vjp rule (PyTorch's formula; `y` and
+//!    `dy` keep the axis with size 1), which `graph-ir/tests/vjp.rs` holds to central
+//!    differences once `reduce_smooth` there says which rows the reduction is smooth at.
 //! 2. **The backends:** the CPU identity as a constant of [`cpu::Float`], and
 //!    `lg_reduce_{across}` in both preludes (with its struct of `apply` and `identity`, as
 //!    `LgSum`). `tests/op_table.rs` fails while either lacks it, and runs the row's Candle ops

@@ -8,6 +8,11 @@
 //! ([`BinaryInfo::eager`], Candle ops). A binary op is pointwise: both arguments broadcast to
 //! the result's shape, and it fuses into any kernel.
 //!
+//! The row holds the op's derivative too ([`BinaryInfo::vjp`]): a rule for each argument,
+//! building its cotangent from `a`, `b`, `y` and the cotangent `dy`, written against
+//! [`super::vjp::Builder`] so that the macro can build it as graph nodes for a backward kernel;
+//! `graph-ir/tests/vjp.rs` holds each rule to central differences of the row's `eval`.
+//!
 //! The rows are in [`BinaryOp::ALL`]'s order, so a variant without a row does not compile (the
 //! table's length is the variant count) and a row out of place fails `rows_are_in_order`.
 
@@ -17,6 +22,7 @@ use candle_core::{Result, Tensor};
 #[cfg(feature = "eager")]
 use super::candle;
 
+use super::vjp::{BinaryRules, Vjp};
 use crate::math;
 
 /// Declares [`BinaryOp`] and [`BinaryOp::ALL`] from one list, so the two cannot disagree.
@@ -108,6 +114,11 @@ pub struct BinaryInfo {
     pub c: BinaryCForm,
     /// Costs a transcendental function or more: see [`super::UnaryInfo::costly`].
     pub costly: bool,
+    /// The derivative: a rule for each argument ([`super::vjp::binary`]), with PyTorch's
+    /// formula and its masking. Its result has `y`'s shape; the caller sums it over the dims
+    /// the argument was broadcast along. [`Vjp::NotDifferentiable`] for a comparison, whose
+    /// result no gradient flows through, as PyTorch's.
+    pub vjp: Vjp<BinaryRules>,
     /// The eager executor's Candle ops, on tensors in the compute dtype that broadcast to each
     /// other; a comparison's mask comes back in that dtype too.
     #[cfg(feature = "eager")]
@@ -158,6 +169,10 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Infix("+"),
         c: BinaryCForm::Infix("+"),
         costly: false,
+        vjp: Vjp::Rule(BinaryRules {
+            da: |_, _, _, dy| dy,
+            db: |_, _, _, dy| dy,
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::broadcast_add,
         #[cfg(feature = "eager")]
@@ -171,6 +186,10 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Infix("-"),
         c: BinaryCForm::Infix("-"),
         costly: false,
+        vjp: Vjp::Rule(BinaryRules {
+            da: |_, _, _, dy| dy,
+            db: |_, _, _, dy| -dy,
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::broadcast_sub,
         #[cfg(feature = "eager")]
@@ -184,6 +203,10 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Infix("*"),
         c: BinaryCForm::Infix("*"),
         costly: false,
+        vjp: Vjp::Rule(BinaryRules {
+            da: |_, b, _, dy| dy * b,
+            db: |a, _, _, dy| dy * a,
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::broadcast_mul,
         #[cfg(feature = "eager")]
@@ -197,6 +220,10 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Infix("/"),
         c: BinaryCForm::Infix("/"),
         costly: false,
+        vjp: Vjp::Rule(BinaryRules {
+            da: |_, b, _, dy| dy / b,
+            db: |_, b, y, dy| -dy * (y / b),
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::broadcast_div,
         #[cfg(feature = "eager")]
@@ -210,6 +237,16 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Method("powf"),
         c: BinaryCForm::Call("lg_pow"),
         costly: true,
+        // PyTorch's `pow_backward_self` and `pow_backward_exponent`: `da` is 0 where `b == 0`
+        // (at `a == 0` the closed form is `0 * inf`), and `db` where `a == 0` and `b >= 0`
+        // (there `y ln a` is `0 * -inf`, or `1 * -inf` for `b == 0`).
+        vjp: Vjp::Rule(BinaryRules {
+            da: |a, b, _, dy| b.eq(0.0).select(0.0, dy * (b * a.pow(b - 1.0))),
+            db: |a, b, y, dy| {
+                let d = y * a.ln();
+                dy * b.ge(0.0).select(a.eq(0.0).select(0.0, d), d)
+            },
+        }),
         // Candle's tensor `pow` is `exp(b ln a)`, NaN for every negative base.
         #[cfg(feature = "eager")]
         eager: candle::pow,
@@ -225,6 +262,12 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Method("max"),
         c: BinaryCForm::Call("lg_maximum"),
         costly: false,
+        // PyTorch's: to the larger side, split evenly on a tie; NaN on either side passes `dy` to
+        // both.
+        vjp: Vjp::Rule(BinaryRules {
+            da: |a, b, _, dy| a.lt(b).select(0.0, a.eq(b).select(dy / 2.0, dy)),
+            db: |a, b, _, dy| a.gt(b).select(0.0, a.eq(b).select(dy / 2.0, dy)),
+        }),
         #[cfg(feature = "eager")]
         eager: |x, y| candle::nan_either(x, y, Tensor::broadcast_maximum),
         #[cfg(feature = "eager")]
@@ -238,6 +281,10 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Method("min"),
         c: BinaryCForm::Call("lg_minimum"),
         costly: false,
+        vjp: Vjp::Rule(BinaryRules {
+            da: |a, b, _, dy| a.gt(b).select(0.0, a.eq(b).select(dy / 2.0, dy)),
+            db: |a, b, _, dy| a.lt(b).select(0.0, a.eq(b).select(dy / 2.0, dy)),
+        }),
         #[cfg(feature = "eager")]
         eager: |x, y| candle::nan_either(x, y, Tensor::broadcast_minimum),
         #[cfg(feature = "eager")]
@@ -251,6 +298,7 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Compare("=="),
         c: BinaryCForm::Compare("=="),
         costly: false,
+        vjp: Vjp::NotDifferentiable,
         #[cfg(feature = "eager")]
         eager: |x, y| candle::flag(x.broadcast_eq(y)?, x),
         #[cfg(feature = "eager")]
@@ -264,6 +312,7 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Compare("!="),
         c: BinaryCForm::Compare("!="),
         costly: false,
+        vjp: Vjp::NotDifferentiable,
         #[cfg(feature = "eager")]
         eager: |x, y| candle::flag(x.broadcast_ne(y)?, x),
         #[cfg(feature = "eager")]
@@ -277,6 +326,7 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Compare("<"),
         c: BinaryCForm::Compare("<"),
         costly: false,
+        vjp: Vjp::NotDifferentiable,
         #[cfg(feature = "eager")]
         eager: |x, y| candle::flag(x.broadcast_lt(y)?, x),
         #[cfg(feature = "eager")]
@@ -290,6 +340,7 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Compare("<="),
         c: BinaryCForm::Compare("<="),
         costly: false,
+        vjp: Vjp::NotDifferentiable,
         #[cfg(feature = "eager")]
         eager: |x, y| candle::flag(x.broadcast_le(y)?, x),
         #[cfg(feature = "eager")]
@@ -303,6 +354,7 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Compare(">"),
         c: BinaryCForm::Compare(">"),
         costly: false,
+        vjp: Vjp::NotDifferentiable,
         #[cfg(feature = "eager")]
         eager: |x, y| candle::flag(x.broadcast_gt(y)?, x),
         #[cfg(feature = "eager")]
@@ -316,6 +368,7 @@ static TABLE: [BinaryInfo; BinaryOp::ALL.len()] = [
         cpu: BinaryCpuForm::Compare(">="),
         c: BinaryCForm::Compare(">="),
         costly: false,
+        vjp: Vjp::NotDifferentiable,
         #[cfg(feature = "eager")]
         eager: |x, y| candle::flag(x.broadcast_ge(y)?, x),
         #[cfg(feature = "eager")]
@@ -349,8 +402,8 @@ mod tests {
         }
     }
 
-    /// A comparison is one in every part of its row: both spellings compare, and its f64 math
-    /// yields only 1 and 0.
+    /// A comparison is one in every part of its row: both spellings compare, its f64 math
+    /// yields only 1 and 0, and no gradient flows through it.
     #[test]
     fn comparisons_are_comparisons_everywhere() {
         let (inf, nan) = (f64::INFINITY, f64::NAN);
@@ -360,6 +413,8 @@ mod tests {
             let cpu = matches!(info.cpu, BinaryCpuForm::Compare(_));
             let c = matches!(info.c, BinaryCForm::Compare(_));
             assert_eq!((cpu, c), (info.comparison, info.comparison), "{op:?}");
+            let none = matches!(info.vjp, Vjp::NotDifferentiable);
+            assert_eq!(none, info.comparison, "{op:?}'s derivative");
             if info.comparison {
                 for a in values {
                     for b in values {

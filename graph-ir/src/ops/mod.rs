@@ -4,13 +4,15 @@
 //! reduction) are lowered by the macro to these primitives. [`Op`] is one closed enum; its
 //! unary ops, binary ops and reductions are rows of tables ([`UnaryOp::info`] in `unary.rs`,
 //! [`BinaryOp::info`] in `binary.rs`, [`ReduceOp::info`] in `reduce.rs`) that the runtime, the
-//! optimiser and every kernel emitter read instead of matching on the op.
+//! optimiser and every kernel emitter read instead of matching on the op. Each row holds the
+//! op's derivative too, as a rule written against [`vjp::Builder`] (`vjp.rs`).
 
 mod binary;
 #[cfg(feature = "eager")]
 mod candle;
 mod reduce;
 mod unary;
+pub mod vjp;
 
 pub use binary::{BinaryCForm, BinaryCpuForm, BinaryInfo, BinaryOp};
 pub use reduce::{ReduceCForm, ReduceCpuForm, ReduceCpuStep, ReduceFinish, ReduceInfo, ReduceOp};

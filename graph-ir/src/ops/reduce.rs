@@ -10,6 +10,11 @@
 //! whose row spells it on every backend: partial results of lanes and threads combine with it
 //! too), and finishes the total (a mean divides it by the count).
 //!
+//! The row holds the reduction's derivative too ([`ReduceInfo::vjp`]): a rule building `dx`
+//! from `x`, the result `y` and its cotangent `dy`, written against [`super::vjp::Builder`] so
+//! that the macro can build it as graph nodes for a backward kernel; `graph-ir/tests/vjp.rs`
+//! holds each rule to central differences of [`ReduceOp::eval`].
+//!
 //! The rows are in [`ReduceOp::ALL`]'s order, so a variant without a row does not compile (the
 //! table's length is the variant count) and a row out of place fails `rows_are_in_order`.
 
@@ -18,6 +23,7 @@ use candle_core::{Result, Tensor};
 
 #[cfg(feature = "eager")]
 use super::candle;
+use super::vjp::{ReduceRule, Vjp};
 use super::BinaryOp;
 
 /// Declares [`ReduceOp`] and [`ReduceOp::ALL`] from one list, so the two cannot disagree.
@@ -107,6 +113,10 @@ pub struct ReduceInfo {
     pub cpu: ReduceCpuForm,
     /// The CUDA and Metal kernels' spelling.
     pub c: ReduceCForm,
+    /// The derivative: a rule building `dx` from `x`, `y` and `dy` ([`super::vjp::reduce`]),
+    /// with PyTorch's formula. `y` and `dy` keep the reduced axis with size 1, and so may the
+    /// rule's result: it broadcasts against `x`.
+    pub vjp: Vjp<ReduceRule>,
     /// The eager executor's Candle ops: the reduction of a tensor in the compute dtype along an
     /// axis, kept. The executor handles what no Candle op should see (axes of one element,
     /// tensors without elements, more dims than Candle walks).
@@ -154,6 +164,7 @@ static TABLE: [ReduceInfo; ReduceOp::ALL.len()] = [
             identity: "(C)0",
             across: "sum",
         },
+        vjp: Vjp::Rule(|_, _, dy| dy),
         #[cfg(feature = "eager")]
         eager: |x, axis| x.sum_keepdim(axis),
     },
@@ -171,6 +182,7 @@ static TABLE: [ReduceInfo; ReduceOp::ALL.len()] = [
             identity: "(C)0",
             across: "sum",
         },
+        vjp: Vjp::Rule(|x, _, dy| dy / x.count()),
         #[cfg(feature = "eager")]
         eager: |x, axis| x.mean_keepdim(axis),
     },
@@ -188,6 +200,11 @@ static TABLE: [ReduceInfo; ReduceOp::ALL.len()] = [
             identity: "(C)(-LG_INF)",
             across: "max",
         },
+        // PyTorch's `amax`: `dy` split evenly among the values equal to the result.
+        vjp: Vjp::Rule(|x, y, dy| {
+            let at = x.eq(y);
+            dy / at.sum() * at
+        }),
         #[cfg(feature = "eager")]
         eager: candle::max_keepdim,
     },
@@ -205,6 +222,10 @@ static TABLE: [ReduceInfo; ReduceOp::ALL.len()] = [
             identity: "(C)LG_INF",
             across: "min",
         },
+        vjp: Vjp::Rule(|x, y, dy| {
+            let at = x.eq(y);
+            dy / at.sum() * at
+        }),
         #[cfg(feature = "eager")]
         eager: candle::min_keepdim,
     },

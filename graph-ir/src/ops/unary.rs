@@ -8,6 +8,11 @@
 //! ([`UnaryInfo::eager`], Candle ops). A unary op is pointwise: its result has its argument's
 //! shape, and it fuses into any kernel.
 //!
+//! The row holds the op's derivative too ([`UnaryInfo::vjp`]): a rule building `dx` from `x`,
+//! `y = f(x)` and the cotangent `dy`, written against [`super::vjp::Builder`] so that the macro
+//! can build it as graph nodes for a backward kernel; `graph-ir/tests/vjp.rs` holds each rule
+//! to central differences of the row's `eval`.
+//!
 //! The rows are in [`UnaryOp::ALL`]'s order, so a variant without a row does not compile (the
 //! table's length is the variant count) and a row out of place fails `rows_are_in_order`.
 
@@ -17,6 +22,9 @@ use candle_core::{Result, Tensor};
 #[cfg(feature = "eager")]
 use super::candle;
 
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
+
+use super::vjp::{UnaryRule, Vjp};
 use crate::math;
 
 /// Declares [`UnaryOp`] and [`UnaryOp::ALL`] from one list, so the two cannot disagree.
@@ -126,6 +134,10 @@ pub struct UnaryInfo {
     /// write pass both need such a value (softmax's `exp`), the CPU kernel keeps it in a scratch
     /// row instead of computing it twice.
     pub costly: bool,
+    /// The derivative: a rule building `dx` from `x`, `y` and `dy` ([`super::vjp::unary`]), with
+    /// PyTorch's formula and its masking; [`Vjp::Zero`] for a step function (`floor`), whose
+    /// derivative is 0 wherever it has one, as PyTorch's.
+    pub vjp: Vjp<UnaryRule>,
     /// The eager executor's Candle ops, on a tensor in the compute dtype.
     #[cfg(feature = "eager")]
     pub eager: fn(&Tensor) -> Result<Tensor>,
@@ -156,6 +168,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Neg,
         c: CForm::Neg,
         costly: false,
+        vjp: Vjp::Rule(|_, _, dy| -dy),
         #[cfg(feature = "eager")]
         eager: Tensor::neg,
     },
@@ -166,6 +179,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("abs"),
         c: CForm::Call("lg_abs"),
         costly: false,
+        vjp: Vjp::Rule(|x, _, dy| dy * x.sign()),
         #[cfg(feature = "eager")]
         eager: Tensor::abs,
     },
@@ -176,6 +190,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Fma("exp"),
         c: CForm::Call("lg_exp"),
         costly: true,
+        vjp: Vjp::Rule(|_, y, dy| dy * y),
         #[cfg(feature = "eager")]
         eager: Tensor::exp,
     },
@@ -186,6 +201,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("ln"),
         c: CForm::Call("lg_log"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| dy / x),
         #[cfg(feature = "eager")]
         eager: Tensor::log,
     },
@@ -196,6 +212,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("sqrt"),
         c: CForm::Call("lg_sqrt"),
         costly: false,
+        vjp: Vjp::Rule(|_, y, dy| dy / (2.0 * y)),
         #[cfg(feature = "eager")]
         eager: Tensor::sqrt,
     },
@@ -206,6 +223,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("rsqrt"),
         c: CForm::Call("lg_rsqrt"),
         costly: false,
+        vjp: Vjp::Rule(|_, y, dy| -0.5 * dy * (y * y * y)),
         #[cfg(feature = "eager")]
         eager: |x| x.sqrt()?.recip(),
     },
@@ -216,6 +234,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("recip"),
         c: CForm::Call("lg_recip"),
         costly: false,
+        vjp: Vjp::Rule(|_, y, dy| -dy * (y * y)),
         #[cfg(feature = "eager")]
         eager: Tensor::recip,
     },
@@ -226,6 +245,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("sqr"),
         c: CForm::Square,
         costly: false,
+        vjp: Vjp::Rule(|x, _, dy| dy * (2.0 * x)),
         #[cfg(feature = "eager")]
         eager: Tensor::sqr,
     },
@@ -236,6 +256,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("sin"),
         c: CForm::Call("lg_sin"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| dy * x.cos()),
         #[cfg(feature = "eager")]
         eager: Tensor::sin,
     },
@@ -246,6 +267,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("cos"),
         c: CForm::Call("lg_cos"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| dy * -x.sin()),
         #[cfg(feature = "eager")]
         eager: Tensor::cos,
     },
@@ -256,6 +278,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Fma("tanh"),
         c: CForm::Call("lg_tanh"),
         costly: true,
+        vjp: Vjp::Rule(|_, y, dy| dy * (1.0 - y * y)),
         #[cfg(feature = "eager")]
         eager: Tensor::tanh,
     },
@@ -266,6 +289,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("erf"),
         c: CForm::Call("lg_erf"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| dy * (FRAC_2_SQRT_PI * (-(x * x)).exp())),
         #[cfg(feature = "eager")]
         eager: Tensor::erf,
     },
@@ -276,6 +300,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Fma("sigmoid"),
         c: CForm::Call("lg_sigmoid"),
         costly: true,
+        vjp: Vjp::Rule(|_, y, dy| dy * (1.0 - y) * y),
         #[cfg(feature = "eager")]
         eager: |x| (x.neg()?.exp()? + 1.0)?.recip(),
     },
@@ -286,6 +311,10 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Fma("silu"),
         c: CForm::Call("lg_silu"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| {
+            let s = x.sigmoid();
+            dy * s * (1.0 + x * (1.0 - s))
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::silu,
     },
@@ -296,6 +325,13 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Fma("gelu"),
         c: CForm::Call("lg_gelu"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| {
+            // `0.5 x (1 + t)` with `t = tanh(k (x + 0.044715 x^3))`, as `math::gelu_tanh`.
+            let k = math::SQRT_2_OVER_PI;
+            let t = (k * (x + 0.044715 * (x * x * x))).tanh();
+            let dt = (1.0 - t * t) * (k * (1.0 + 3.0 * 0.044715 * (x * x)));
+            dy * (0.5 * (1.0 + t) + 0.5 * x * dt)
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::gelu,
     },
@@ -306,6 +342,12 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("gelu_erf"),
         c: CForm::Call("lg_gelu_erf"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| {
+            // `x Φ(x)`: `Φ(x) + x φ(x)`, with `φ(x) = exp(-x^2 / 2) / sqrt(2π)`.
+            let cdf = 0.5 * (1.0 + (x * FRAC_1_SQRT_2).erf());
+            let pdf = (FRAC_2_SQRT_PI * FRAC_1_SQRT_2 * 0.5) * (-0.5 * (x * x)).exp();
+            dy * (cdf + x * pdf)
+        }),
         #[cfg(feature = "eager")]
         eager: Tensor::gelu_erf,
     },
@@ -316,6 +358,9 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("relu"),
         c: CForm::Call("lg_relu"),
         costly: false,
+        // PyTorch's `threshold_backward(grad, result, 0)`: a select, so an infinite `dy` gives
+        // exact zeros where `x <= 0`; `0` at the kink.
+        vjp: Vjp::Rule(|_, y, dy| y.le(0.0).select(0.0, dy)),
         // Candle's relu turns NaN into 0.
         #[cfg(feature = "eager")]
         eager: |x| x.lt(0.0)?.where_cond(&x.zeros_like()?, x),
@@ -327,6 +372,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("floor"),
         c: CForm::Call("lg_floor"),
         costly: false,
+        vjp: Vjp::Zero,
         #[cfg(feature = "eager")]
         eager: Tensor::floor,
     },
@@ -337,6 +383,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("ceil"),
         c: CForm::Call("lg_ceil"),
         costly: false,
+        vjp: Vjp::Zero,
         #[cfg(feature = "eager")]
         eager: Tensor::ceil,
     },
@@ -347,6 +394,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("round_ties_even"),
         c: CForm::Call("lg_round"),
         costly: false,
+        vjp: Vjp::Zero,
         #[cfg(feature = "eager")]
         eager: candle::round_ties_even,
     },
@@ -357,6 +405,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("sign"),
         c: CForm::Call("lg_sign"),
         costly: false,
+        vjp: Vjp::Zero,
         // Candle's sign is `(x > 0) - (x < 0)`, as PyTorch's.
         #[cfg(feature = "eager")]
         eager: Tensor::sign,
@@ -368,6 +417,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("ln_1p"),
         c: CForm::Call("lg_log1p"),
         costly: true,
+        vjp: Vjp::Rule(|x, _, dy| dy / (x + 1.0)),
         #[cfg(feature = "eager")]
         eager: candle::log1p,
     },
@@ -378,6 +428,7 @@ static TABLE: [UnaryInfo; UnaryOp::ALL.len()] = [
         cpu: CpuForm::Method("exp_m1"),
         c: CForm::Call("lg_expm1"),
         costly: true,
+        vjp: Vjp::Rule(|_, y, dy| dy * (y + 1.0)),
         #[cfg(feature = "eager")]
         eager: candle::expm1,
     },
