@@ -14,7 +14,8 @@
 //! between two device synchronisations; the per-call time is the wall time over the count, the
 //! best of 3 rounds that take the three ways in turn. Inputs rotate among copies that together
 //! exceed the GPU's L2, so reads come from memory. The 1x4096 row measures the whole per-call
-//! cost, host included.
+//! cost, host included. First, in child processes sharing a new kernel cache folder, it times the
+//! first call of three kernels: compiled by NVRTC, then loaded from the disk cache.
 
 use std::time::{Duration, Instant};
 
@@ -115,6 +116,65 @@ fn sets_for(bytes: usize) -> usize {
     (256usize << 20).div_ceil(bytes.max(1)).clamp(1, 8)
 }
 
+/// The first call of each kernel in a fresh process, in ms, device and inputs ready: run with
+/// `FIRST_CALL_CHILD` set, by [`first_calls`].
+fn first_calls_child(device: &Device) -> Result<()> {
+    let x = rand(device, &[1, 4096], DType::BF16)?;
+    let w = rand(device, &[4096], DType::BF16)?;
+    let (cos, sin) = (
+        rand(device, &[64, 64], DType::BF16)?,
+        rand(device, &[64, 64], DType::BF16)?,
+    );
+    let q = rand(device, &[1, 8, 64, 128], DType::BF16)?;
+    device.synchronize()?;
+    let calls: [(&str, Way); 3] = [
+        ("rms_norm", &|_| Ok(rms_norm(&x, &w, 1e-6)?)),
+        ("softmax", &|_| Ok(softmax(&x)?)),
+        ("rope", &|_| Ok(rope(&q, &cos, &sin)?)),
+    ];
+    for (name, f) in calls {
+        let start = Instant::now();
+        f(&Vec::new())?;
+        device.synchronize()?;
+        println!("first-call {name} {:.3}", start.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(())
+}
+
+/// The first call of a kernel, NVRTC compile and module load included, then the same in a new
+/// process served from the disk cache the first one filled: ms per kernel, from child processes
+/// sharing a new cache folder.
+fn first_calls() {
+    let dir = std::env::temp_dir().join(format!("lg-first-call-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = || -> Option<Vec<(String, f64)>> {
+        let out = std::process::Command::new(std::env::current_exe().ok()?)
+            .env("FIRST_CALL_CHILD", "1")
+            .env("LAZY_GRAPH_CACHE_DIR", &dir)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Some(
+            text.lines()
+                .filter_map(|l| {
+                    let mut w = l.strip_prefix("first-call ")?.split(' ');
+                    Some((w.next()?.to_string(), w.next()?.parse().ok()?))
+                })
+                .collect(),
+        )
+    };
+    let (Some(cold), Some(cached)) = (run(), run()) else {
+        println!("**** first calls: the child processes did not run ****");
+        return;
+    };
+    for ((name, c), (_, d)) in cold.iter().zip(&cached) {
+        println!(
+            "first call of {name} (bf16): {c:.1} ms compiling (NVRTC + load), {d:.2} ms from the disk cache"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() -> Result<()> {
     let device = match Device::new_cuda(0) {
         Ok(d) => d,
@@ -123,6 +183,10 @@ fn main() -> Result<()> {
             return Ok(());
         }
     };
+    if std::env::var_os("FIRST_CALL_CHILD").is_some() {
+        return first_calls_child(&device);
+    }
+    first_calls();
     let filter = std::env::var("BENCH_FILTER").unwrap_or_default();
     let copy = copy_bandwidth(&device)?;
     println!("device-to-device copy: {:.0} GB/s (read + written)", copy / 1e9);
