@@ -88,11 +88,12 @@ pub mod testing {
     /// The Metal backend's host side (launch configurations, argument words, prelude), for
     /// tests that check it and every generated kernel here, without the `metal` feature.
     pub mod metal {
+        pub use crate::exec::gpu::{Config, Input, LaunchRequest, Operand, Shape};
         /// Metal's compiler, for the Mac test that compiles every generated kernel with it.
         #[cfg(feature = "metal")]
         pub use crate::exec::metal::compile::pipeline;
         pub use crate::exec::metal::config::{
-            choose, covering_configs, dtype_code, full_source, groups, words, Config, Input, Shape, PRELUDE,
+            choose, covering_configs, dtype_code, full_source, groups, words, PRELUDE,
         };
     }
 }

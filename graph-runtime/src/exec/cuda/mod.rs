@@ -22,8 +22,10 @@ use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Error, Result};
-use crate::exec::launch::{self, choose, Dims, Extents, Input, Limits};
-pub use crate::exec::launch::{Config, Shape};
+use crate::exec::gpu::config::choose;
+use crate::exec::gpu::request::{self, LaunchRequest, Operand};
+use crate::exec::gpu::{self, Limits};
+pub use crate::exec::gpu::{Config, Shape};
 use crate::exec::Arg;
 use crate::exec::Outputs;
 use crate::profile::{Clock, Phase};
@@ -74,15 +76,8 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
 ) -> Result<Option<Outputs>> {
     let fail = |m: String| gpu_error(graph, k, m);
     let mut clock = Clock::start();
-    let (code, size) = dtype_code(bound.dtype).expect("float dtype");
-    let Some(Extents {
-        sizes,
-        prefix,
-        rows,
-        out_shapes,
-        out_lens,
-    }) = Extents::of(graph, k, bound)?
-    else {
+    let dtype = dtype_code(bound.dtype).expect("float dtype");
+    let Some(mut req) = LaunchRequest::of(graph, k, bound, dtype)? else {
         return Ok(None);
     };
 
@@ -90,30 +85,24 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     let state = compile::device_state(&stream).map_err(fail)?;
 
     // Inputs: storage guards and read guards live until after the launch.
-    let guards = launch::guards(args);
+    let guards = request::guards(args);
     let mut reads: SmallVec<[_; 8]> = SmallVec::new();
-    let mut inputs: SmallVec<[Option<Input>; 8]> = SmallVec::new();
-    for (guard, access) in guards.iter().zip(k.access) {
-        let Some((storage, layout)) = guard else {
-            inputs.push(None);
-            continue;
-        };
-        let Storage::Cuda(cuda) = &**storage else {
+    req.bind(&guards, args, |storage| {
+        let Storage::Cuda(cuda) = storage else {
             unreachable!("binding keeps every tensor on the inputs' CUDA device")
         };
         let slice = cuda.as_cuda_slice::<T>().map_err(|e| fail(e.to_string()))?;
         let (base, read) = slice.device_ptr(&stream);
         reads.push(read);
-        let start = base + (layout.start_offset() * size) as u64;
-        inputs.push(Some(Input::of(layout, *access, prefix.len(), start)));
-    }
+        Ok(base)
+    })?;
 
-    let prefix = collapse(&prefix, &mut inputs);
+    req.collapse();
     let limits = Limits {
         max_threads: 1024,
         max_groups: state.sms as usize * 32,
     };
-    let config = choose(k, code, size, rows, &inputs, &out_lens, &sizes, limits);
+    let config = choose(&req, limits);
     clock.lap(Phase::CudaPrepare);
     let function = state
         .function(device, k as *const Kernel as usize, k.name, &config, k.gpu.cuda)
@@ -122,23 +111,22 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
 
     // Outputs, contiguous.
     let mut outs: SmallVec<[_; 2]> = SmallVec::new();
-    for shape in &out_shapes {
+    for shape in &req.out_shapes {
         let n: usize = shape.iter().product();
         // SAFETY: uninitialised device memory is only unspecified values, never read before the
         // kernel writes every element of it (the contract of `graph_ir::GpuKernel`); `n` was
-        // checked against `isize::MAX` bytes in `Extents::of`.
+        // checked against `isize::MAX` bytes in `LaunchRequest::of`.
         // At least one element: the driver refuses an allocation of none.
         let slice = unsafe { device.alloc::<T>(n.max(1)) }.map_err(|e| fail(e.to_string()))?;
         outs.push(slice);
     }
 
     clock.lap(Phase::CudaAlloc);
-    let (l, mut words) = launch::words(k, &config, &inputs, &prefix, &sizes, &out_lens, rows);
-    for (i, (input, value)) in inputs.iter().zip(args).enumerate() {
-        match (input, value) {
-            (Some(input), _) => words[l.in_ptr(i)] = input.start as i64,
-            (None, Arg::Scalar(s)) => words[l.scalar(i)] = s.to_bits() as i64,
-            (None, Arg::Tensor(_)) => unreachable!("tensors have inputs"),
+    // Scalars as f64 bits, inputs and outputs by device address.
+    let (l, mut words) = req.words(&config, |s| s.to_bits() as i64);
+    for (i, input) in req.inputs.iter().enumerate() {
+        if let Operand::Tensor(input) = input {
+            words[l.in_ptr(i)] = input.start as i64;
         }
     }
     let mut writes: SmallVec<[_; 2]> = SmallVec::new();
@@ -148,9 +136,9 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         writes.push(write);
     }
 
-    let (grid, block) = launch_dims(&config, rows, &out_lens, state.sms);
+    let (grid, block) = launch_dims(&req, &config, state.sms);
     // Outputs without elements need no work, and a grid of no blocks is an invalid launch.
-    let empty = out_shapes.iter().all(|s| s.contains(&0));
+    let empty = req.out_shapes.iter().all(|s| s.contains(&0));
     let mut params = [words.as_mut_ptr() as *mut c_void];
     stream
         .context()
@@ -178,7 +166,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     clock.lap(Phase::CudaLaunch);
     let outputs = Some(
         outs.into_iter()
-            .zip(out_shapes)
+            .zip(req.out_shapes)
             .map(|(slice, shape)| {
                 let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
                 Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
@@ -189,54 +177,12 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     Ok(outputs)
 }
 
-/// Merges adjacent row dims that every input steps through evenly (a contiguous `[B, H, S]`
-/// prefix is one dim for an input that is contiguous there and one that broadcasts over it), so
-/// kernels divide row indices by fewer dims. Returns the prefix right-aligned in its original
-/// rank, padded with leading 1s; the inputs' row strides are rewritten to match.
-fn collapse(prefix: &[usize], inputs: &mut [Option<Input>]) -> Dims {
-    let rank = prefix.len();
-    let mut dims = Dims::new();
-    let mut strides: SmallVec<[Dims; 8]> = smallvec::smallvec![Dims::new(); inputs.len()];
-    for (d, &size) in prefix.iter().enumerate() {
-        let mergeable = !dims.is_empty()
-            && inputs.iter().zip(&strides).all(|(input, s)| match input {
-                Some(i) => s[s.len() - 1] == i.row_strides[d] * size,
-                None => true,
-            });
-        if mergeable {
-            *dims.last_mut().expect("not empty") *= size;
-            for (input, s) in inputs.iter().zip(&mut strides) {
-                if let Some(i) = input {
-                    *s.last_mut().expect("not empty") = i.row_strides[d];
-                }
-            }
-        } else {
-            dims.push(size);
-            for (input, s) in inputs.iter().zip(&mut strides) {
-                s.push(input.as_ref().map_or(0, |i| i.row_strides[d]));
-            }
-        }
-    }
-    let pad = rank - dims.len();
-    for (input, s) in inputs.iter_mut().zip(strides) {
-        if let Some(i) = input {
-            i.row_strides = std::iter::repeat_n(0, pad).chain(s).collect();
-        }
-    }
-    std::iter::repeat_n(1, pad).chain(dims).collect()
-}
-
-fn launch_dims(config: &Config, rows: usize, out_lens: &[usize], sms: u32) -> (u32, u32) {
+/// The grid and block size of launch `req` in `config` on a GPU of `sms` multiprocessors.
+fn launch_dims(req: &LaunchRequest, config: &Config, sms: u32) -> (u32, u32) {
     let block = config.threads();
     let per_sm = (2048 / block).clamp(1, 32) as usize;
     let resident = sms as usize * per_sm;
-    let needed = match config.shape {
-        Shape::Pointwise { .. } => {
-            let n = out_lens.iter().copied().max().unwrap_or(1);
-            (rows * n / config.vec as usize).div_ceil(block as usize)
-        }
-        Shape::Row { rows_per_block, .. } => rows.div_ceil(rows_per_block as usize),
-    };
+    let needed = gpu::config::blocks(req, config);
     let grid = match config.shape {
         // Grid-stride past a few waves: fewer blocks, each with more work.
         Shape::Pointwise { .. } => needed.min(resident * 4),
@@ -246,7 +192,7 @@ fn launch_dims(config: &Config, rows: usize, out_lens: &[usize], sms: u32) -> (u
 }
 
 /// Configurations that between them cover every code path of kernel `k`'s template in every
-/// dtype CUDA computes in (see [`launch::covering_configs`]).
+/// dtype CUDA computes in (see [`gpu::config::covering_configs`]).
 pub fn covering_configs(k: &Kernel) -> Vec<Config> {
-    launch::covering_configs(k, &[(0, 4), (1, 8), (2, 2), (3, 2)])
+    gpu::config::covering_configs(k, &[(0, 4), (1, 8), (2, 2), (3, 2)])
 }

@@ -19,7 +19,8 @@ use candle_metal_kernels::metal::ComputePipeline;
 use objc2::available;
 use objc2_metal::{MTLCompileOptions, MTLMathFloatingPointFunctions, MTLMathMode};
 
-use super::config::{full_source, Config};
+use super::config::full_source;
+use crate::exec::gpu::Config;
 
 /// A pipeline, or why there is none.
 type Slot = Arc<OnceLock<Result<ComputePipeline, String>>>;

@@ -8,10 +8,11 @@ use graph_ir::{Graph, Kernel};
 use objc2_metal::{MTLComputePipelineState, MTLSize};
 
 use super::compile::pipeline;
-use super::config::{choose, dtype_code, groups, words, Input};
+use super::config::{choose, dtype_code, groups, words};
 use crate::bind::Bound;
 use crate::error::{Error, Result};
-use crate::exec::launch::{self, Extents};
+use crate::exec::gpu::request::{self, LaunchRequest};
+use crate::exec::gpu::Operand;
 use crate::exec::Arg;
 use crate::exec::Outputs;
 
@@ -41,46 +42,25 @@ pub fn run(
     device: &MetalDevice,
 ) -> Result<Option<Outputs>> {
     let fail = |m: String| gpu_error(graph, k, m);
-    let Some((code, size)) = dtype_code(bound.dtype) else {
+    let Some(dtype) = dtype_code(bound.dtype) else {
         return Ok(None);
     };
     if 1 + k.inputs.len() + k.outputs.len() > MAX_BUFFERS {
         return Ok(None);
     }
-    let Some(Extents {
-        sizes,
-        prefix,
-        rows,
-        out_shapes,
-        out_lens,
-    }) = Extents::of(graph, k, bound)?
-    else {
+    let Some(mut req) = LaunchRequest::of(graph, k, bound, dtype)? else {
         return Ok(None);
     };
 
-    // Inputs: the storage guards live until every buffer is bound.
-    let guards = launch::guards(args);
-    let mut inputs: Vec<Option<Input>> = Vec::with_capacity(args.len());
-    let mut scalars: Vec<Option<f64>> = Vec::with_capacity(args.len());
-    for ((guard, access), value) in guards.iter().zip(k.access).zip(args) {
-        scalars.push(match value {
-            Arg::Scalar(s) => Some(*s),
-            Arg::Tensor(_) => None,
-        });
-        inputs.push(guard.as_ref().map(|(_, layout)| {
-            Input::of(
-                layout,
-                *access,
-                prefix.len(),
-                (layout.start_offset() * size) as u64,
-            )
-        }));
-    }
+    // Inputs, at their offsets in their buffers: the storage guards live until every buffer is
+    // bound.
+    let guards = request::guards(args);
+    req.bind(&guards, args, |_| Ok(0))?;
 
     // The pipeline: a configuration whose threadgroup the compiled pipeline allows.
     let mut max_threads = 1024;
     let (config, pipeline) = loop {
-        let config = choose(k, code, size, rows, &inputs, &out_lens, &sizes, max_threads);
+        let config = choose(&req, max_threads);
         let compiled =
             pipeline(device, k as *const Kernel as usize, k.name, &config, k.gpu.metal).map_err(fail)?;
         let limit = compiled.max_total_threads_per_threadgroup();
@@ -100,14 +80,14 @@ pub fn run(
     if pipeline.as_ref().threadExecutionWidth() != 32 {
         return Ok(None);
     }
-    let words = words(k, &config, &inputs, &scalars, &prefix, &sizes, &out_lens, rows);
+    let words = words(&req, &config);
     if std::mem::size_of_val(&words[..]) > MAX_BYTES {
         return Ok(None);
     }
 
     // Outputs, contiguous; the kernel writes every element.
     let mut outs = Vec::with_capacity(k.outputs.len());
-    for shape in &out_shapes {
+    for shape in &req.out_shapes {
         let n: usize = shape.iter().product();
         let buffer = device
             .new_buffer_builder()
@@ -123,8 +103,8 @@ pub fn run(
     let enc: &ComputeCommandEncoder = encoder.as_ref();
     enc.set_compute_pipeline_state(&pipeline);
     enc.set_bytes_directly(0, std::mem::size_of_val(&words[..]), words.as_ptr().cast());
-    for (i, (guard, input)) in guards.iter().zip(&inputs).enumerate() {
-        if let (Some((storage, _)), Some(input)) = (guard, input) {
+    for (i, (guard, input)) in guards.iter().zip(&req.inputs).enumerate() {
+        if let (Some((storage, _)), Operand::Tensor(input)) = (guard, input) {
             let Storage::Metal(metal) = &**storage else {
                 unreachable!("binding keeps every tensor on the inputs' Metal device")
             };
@@ -139,16 +119,13 @@ pub fn run(
         height: 1,
         depth: 1,
     };
-    enc.dispatch_thread_groups(
-        size(groups(&config, rows, &out_lens)),
-        size(config.threads() as usize),
-    );
+    enc.dispatch_thread_groups(size(groups(&req, &config)), size(config.threads() as usize));
     drop(encoder);
     drop(guards);
 
     let outputs = outs
         .into_iter()
-        .zip(out_shapes)
+        .zip(req.out_shapes)
         .map(|((buffer, n), shape)| {
             let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
             Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)

@@ -1,0 +1,18 @@
+//! What the GPU backends share, with no GPU in it: the [`LaunchRequest`] a call builds from its
+//! bound shapes (`request`) and the configuration chosen for it (`config`: the `LG_*` defines
+//! that the CUDA and Metal preludes share). `cuda` and `metal` add what differs: addresses or
+//! buffers, scalar widths, device limits, grid sizes, the compiler. Plain Rust, built everywhere,
+//! so that the Metal host side is tested on machines without Metal.
+
+pub mod config;
+pub mod request;
+
+pub use config::{Config, Limits, Shape};
+pub use request::{Input, LaunchRequest, Operand};
+
+/// Sizes along a kernel's row prefix, or its run-time sizes: a handful, kept on the stack (a
+/// launch on a small input is latency-bound, so its host work allocates only the outputs).
+pub type Dims = smallvec::SmallVec<[usize; 4]>;
+
+/// A launch's argument words, on the stack for kernels of ordinary size.
+pub type Words = smallvec::SmallVec<[i64; 64]>;
