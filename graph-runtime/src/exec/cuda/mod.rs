@@ -104,9 +104,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     };
     let config = choose(&req, limits);
     clock.lap(Phase::CudaPrepare);
-    let function = state
-        .function(device, k as *const Kernel as usize, k.name, &config, k.gpu.cuda)
-        .map_err(fail)?;
+    let function = compile::function(device, &state, k, &config).map_err(fail)?;
     clock.lap(Phase::CudaFunction);
 
     // Outputs, contiguous.

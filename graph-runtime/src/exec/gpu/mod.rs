@@ -1,9 +1,12 @@
-//! What the GPU backends share, with no GPU in it: the [`LaunchRequest`] a call builds from its
-//! bound shapes (`request`) and the configuration chosen for it (`config`: the `LG_*` defines
-//! that the CUDA and Metal preludes share). `cuda` and `metal` add what differs: addresses or
-//! buffers, scalar widths, device limits, grid sizes, the compiler. Plain Rust, built everywhere,
+//! What the GPU backends share: the [`LaunchRequest`] a call builds from its bound shapes
+//! (`request`), the configuration chosen for it (`config`: the `LG_*` defines that the CUDA and
+//! Metal preludes share) and, with a GPU feature, the cache of compiled kernels (`cache`). `cuda`
+//! and `metal` add what differs: addresses or buffers, scalar widths, device limits, grid sizes,
+//! the compiler. No GPU in it: plain Rust, with the request and configuration built everywhere,
 //! so that the Metal host side is tested on machines without Metal.
 
+#[cfg(any(feature = "cuda", feature = "metal"))]
+pub mod cache;
 pub mod config;
 pub mod request;
 

@@ -61,8 +61,7 @@ pub fn run(
     let mut max_threads = 1024;
     let (config, pipeline) = loop {
         let config = choose(&req, max_threads);
-        let compiled =
-            pipeline(device, k as *const Kernel as usize, k.name, &config, k.gpu.metal).map_err(fail)?;
+        let compiled = pipeline(device, k, &config).map_err(fail)?;
         let limit = compiled.max_total_threads_per_threadgroup();
         if config.threads() as usize <= limit {
             break (config, compiled);
