@@ -7,20 +7,19 @@
 //! source, architecture and NVRTC version, written atomically, in the `cuda` folder of
 //! [`crate::kernel_cache_dir`].
 
-use std::cell::Cell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
 use std::thread::LocalKey;
 
-use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction, CudaStream};
+use candle_core::cuda_backend::cudarc::driver::CudaFunction;
 use candle_core::cuda_backend::cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
 use candle_core::CudaDevice;
 use graph_ir::Kernel;
 use sha2::{Digest, Sha256};
 
-use super::Config;
+use super::DeviceState;
 use crate::exec::gpu::cache::{Compiled, KernelCache, Key, Recent};
+use crate::exec::gpu::Config;
 
 /// The prelude every generated kernel is compiled with.
 pub const PRELUDE: &str = include_str!("prelude.cuh");
@@ -173,54 +172,6 @@ fn image(source: &str, arch: i32, name: &str) -> Result<Image, String> {
         }
     }
     Ok(image)
-}
-
-/// What the runtime needs to know of a CUDA GPU, read once per GPU.
-#[derive(Clone, Copy, Debug)]
-pub struct DeviceState {
-    /// The GPU's ordinal: Candle's devices for one GPU share its primary context, in which
-    /// loaded modules stay valid (the kernel cache keeps the context alive), so it is what
-    /// kernels are cached by.
-    pub ordinal: usize,
-    /// Compute capability as `major * 10 + minor`.
-    pub arch: i32,
-    /// Streaming multiprocessors.
-    pub sms: u32,
-}
-
-/// The state of the GPU that `stream` runs on, read on first use and kept for the process. Each
-/// thread remembers the last one it asked for, so a call takes no lock.
-pub fn device_state(stream: &CudaStream) -> Result<DeviceState, String> {
-    thread_local! {
-        static LAST: Cell<Option<DeviceState>> = const { Cell::new(None) };
-    }
-    let ordinal = stream.context().ordinal();
-    if let Some(state) = LAST.get() {
-        if state.ordinal == ordinal {
-            return Ok(state);
-        }
-    }
-    static DEVICES: Mutex<Vec<DeviceState>> = Mutex::new(Vec::new());
-    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
-    let state = match devices.iter().find(|s| s.ordinal == ordinal) {
-        Some(state) => *state,
-        None => {
-            let ctx = stream.context();
-            let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
-            let sms = ctx
-                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-                .map_err(|e| format!("{e:?}"))?;
-            let state = DeviceState {
-                ordinal,
-                arch: major * 10 + minor,
-                sms: sms.max(1) as u32,
-            };
-            devices.push(state);
-            state
-        }
-    };
-    LAST.set(Some(state));
-    Ok(state)
 }
 
 /// The function of kernel `k` in `config`, compiled and loaded on `device` (of `state`) at first

@@ -1,196 +1,66 @@
-//! Runs a generated kernel on a CUDA device: picks a launch configuration from the bound shapes,
-//! gets the compiled function (see `compile`), fills the argument words, allocates the outputs and
-//! launches on Candle's stream for the device.
+//! The CUDA backend: generated kernels compiled by NVRTC and launched on Candle's stream.
 //!
-//! The launch passes device addresses inside one by-value argument, so it goes through
-//! `cuLaunchKernel` directly rather than cudarc's argument builder. Ordering is Candle's: every
-//! address comes from `device_ptr`, which makes the stream wait on the buffer's last write when
-//! Candle's device tracks streams with events (its default single stream needs none), and its
-//! guard records our read (or write) when dropped after the launch.
+//! - `compile`: the kernel's source to a loaded function, cached in memory and on disk;
+//! - `config`: the launch configuration, grid and argument words, from the bound shapes;
+//! - `launch`: binding the arguments, allocating the outputs, launching;
+//! - `done`: observing when the stream has run a call's work, for asynchronous calls.
 
 pub mod compile;
+pub mod config;
 pub mod done;
+mod launch;
 
-use std::ffi::c_void;
+use std::cell::Cell;
+use std::sync::{Mutex, PoisonError};
 
-use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr, DevicePtrMut, DeviceRepr};
-use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
-use candle_core::op::BackpropOp;
-use candle_core::{DType, Storage, Tensor, WithDType};
-use graph_ir::{Graph, Kernel};
-use smallvec::SmallVec;
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaStream};
 
-use crate::bind::Bound;
-use crate::error::{Error, Result};
-use crate::exec::gpu::config::choose;
-use crate::exec::gpu::request::{self, LaunchRequest, Operand};
-use crate::exec::gpu::{self, Limits};
-pub use crate::exec::gpu::{Config, Shape};
-use crate::exec::Arg;
-use crate::exec::Outputs;
-use crate::profile::{Clock, Phase};
+pub use launch::run;
 
-/// The `LG_DTYPE` code and element size of a storage dtype.
-pub fn dtype_code(dtype: DType) -> Option<(u8, usize)> {
-    match dtype {
-        DType::F32 => Some((0, 4)),
-        DType::F64 => Some((1, 8)),
-        DType::F16 => Some((2, 2)),
-        DType::BF16 => Some((3, 2)),
-        _ => None,
-    }
+/// What the runtime needs to know of a CUDA GPU, read once per GPU.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceState {
+    /// The GPU's ordinal: Candle's devices for one GPU share its primary context, in which
+    /// loaded modules stay valid (the kernel cache keeps the context alive), so it is what
+    /// kernels are cached by.
+    pub ordinal: usize,
+    /// Compute capability as `major * 10 + minor`.
+    pub arch: i32,
+    /// Streaming multiprocessors.
+    pub sms: u32,
 }
 
-/// Runs kernel `k` on CUDA tensors of `bound.dtype`; returns its outputs in order, or `None`
-/// when some output is empty (the caller then runs the kernel's nodes through Candle).
-pub fn run(
-    graph: &'static Graph,
-    k: &'static Kernel,
-    bound: &Bound,
-    args: &[Arg<'_>],
-    device: &CudaDevice,
-) -> Result<Option<Outputs>> {
-    match bound.dtype {
-        DType::F32 => run_typed::<f32>(graph, k, bound, args, device),
-        DType::F64 => run_typed::<f64>(graph, k, bound, args, device),
-        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, device),
-        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, device),
-        other => unreachable!("binding accepts float dtypes only, found {other:?}"),
+/// The state of the GPU that `stream` runs on, read on first use and kept for the process. Each
+/// thread remembers the last one it asked for, so a call takes no lock.
+pub fn device_state(stream: &CudaStream) -> Result<DeviceState, String> {
+    thread_local! {
+        static LAST: Cell<Option<DeviceState>> = const { Cell::new(None) };
     }
-}
-
-fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
-    Error::Gpu {
-        func: graph.name(),
-        kernel: k.name,
-        message,
-    }
-}
-
-fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
-    graph: &'static Graph,
-    k: &'static Kernel,
-    bound: &Bound,
-    args: &[Arg<'_>],
-    device: &CudaDevice,
-) -> Result<Option<Outputs>> {
-    let fail = |m: String| gpu_error(graph, k, m);
-    let mut clock = Clock::start();
-    let dtype = dtype_code(bound.dtype).expect("float dtype");
-    let Some(mut req) = LaunchRequest::of(graph, k, bound, dtype)? else {
-        return Ok(None);
-    };
-
-    let stream = device.cuda_stream();
-    let state = compile::device_state(&stream).map_err(fail)?;
-
-    // Inputs: storage guards and read guards live until after the launch.
-    let guards = request::guards(args);
-    let mut reads: SmallVec<[_; 8]> = SmallVec::new();
-    req.bind(&guards, args, |storage| {
-        let Storage::Cuda(cuda) = storage else {
-            unreachable!("binding keeps every tensor on the inputs' CUDA device")
-        };
-        let slice = cuda.as_cuda_slice::<T>().map_err(|e| fail(e.to_string()))?;
-        let (base, read) = slice.device_ptr(&stream);
-        reads.push(read);
-        Ok(base)
-    })?;
-
-    req.collapse();
-    let limits = Limits {
-        max_threads: 1024,
-        max_groups: state.sms as usize * 32,
-    };
-    let config = choose(&req, limits);
-    clock.lap(Phase::CudaPrepare);
-    let function = compile::function(device, &state, k, &config).map_err(fail)?;
-    clock.lap(Phase::CudaFunction);
-
-    // Outputs, contiguous.
-    let mut outs: SmallVec<[_; 2]> = SmallVec::new();
-    for shape in &req.out_shapes {
-        let n: usize = shape.iter().product();
-        // SAFETY: uninitialised device memory is only unspecified values, never read before the
-        // kernel writes every element of it (the contract of `graph_ir::GpuKernel`); `n` was
-        // checked against `isize::MAX` bytes in `LaunchRequest::of`.
-        // At least one element: the driver refuses an allocation of none.
-        let slice = unsafe { device.alloc::<T>(n.max(1)) }.map_err(|e| fail(e.to_string()))?;
-        outs.push(slice);
-    }
-
-    clock.lap(Phase::CudaAlloc);
-    // Scalars as f64 bits, inputs and outputs by device address.
-    let (l, mut words) = req.words(&config, |s| s.to_bits() as i64);
-    for (i, input) in req.inputs.iter().enumerate() {
-        if let Operand::Tensor(input) = input {
-            words[l.in_ptr(i)] = input.start as i64;
+    let ordinal = stream.context().ordinal();
+    if let Some(state) = LAST.get() {
+        if state.ordinal == ordinal {
+            return Ok(state);
         }
     }
-    let mut writes: SmallVec<[_; 2]> = SmallVec::new();
-    for (o, slice) in outs.iter_mut().enumerate() {
-        let (addr, write) = slice.device_ptr_mut(&stream);
-        words[l.out_ptr(o)] = addr as i64;
-        writes.push(write);
-    }
-
-    let (grid, block) = launch_dims(&req, &config, state.sms);
-    // Outputs without elements need no work, and a grid of no blocks is an invalid launch.
-    let empty = req.out_shapes.iter().all(|s| s.contains(&0));
-    let mut params = [words.as_mut_ptr() as *mut c_void];
-    stream
-        .context()
-        .bind_to_thread()
-        .map_err(|e| fail(format!("{e:?}")))?;
-    if !empty && grid > 0 {
-        // SAFETY: the function takes one argument, `LgArgs<words>`, which `params` points at;
-        // every address in it is a live allocation of the sizes the words describe (held by
-        // `guards` and `outs` until the launch is queued, and stream-ordered after it).
-        unsafe {
-            result::launch_kernel(
-                function.cu_function(),
-                (grid, 1, 1),
-                (block, 1, 1),
-                0,
-                stream.cu_stream(),
-                &mut params,
-            )
+    static DEVICES: Mutex<Vec<DeviceState>> = Mutex::new(Vec::new());
+    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = match devices.iter().find(|s| s.ordinal == ordinal) {
+        Some(state) => *state,
+        None => {
+            let ctx = stream.context();
+            let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
+            let sms = ctx
+                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                .map_err(|e| format!("{e:?}"))?;
+            let state = DeviceState {
+                ordinal,
+                arch: major * 10 + minor,
+                sms: sms.max(1) as u32,
+            };
+            devices.push(state);
+            state
         }
-        .map_err(|e| fail(format!("launch: {e:?}")))?;
-    }
-    drop(writes);
-    drop(reads);
-    drop(guards);
-    clock.lap(Phase::CudaLaunch);
-    let outputs = Some(
-        outs.into_iter()
-            .zip(req.out_shapes)
-            .map(|(slice, shape)| {
-                let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
-                Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
-            })
-            .collect(),
-    );
-    clock.lap(Phase::CudaWrap);
-    Ok(outputs)
-}
-
-/// The grid and block size of launch `req` in `config` on a GPU of `sms` multiprocessors.
-fn launch_dims(req: &LaunchRequest, config: &Config, sms: u32) -> (u32, u32) {
-    let block = config.threads();
-    let per_sm = (2048 / block).clamp(1, 32) as usize;
-    let resident = sms as usize * per_sm;
-    let needed = gpu::config::blocks(req, config);
-    let grid = match config.shape {
-        // Grid-stride past a few waves: fewer blocks, each with more work.
-        Shape::Pointwise { .. } => needed.min(resident * 4),
-        Shape::Row { .. } => needed.min(resident * 2),
     };
-    (grid.max(1) as u32, block)
-}
-
-/// Configurations that between them cover every code path of kernel `k`'s template in every
-/// dtype CUDA computes in (see [`gpu::config::covering_configs`]).
-pub fn covering_configs(k: &Kernel) -> Vec<Config> {
-    gpu::config::covering_configs(k, &[(0, 4), (1, 8), (2, 2), (3, 2)])
+    LAST.set(Some(state));
+    Ok(state)
 }

@@ -19,3 +19,13 @@ pub type Dims = smallvec::SmallVec<[usize; 4]>;
 
 /// A launch's argument words, on the stack for kernels of ordinary size.
 pub type Words = smallvec::SmallVec<[i64; 64]>;
+
+/// The error of a kernel that its GPU could not compile, load or launch: `message` says why.
+#[cfg(any(feature = "cuda", feature = "metal"))]
+pub fn error(graph: &graph_ir::Graph, k: &graph_ir::Kernel, message: String) -> crate::Error {
+    crate::Error::Gpu {
+        func: graph.name(),
+        kernel: k.name,
+        message,
+    }
+}

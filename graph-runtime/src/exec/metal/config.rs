@@ -1,20 +1,13 @@
-//! What a Metal launch is, decided on the host from the bound shapes: the configuration a kernel
-//! is compiled with (`LG_*` defines), the threadgroups it runs as, and its argument words. Plain
-//! Rust with no Metal in it, so that it builds, and is tested, everywhere: `tests/msl.rs` checks
-//! every generated kernel in [`covering_configs`] against a shim of the Metal types.
+//! What a Metal launch is, decided on the host from its [`LaunchRequest`]: the dtypes Metal
+//! kernels compute in, the configuration within the pipeline's limit, the threadgroups, and the
+//! argument words. Plain Rust with no Metal in it, so that it builds, and is tested, everywhere:
+//! `tests/msl.rs` checks every generated kernel in [`covering_configs`] against a shim of the
+//! Metal types.
 
 use candle_core::DType;
 use graph_ir::Kernel;
 
 use crate::exec::gpu::{self, Config, LaunchRequest, Limits, Words};
-
-/// The prelude every generated kernel is compiled with.
-pub const PRELUDE: &str = include_str!("prelude.metal");
-
-/// The full text Metal compiles: configuration defines, prelude, kernel.
-pub fn full_source(defines: &str, kernel: &str) -> String {
-    format!("{defines}{PRELUDE}\n{kernel}")
-}
 
 /// The `LG_DTYPE` code and element size of a storage dtype Metal kernels handle: not f64, which
 /// Metal cannot compute in (such graphs run eagerly, as far as Candle's Metal ops go).

@@ -1,4 +1,6 @@
-//! Encoding one kernel on Candle's Metal command encoder.
+//! Launching a generated kernel on a Metal device: gets the pipeline (`compile`) for the
+//! configuration chosen (`config`), allocates the outputs, and encodes the kernel on Candle's
+//! command encoder with every buffer bound, as Candle's own Metal ops do (see `super`).
 
 use candle_core::op::BackpropOp;
 use candle_core::{MetalDevice, MetalStorage, Storage, Tensor};
@@ -10,25 +12,16 @@ use objc2_metal::{MTLComputePipelineState, MTLSize};
 use super::compile::pipeline;
 use super::config::{choose, dtype_code, groups, words};
 use crate::bind::Bound;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exec::gpu::request::{self, LaunchRequest};
-use crate::exec::gpu::Operand;
-use crate::exec::Arg;
-use crate::exec::Outputs;
+use crate::exec::gpu::{self, Operand};
+use crate::exec::{Arg, Outputs};
 
 /// Entries in a Metal function's buffer argument table.
 const MAX_BUFFERS: usize = 31;
 
 /// The most bytes `setBytes` passes.
 const MAX_BYTES: usize = 4096;
-
-fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
-    Error::Gpu {
-        func: graph.name(),
-        kernel: k.name,
-        message,
-    }
-}
 
 /// Runs kernel `k` on Metal tensors of `bound.dtype`; returns its outputs in order, or `None`
 /// where no Metal kernel applies (the caller then runs the kernel's nodes through Candle): f64,
@@ -41,7 +34,7 @@ pub fn run(
     args: &[Arg<'_>],
     device: &MetalDevice,
 ) -> Result<Option<Outputs>> {
-    let fail = |m: String| gpu_error(graph, k, m);
+    let fail = |m: String| gpu::error(graph, k, m);
     let Some(dtype) = dtype_code(bound.dtype) else {
         return Ok(None);
     };
