@@ -1,8 +1,9 @@
 //! Executors: `eager` runs node by node through Candle (the oracle); `fused` runs the plan, with
-//! generated kernels from `cpu` and, with the `cuda` feature, `cuda`; with the `metal` feature,
-//! `metal` (whose launch configuration is built everywhere, for tests). `gpu` holds what the two
-//! GPU backends share.
+//! generated kernels from the device's backend (`backend` picks it): `cpu`, with the `cuda`
+//! feature `cuda`, with the `metal` feature `metal` (whose launch configuration is built
+//! everywhere, for tests). `gpu` holds what the two GPU backends share.
 
+pub mod backend;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;

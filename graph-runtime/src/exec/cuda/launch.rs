@@ -27,20 +27,22 @@ use crate::exec::gpu::{self, Operand};
 use crate::exec::{Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
-/// Runs kernel `k` on CUDA tensors of `bound.dtype`; returns its outputs in order, or `None`
-/// when some output is empty (the caller then runs the kernel's nodes through Candle).
+/// Runs kernel `k` on CUDA tensors of `bound.dtype`, pushing its outputs, in order, to `out`;
+/// `false`, with nothing pushed, when some output is empty (the caller then runs the kernel's
+/// nodes through Candle).
 pub fn run(
     graph: &'static Graph,
     k: &'static Kernel,
     bound: &Bound,
     args: &[Arg<'_>],
     device: &CudaDevice,
-) -> Result<Option<Outputs>> {
+    out: &mut Outputs,
+) -> Result<bool> {
     match bound.dtype {
-        DType::F32 => run_typed::<f32>(graph, k, bound, args, device),
-        DType::F64 => run_typed::<f64>(graph, k, bound, args, device),
-        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, device),
-        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, device),
+        DType::F32 => run_typed::<f32>(graph, k, bound, args, device, out),
+        DType::F64 => run_typed::<f64>(graph, k, bound, args, device, out),
+        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, device, out),
+        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, device, out),
         other => unreachable!("binding accepts float dtypes only, found {other:?}"),
     }
 }
@@ -51,12 +53,13 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     bound: &Bound,
     args: &[Arg<'_>],
     device: &CudaDevice,
-) -> Result<Option<Outputs>> {
+    out: &mut Outputs,
+) -> Result<bool> {
     let fail = |m: String| gpu::error(graph, k, m);
     let mut clock = Clock::start();
     let dtype = dtype_code(bound.dtype).expect("float dtype");
     let Some(mut req) = LaunchRequest::of(graph, k, bound, dtype)? else {
-        return Ok(None);
+        return Ok(false);
     };
 
     let stream = device.cuda_stream();
@@ -136,15 +139,10 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     drop(reads);
     drop(guards);
     clock.lap(Phase::CudaLaunch);
-    let outputs = Some(
-        outs.into_iter()
-            .zip(req.out_shapes)
-            .map(|(slice, shape)| {
-                let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
-                Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
-            })
-            .collect(),
-    );
+    out.extend(outs.into_iter().zip(req.out_shapes).map(|(slice, shape)| {
+        let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
+        Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
+    }));
     clock.lap(Phase::CudaWrap);
-    Ok(outputs)
+    Ok(true)
 }

@@ -13,9 +13,43 @@ mod launch;
 use std::cell::Cell;
 use std::sync::{Mutex, PoisonError};
 
+use candle_core::backend::BackendDevice;
 use candle_core::cuda_backend::cudarc::driver::{sys, CudaStream};
+use candle_core::CudaDevice;
+use futures_channel::oneshot;
+use graph_ir::{Graph, Kernel};
 
-pub use launch::run;
+use crate::bind::Bound;
+use crate::error::Result;
+use crate::exec::backend::{Backend, Completion};
+use crate::exec::{Arg, Outputs};
+
+/// Kernels queue on Candle's stream for the device; an asynchronous call queues on the caller's
+/// thread and an event behind its work completes it (see `done`).
+impl Backend for CudaDevice {
+    fn launch(
+        &self,
+        graph: &'static Graph,
+        k: &'static Kernel,
+        bound: &Bound,
+        args: &[Arg<'_>],
+        out: &mut Outputs,
+    ) -> Result<bool> {
+        launch::run(graph, k, bound, args, self, out)
+    }
+
+    fn wait(&self) -> candle_core::Result<()> {
+        BackendDevice::synchronize(self)
+    }
+
+    fn reports_completion(&self) -> bool {
+        true
+    }
+
+    fn when_done(&self) -> std::result::Result<oneshot::Receiver<Completion>, String> {
+        done::when_done(self)
+    }
+}
 
 /// What the runtime needs to know of a CUDA GPU, read once per GPU.
 #[derive(Clone, Copy, Debug)]
@@ -32,7 +66,7 @@ pub struct DeviceState {
 
 /// The state of the GPU that `stream` runs on, read on first use and kept for the process. Each
 /// thread remembers the last one it asked for, so a call takes no lock.
-pub fn device_state(stream: &CudaStream) -> Result<DeviceState, String> {
+pub fn device_state(stream: &CudaStream) -> std::result::Result<DeviceState, String> {
     thread_local! {
         static LAST: Cell<Option<DeviceState>> = const { Cell::new(None) };
     }

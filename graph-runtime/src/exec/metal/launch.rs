@@ -23,8 +23,9 @@ const MAX_BUFFERS: usize = 31;
 /// The most bytes `setBytes` passes.
 const MAX_BYTES: usize = 4096;
 
-/// Runs kernel `k` on Metal tensors of `bound.dtype`; returns its outputs in order, or `None`
-/// where no Metal kernel applies (the caller then runs the kernel's nodes through Candle): f64,
+/// Runs kernel `k` on Metal tensors of `bound.dtype`, pushing its outputs, in order, to `out`;
+/// `false`, with nothing pushed, where no Metal kernel applies (the caller then runs the
+/// kernel's nodes through Candle): f64,
 /// an empty output, more buffers or argument bytes than a Metal function takes, or a GPU whose
 /// simdgroups are not 32 wide or whose pipelines allow fewer than 32 threads.
 pub fn run(
@@ -33,16 +34,17 @@ pub fn run(
     bound: &Bound,
     args: &[Arg<'_>],
     device: &MetalDevice,
-) -> Result<Option<Outputs>> {
+    out: &mut Outputs,
+) -> Result<bool> {
     let fail = |m: String| gpu::error(graph, k, m);
     let Some(dtype) = dtype_code(bound.dtype) else {
-        return Ok(None);
+        return Ok(false);
     };
     if 1 + k.inputs.len() + k.outputs.len() > MAX_BUFFERS {
-        return Ok(None);
+        return Ok(false);
     }
     let Some(mut req) = LaunchRequest::of(graph, k, bound, dtype)? else {
-        return Ok(None);
+        return Ok(false);
     };
 
     // Inputs, at their offsets in their buffers: the storage guards live until every buffer is
@@ -65,16 +67,16 @@ pub fn run(
             l => 1u32 << (usize::BITS - 1 - l.leading_zeros()).min(31),
         };
         if lower < 32 || lower >= max_threads {
-            return Ok(None);
+            return Ok(false);
         }
         max_threads = lower;
     };
     if pipeline.as_ref().threadExecutionWidth() != 32 {
-        return Ok(None);
+        return Ok(false);
     }
     let words = words(&req, &config);
     if std::mem::size_of_val(&words[..]) > MAX_BYTES {
-        return Ok(None);
+        return Ok(false);
     }
 
     // Outputs, contiguous; the kernel writes every element.
@@ -115,13 +117,9 @@ pub fn run(
     drop(encoder);
     drop(guards);
 
-    let outputs = outs
-        .into_iter()
-        .zip(req.out_shapes)
-        .map(|((buffer, n), shape)| {
-            let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
-            Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)
-        })
-        .collect();
-    Ok(Some(outputs))
+    out.extend(outs.into_iter().zip(req.out_shapes).map(|((buffer, n), shape)| {
+        let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
+        Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)
+    }));
+    Ok(true)
 }

@@ -30,4 +30,35 @@ pub mod config;
 mod launch;
 
 #[cfg(feature = "metal")]
-pub use launch::run;
+mod device {
+    use candle_core::MetalDevice;
+    use graph_ir::{Graph, Kernel};
+
+    use crate::bind::Bound;
+    use crate::error::Result;
+    use crate::exec::backend::Backend;
+    use crate::exec::{Arg, Outputs};
+
+    /// Kernels are encoded on Candle's command encoder; an asynchronous call runs on a worker,
+    /// which then waits (Candle 0.11.1 keeps its command buffers to itself, so no completion
+    /// handler of ours can be added to one).
+    impl Backend for MetalDevice {
+        fn launch(
+            &self,
+            graph: &'static Graph,
+            k: &'static Kernel,
+            bound: &Bound,
+            args: &[Arg<'_>],
+            out: &mut Outputs,
+        ) -> Result<bool> {
+            super::launch::run(graph, k, bound, args, self, out)
+        }
+
+        /// Waits for the command buffer that holds this thread's work. (Candle's `synchronize`
+        /// waits for the last buffer in flight, which a flush on another thread may have taken
+        /// already: it can return before this thread's work ran.)
+        fn wait(&self) -> candle_core::Result<()> {
+            self.flush_and_wait_current()
+        }
+    }
+}
