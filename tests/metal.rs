@@ -46,8 +46,7 @@ fn every_generated_kernel_compiles_with_metal() {
             if let Step::Kernel(k) = step {
                 for config in covering_configs(k) {
                     count += 1;
-                    let id = *k as *const _ as usize;
-                    if let Err(e) = pipeline(&metal, id, k.name, &config, k.gpu.metal) {
+                    if let Err(e) = pipeline(&metal, k, &config) {
                         failures.push(format!("{} with {config:?}: {e}", k.name));
                     }
                 }

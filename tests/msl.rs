@@ -491,7 +491,9 @@ fn prelude_magic_division_is_exact() {
 #[test]
 fn launch_configurations_are_valid() {
     use graph_ir::{Access, ArgLayout};
-    use graph_runtime::testing::metal::{choose, dtype_code, groups, words, Input, Shape};
+    use graph_runtime::testing::metal::{
+        choose, dtype_code, groups, words, Input, LaunchRequest, Operand, Shape,
+    };
 
     assert_eq!(
         dtype_code(candle_core::DType::F64),
@@ -513,18 +515,18 @@ fn launch_configurations_are_valid() {
                         // The first row dim holds every row (a rank-0 prefix has one).
                         let prefix: Vec<usize> = (0..rank).map(|d| if d == 0 { rows } else { 1 }).collect();
                         let rows: usize = prefix.iter().product();
-                        let inputs: Vec<Option<Input>> = k
+                        let inputs = k
                             .access
                             .iter()
                             .map(|a| match a {
-                                Access::Scalar => None,
-                                Access::RowScalar => Some(Input {
+                                Access::Scalar => Operand::Scalar(0.1),
+                                Access::RowScalar => Operand::Tensor(Input {
                                     start: offset as u64,
                                     col_stride: 0,
                                     row_strides: vec![1; rank].into(),
                                     len: 1,
                                 }),
-                                Access::Column => Some(Input {
+                                Access::Column => Operand::Tensor(Input {
                                     start: offset as u64,
                                     col_stride: 1,
                                     row_strides: vec![n; rank].into(),
@@ -532,15 +534,20 @@ fn launch_configurations_are_valid() {
                                 }),
                             })
                             .collect();
-                        let scalars: Vec<Option<f64>> = k
-                            .access
-                            .iter()
-                            .map(|a| (*a == Access::Scalar).then_some(0.1))
-                            .collect();
-                        let out_lens = vec![n; k.outputs.len()];
-                        let sizes = vec![n; k.sizes.len()];
+                        let out_shape: Vec<usize> = prefix.iter().copied().chain([n]).collect();
+                        let req = LaunchRequest {
+                            kernel: k,
+                            dtype: code,
+                            elem_bytes: size,
+                            sizes: vec![n; k.sizes.len()].into(),
+                            prefix: prefix.into(),
+                            rows,
+                            out_shapes: vec![out_shape.into(); k.outputs.len()].into(),
+                            out_lens: vec![n; k.outputs.len()].into(),
+                            inputs,
+                        };
                         for max_threads in [1024, 512, 256, 64, 32] {
-                            let c = choose(k, code, size, rows, &inputs, &out_lens, &sizes, max_threads);
+                            let c = choose(&req, max_threads);
                             let what = format!(
                                 "{} n={n} rows={rows} offset={offset} max={max_threads}: {c:?}",
                                 k.name
@@ -563,8 +570,8 @@ fn launch_configurations_are_valid() {
                                 assert!(cache == 0 || (cache * group) as usize >= chunks, "{what}");
                                 assert!(cache == 0 || !k.gpu.remaps, "{what}");
                             }
-                            assert!(groups(&c, rows, &out_lens) >= 1, "{what}");
-                            let w = words(k, &c, &inputs, &scalars, &prefix, &sizes, &out_lens, rows);
+                            assert!(groups(&req, &c) >= 1, "{what}");
+                            let w = words(&req, &c);
                             let l = ArgLayout {
                                 inputs: k.inputs.len(),
                                 outputs: k.outputs.len(),
@@ -572,8 +579,8 @@ fn launch_configurations_are_valid() {
                                 sizes: k.sizes.len(),
                             };
                             assert_eq!(w.len(), l.words(), "{what}");
-                            for (i, s) in scalars.iter().enumerate() {
-                                if s.is_some() {
+                            for (i, input) in req.inputs.iter().enumerate() {
+                                if let Operand::Scalar(_) = input {
                                     assert_eq!(w[l.scalar(i)], i64::from(0.1f32.to_bits()), "{what}");
                                 }
                             }

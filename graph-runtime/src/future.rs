@@ -2,7 +2,7 @@
 //!
 //! A call submits its work at once and returns a [`GraphFuture`]; the future resolves with exactly
 //! what the synchronous function would have returned, errors included. Where the work runs and how
-//! its end is observed depends on the device (see [`run_async`], the one place a backend plugs in):
+//! its end is observed depends on the device's backend (see `exec::backend`):
 //!
 //! - CPU: the graph runs on rayon's pool, never on the thread that polls. The CPU kernels split
 //!   rows over that same pool, so a call adds no second set of threads and no hand-off between
@@ -20,6 +20,8 @@
 //!   completion handler would spare the worker its wait, but Candle 0.11.1 keeps its command
 //!   buffers to itself: `MetalDevice`'s `Commands` and the encoder's command buffer are
 //!   crate-private, and a command buffer of our own would escape Candle's hazard tracking.
+//! - CUDA or Metal in a build without this crate's feature for it: the synchronous path on a
+//!   worker, then Candle's synchronize for the device.
 //!
 //! Completion goes through a `futures-channel` oneshot, which works under any executor.
 //! Cancellation is dropping the future: that drops the receiver; a CPU job not started yet sees
@@ -41,6 +43,7 @@ use futures_channel::oneshot;
 use graph_ir::Graph;
 
 use crate::error::Context as _;
+use crate::exec::backend::{self, Completion};
 use crate::Result;
 
 /// What a job sends back: the graph's result, or the panic it raised (re-raised where it is
@@ -62,29 +65,16 @@ pub fn run_async<const N: usize>(
         let tensors: Vec<&Tensor> = tensors.iter().collect();
         crate::__private::run::<N>(graph, &tensors, &scalars)
     };
-    // The device seam: each backend decides where the work runs and what completes the future.
-    match device {
-        Device::Cpu => GraphFuture::on_worker(sync),
-        #[cfg(feature = "cuda")]
-        Device::Cuda(cuda) => GraphFuture::on_stream(graph, &cuda, sync),
-        // Waits for the command buffer that holds this call's work. (Candle's `synchronize`
-        // waits for the last buffer in flight, which a flush on another thread may have taken
-        // already: it can return before this call's work ran.)
-        #[cfg(feature = "metal")]
-        Device::Metal(metal) => GraphFuture::on_worker(move || {
+    // The device decides where the work runs and what completes the future.
+    if backend::of(&device).reports_completion() {
+        GraphFuture::queued(graph, &device, sync)
+    } else {
+        GraphFuture::on_worker(move || {
             let outputs = sync()?;
-            metal.flush_and_wait_current().within(graph.name())?;
+            // The future resolves once the device has finished (on the CPU, it has).
+            backend::of(&device).wait().within(graph.name())?;
             Ok(outputs)
-        }),
-        // Metal and CUDA without their features' kernels: the synchronous path on a worker,
-        // which then blocks on a device synchronize so the future resolves once the device has
-        // finished.
-        #[allow(unreachable_patterns)]
-        _ => GraphFuture::on_worker(move || {
-            let outputs = sync()?;
-            device.synchronize().within(graph.name())?;
-            Ok(outputs)
-        }),
+        })
     }
 }
 
@@ -98,14 +88,13 @@ pub struct GraphFuture<const N: usize> {
     state: State<N>,
 }
 
-#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 enum State<const N: usize> {
     /// Running on a worker, which sends the answer.
     Worker(oneshot::Receiver<Answer<N>>),
     /// Queued on a device stream: the outputs exist (their values once `done` completes).
     Device {
         outputs: [Tensor; N],
-        done: oneshot::Receiver<std::result::Result<(), String>>,
+        done: oneshot::Receiver<Completion>,
         graph: &'static Graph,
     },
     /// Known already (an error found before anything was queued, or a caught panic).
@@ -136,29 +125,23 @@ impl<const N: usize> GraphFuture<N> {
         }
     }
 
-    /// Queues `work` on the calling thread's stream of `device` (the stream the caller's other
-    /// Candle work on this thread goes to), then an event behind it that the completion thread
-    /// watches: no executor thread waits for the GPU.
-    #[cfg(feature = "cuda")]
-    fn on_stream(
-        graph: &'static Graph,
-        device: &candle_core::CudaDevice,
-        work: impl FnOnce() -> Result<[Tensor; N]>,
-    ) -> Self {
+    /// Queues `work` from the calling thread on `device` (on the stream the caller's other
+    /// Candle work on this thread goes to), then asks the device for a receiver of its end: no
+    /// executor thread waits for the GPU.
+    fn queued(graph: &'static Graph, device: &Device, work: impl FnOnce() -> Result<[Tensor; N]>) -> Self {
+        let backend = backend::of(device);
         let state = match panic::catch_unwind(AssertUnwindSafe(work)) {
-            Ok(Ok(outputs)) => match crate::exec::cuda::done::when_done(device) {
+            Ok(Ok(outputs)) => match backend.when_done() {
                 Ok(done) => State::Device { outputs, done, graph },
-                // No host function: wait here, as the synchronous path's caller would.
-                Err(e) => State::Ready(Ok(
-                    match candle_core::backend::BackendDevice::synchronize(device) {
-                        Ok(()) => Ok(outputs),
-                        Err(s) => Err(crate::Error::Gpu {
-                            func: graph.name(),
-                            kernel: "(completion)",
-                            message: format!("{e}; synchronize: {s}"),
-                        }),
-                    },
-                )),
+                // No receiver: wait here, as the synchronous path's caller would.
+                Err(e) => State::Ready(Ok(match backend.wait() {
+                    Ok(()) => Ok(outputs),
+                    Err(s) => Err(crate::Error::Gpu {
+                        func: graph.name(),
+                        kernel: "(completion)",
+                        message: format!("{e}; synchronize: {s}"),
+                    }),
+                })),
             },
             other => State::Ready(other),
         };

@@ -82,18 +82,19 @@ pub mod testing {
     #[cfg(feature = "cuda")]
     pub mod cuda {
         pub use crate::exec::cuda::compile::{compile, full_source, nvrtc_version, Image};
-        pub use crate::exec::cuda::{covering_configs, Config, Shape};
+        pub use crate::exec::cuda::config::covering_configs;
+        pub use crate::exec::gpu::{Config, Shape};
     }
 
     /// The Metal backend's host side (launch configurations, argument words, prelude), for
     /// tests that check it and every generated kernel here, without the `metal` feature.
     pub mod metal {
+        pub use crate::exec::gpu::{Config, Input, LaunchRequest, Operand, Shape};
         /// Metal's compiler, for the Mac test that compiles every generated kernel with it.
         #[cfg(feature = "metal")]
         pub use crate::exec::metal::compile::pipeline;
-        pub use crate::exec::metal::config::{
-            choose, covering_configs, dtype_code, full_source, groups, words, Config, Input, Shape, PRELUDE,
-        };
+        pub use crate::exec::metal::compile::{full_source, PRELUDE};
+        pub use crate::exec::metal::config::{choose, covering_configs, dtype_code, groups, words};
     }
 }
 

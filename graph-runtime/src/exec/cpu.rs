@@ -16,12 +16,33 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::bind::{describe_node, elements, Bound};
 use crate::error::{Context, Error, Result};
-use crate::exec::Arg;
-use crate::exec::Outputs;
+use crate::exec::backend::Backend;
+use crate::exec::{Arg, Outputs};
 
 /// Below this much work (rows times the longest row loop) a kernel runs on the calling thread:
 /// waking other threads costs more than it saves, and small calls are latency-bound.
 const PARALLEL_WORK: usize = 1 << 18;
+
+/// The CPU backend: generated code for every kernel, whose work is done when the call returns.
+#[derive(Debug)]
+pub struct Cpu;
+
+impl Backend for Cpu {
+    fn launch(
+        &self,
+        graph: &'static Graph,
+        k: &'static Kernel,
+        bound: &Bound,
+        args: &[Arg<'_>],
+        out: &mut Outputs,
+    ) -> Result<bool> {
+        run(graph, k, bound, args, out).map(|()| true)
+    }
+
+    fn wait(&self) -> candle_core::Result<()> {
+        Ok(())
+    }
+}
 
 /// Runs kernel `k` on CPU tensors of `bound.dtype`; pushes its outputs, in order, to `out`
 /// (filled where the caller holds it: moving a list just written up through each caller stalls

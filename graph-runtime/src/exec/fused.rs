@@ -16,7 +16,7 @@ use smallvec::SmallVec;
 use crate::bind::Bound;
 use crate::error::{Context, Result};
 use crate::exec::eager::{cast, compute_dtype, Eager, Value};
-use crate::exec::{cpu, Arg, Outputs};
+use crate::exec::{backend, Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
 /// Runs `graph`'s plan; pushes its outputs, in order, to `out` (empty on entry).
@@ -122,35 +122,9 @@ fn run_single(
         });
     }
     clock.lap(Phase::Plan);
-    let launched = launch(graph, k, cx.bound, &args, out)?;
+    let launched = backend::of(&cx.bound.device).launch(graph, k, cx.bound, &args, out)?;
     clock.skip();
     Ok(launched)
-}
-
-/// Runs kernel `k` as generated code on the inputs' device, pushing its outputs to `out`;
-/// `false` (and nothing pushed) where none applies.
-fn launch(
-    graph: &'static Graph,
-    k: &'static Kernel,
-    bound: &Bound,
-    args: &[Arg],
-    out: &mut Outputs,
-) -> Result<bool> {
-    let outputs: Option<Outputs> = match &bound.device {
-        Device::Cpu => return cpu::run(graph, k, bound, args, out).map(|()| true),
-        #[cfg(feature = "cuda")]
-        Device::Cuda(device) => crate::exec::cuda::run(graph, k, bound, args, device)?,
-        #[cfg(feature = "metal")]
-        Device::Metal(device) => crate::exec::metal::run(graph, k, bound, args, device)?,
-        _ => None,
-    };
-    Ok(match outputs {
-        Some(outputs) => {
-            out.extend(outputs);
-            true
-        }
-        None => false,
-    })
 }
 
 /// Each node's value once computed.
@@ -221,7 +195,7 @@ fn run_kernel(
             })
             .collect();
         let mut outs = Outputs::new();
-        let launched = launch(graph, k, bound, &args, &mut outs)?;
+        let launched = backend::of(&bound.device).launch(graph, k, bound, &args, &mut outs)?;
         drop(args);
         if launched {
             for (&o, t) in k.outputs.iter().zip(outs) {

@@ -1,13 +1,15 @@
 //! Executors: `eager` runs node by node through Candle (the oracle); `fused` runs the plan, with
-//! generated kernels from `cpu` and, with the `cuda` feature, `cuda`; with the `metal` feature,
-//! `metal` (whose launch configuration is built everywhere, for tests).
+//! generated kernels from the device's backend (`backend` picks it): `cpu`, with the `cuda`
+//! feature `cuda`, with the `metal` feature `metal` (whose launch configuration is built
+//! everywhere, for tests). `gpu` holds what the two GPU backends share.
 
+pub mod backend;
 pub mod cpu;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 pub mod eager;
 pub mod fused;
-pub mod launch;
+pub mod gpu;
 pub mod metal;
 
 /// A kernel's output tensors, in order: a list on the stack for the usual one or two.

@@ -2,24 +2,24 @@
 //! configuration and the kernel to machine code (CUBIN) for the device's architecture, once per
 //! kernel, configuration and device.
 //!
-//! Caches, in order: each thread's last few functions (no lock on the path of a call); per device
-//! in memory (a map of once-cells, so that many threads making the same first call compile once
-//! while the others wait, and different kernels compile in parallel); then on disk, one CUBIN file per source, architecture and NVRTC version, written
-//! atomically, in the `cuda` folder of [`crate::kernel_cache_dir`].
+//! Loaded functions are kept in memory in the GPU backends' kernel cache (see
+//! [`crate::exec::gpu::cache`]); behind it, compiled images are kept on disk, one CUBIN file per
+//! source, architecture and NVRTC version, written atomically, in the `cuda` folder of
+//! [`crate::kernel_cache_dir`].
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::thread::LocalKey;
 
-use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction, CudaStream};
+use candle_core::cuda_backend::cudarc::driver::CudaFunction;
 use candle_core::cuda_backend::cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
 use candle_core::CudaDevice;
+use graph_ir::Kernel;
 use sha2::{Digest, Sha256};
-use smallvec::SmallVec;
 
-use super::Config;
+use super::DeviceState;
+use crate::exec::gpu::cache::{Compiled, KernelCache, Key, Recent};
+use crate::exec::gpu::Config;
 
 /// The prelude every generated kernel is compiled with.
 pub const PRELUDE: &str = include_str!("prelude.cuh");
@@ -174,134 +174,40 @@ fn image(source: &str, arch: i32, name: &str) -> Result<Image, String> {
     Ok(image)
 }
 
-/// A loaded function, or why there is none (kept, so a failing kernel is not recompiled).
-type Slot = Arc<OnceLock<Result<CudaFunction, String>>>;
-
-/// What the runtime keeps per CUDA device.
-pub struct DeviceState {
-    /// Compute capability as `major * 10 + minor`.
-    pub arch: i32,
-    /// Streaming multiprocessors.
-    pub sms: u32,
-    functions: Mutex<HashMap<(usize, Config), Slot>>,
+/// The function of kernel `k` in `config`, compiled and loaded on `device` (of `state`) at first
+/// use.
+pub fn function(
+    device: &CudaDevice,
+    state: &DeviceState,
+    k: &'static Kernel,
+    config: &Config,
+) -> Result<CudaFunction, String> {
+    static FUNCTIONS: KernelCache<CudaFunction> = KernelCache::new();
+    let key = Key::new(state.ordinal as u64, k, *config);
+    let name = k.name;
+    FUNCTIONS.get(key, name, format_args!("sm_{}", state.arch), |defines| {
+        let text = full_source(defines, k.gpu.cuda);
+        let image = image(&text, state.arch, name)?;
+        let ptx = match image {
+            Image::Cubin(d) => Ptx::from_binary(d),
+            Image::Ptx(d) => Ptx::from_src(String::from_utf8_lossy(&d).into_owned()),
+        };
+        let module = device
+            .cuda_stream()
+            .context()
+            .load_module(ptx)
+            .map_err(|e| format!("loading {name}: {e:?}"))?;
+        module
+            .load_function(name)
+            .map_err(|e| format!("finding {name}: {e:?}"))
+    })
 }
 
-/// The state of the GPU that `stream` runs on, created on first use and kept for the process.
-/// Keyed by GPU ordinal: Candle's devices for one GPU share its primary context, in which loaded
-/// modules stay valid (the cache keeps the context alive). Each thread remembers the last one it
-/// asked for, so a call takes no lock.
-pub fn device_state(stream: &CudaStream) -> Result<&'static DeviceState, String> {
-    thread_local! {
-        static LAST: Cell<Option<(usize, &'static DeviceState)>> = const { Cell::new(None) };
-    }
-    let ordinal = stream.context().ordinal();
-    if let Some((o, state)) = LAST.get() {
-        if o == ordinal {
-            return Ok(state);
-        }
-    }
-    static DEVICES: Mutex<Vec<(usize, &'static DeviceState)>> = Mutex::new(Vec::new());
-    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
-    let state = match devices.iter().find(|(o, _)| *o == ordinal) {
-        Some((_, state)) => *state,
-        None => {
-            let ctx = stream.context();
-            let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
-            let sms = ctx
-                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
-                .map_err(|e| format!("{e:?}"))?;
-            // One per GPU for the life of the process, like the modules it holds.
-            let state: &'static DeviceState = Box::leak(Box::new(DeviceState {
-                arch: major * 10 + minor,
-                sms: sms.max(1) as u32,
-                functions: Mutex::new(HashMap::new()),
-            }));
-            devices.push((ordinal, state));
-            state
-        }
-    };
-    LAST.set(Some((ordinal, state)));
-    Ok(state)
-}
-
-/// Functions this thread used lately, by device state, kernel and configuration: a call finds
-/// its function without the shared map's lock.
-type Recent = RefCell<SmallVec<[(usize, usize, Config, CudaFunction); 4]>>;
-
-impl DeviceState {
-    /// The function `name` of `source` in `config`, compiled and loaded on `device` at first
-    /// use. `kernel` identifies the kernel (its static address).
-    pub fn function(
-        &self,
-        device: &CudaDevice,
-        kernel: usize,
-        name: &str,
-        config: &Config,
-        source: &str,
-    ) -> Result<CudaFunction, String> {
+impl Compiled for CudaFunction {
+    fn recent() -> &'static LocalKey<Recent<Self>> {
         thread_local! {
-            static RECENT: Recent = RefCell::new(SmallVec::new());
+            static RECENT: Recent<CudaFunction> = Recent::default();
         }
-        let me = self as *const DeviceState as usize;
-        let hit = RECENT.with_borrow(|recent| {
-            recent
-                .iter()
-                .find(|(s, k, c, _)| *s == me && *k == kernel && c == config)
-                .map(|(.., f)| f.clone())
-        });
-        if let Some(f) = hit {
-            return Ok(f);
-        }
-        let f = self.load(device, kernel, name, config, source)?;
-        RECENT.with_borrow_mut(|recent| {
-            if recent.len() == recent.inline_size() {
-                recent.remove(0);
-            }
-            recent.push((me, kernel, *config, f.clone()));
-        });
-        Ok(f)
-    }
-
-    /// [`Self::function`] through the shared map of once-cells.
-    fn load(
-        &self,
-        device: &CudaDevice,
-        kernel: usize,
-        name: &str,
-        config: &Config,
-        source: &str,
-    ) -> Result<CudaFunction, String> {
-        let slot = self
-            .functions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry((kernel, *config))
-            .or_default()
-            .clone();
-        slot.get_or_init(|| {
-            let defines = config.defines();
-            if std::env::var_os("LAZY_GRAPH_LOG_KERNELS").is_some() {
-                eprintln!(
-                    "lazy_graph: compiling {name} for sm_{} with {}",
-                    self.arch,
-                    defines.replace('\n', "; ")
-                );
-            }
-            let text = full_source(&defines, source);
-            let image = image(&text, self.arch, name)?;
-            let ptx = match image {
-                Image::Cubin(d) => Ptx::from_binary(d),
-                Image::Ptx(d) => Ptx::from_src(String::from_utf8_lossy(&d).into_owned()),
-            };
-            let module = device
-                .cuda_stream()
-                .context()
-                .load_module(ptx)
-                .map_err(|e| format!("loading {name}: {e:?}"))?;
-            module
-                .load_function(name)
-                .map_err(|e| format!("finding {name}: {e:?}"))
-        })
-        .clone()
+        &RECENT
     }
 }

@@ -17,9 +17,7 @@ use candle_core::cuda_backend::cudarc::driver::{result, sys, CudaEvent};
 use candle_core::CudaDevice;
 use futures_channel::oneshot;
 
-/// What the caller learns when the event passed: `Err` if the device reported an error instead
-/// (the future then surfaces it).
-pub type Completion = Result<(), String>;
+use crate::exec::backend::Completion;
 
 struct Pending {
     event: CudaEvent,

@@ -1,252 +1,100 @@
-//! Runs a generated kernel on a CUDA device: picks a launch configuration from the bound shapes,
-//! gets the compiled function (see `compile`), fills the argument words, allocates the outputs and
-//! launches on Candle's stream for the device.
+//! The CUDA backend: generated kernels compiled by NVRTC and launched on Candle's stream.
 //!
-//! The launch passes device addresses inside one by-value argument, so it goes through
-//! `cuLaunchKernel` directly rather than cudarc's argument builder. Ordering is Candle's: every
-//! address comes from `device_ptr`, which makes the stream wait on the buffer's last write when
-//! Candle's device tracks streams with events (its default single stream needs none), and its
-//! guard records our read (or write) when dropped after the launch.
+//! - `compile`: the kernel's source to a loaded function, cached in memory and on disk;
+//! - `config`: the launch configuration, grid and argument words, from the bound shapes;
+//! - `launch`: binding the arguments, allocating the outputs, launching;
+//! - `done`: observing when the stream has run a call's work, for asynchronous calls.
 
 pub mod compile;
+pub mod config;
 pub mod done;
+mod launch;
 
-use std::ffi::c_void;
+use std::cell::Cell;
+use std::sync::{Mutex, PoisonError};
 
-use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr, DevicePtrMut, DeviceRepr};
-use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
-use candle_core::op::BackpropOp;
-use candle_core::{DType, Storage, Tensor, WithDType};
+use candle_core::backend::BackendDevice;
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaStream};
+use candle_core::CudaDevice;
+use futures_channel::oneshot;
 use graph_ir::{Graph, Kernel};
-use smallvec::SmallVec;
 
 use crate::bind::Bound;
-use crate::error::{Error, Result};
-use crate::exec::launch::{self, choose, Dims, Extents, Input, Limits};
-pub use crate::exec::launch::{Config, Shape};
-use crate::exec::Arg;
-use crate::exec::Outputs;
-use crate::profile::{Clock, Phase};
+use crate::error::Result;
+use crate::exec::backend::{Backend, Completion};
+use crate::exec::{Arg, Outputs};
 
-/// The `LG_DTYPE` code and element size of a storage dtype.
-pub fn dtype_code(dtype: DType) -> Option<(u8, usize)> {
-    match dtype {
-        DType::F32 => Some((0, 4)),
-        DType::F64 => Some((1, 8)),
-        DType::F16 => Some((2, 2)),
-        DType::BF16 => Some((3, 2)),
-        _ => None,
+/// Kernels queue on Candle's stream for the device; an asynchronous call queues on the caller's
+/// thread and an event behind its work completes it (see `done`).
+impl Backend for CudaDevice {
+    fn launch(
+        &self,
+        graph: &'static Graph,
+        k: &'static Kernel,
+        bound: &Bound,
+        args: &[Arg<'_>],
+        out: &mut Outputs,
+    ) -> Result<bool> {
+        launch::run(graph, k, bound, args, self, out)
+    }
+
+    fn wait(&self) -> candle_core::Result<()> {
+        BackendDevice::synchronize(self)
+    }
+
+    fn reports_completion(&self) -> bool {
+        true
+    }
+
+    fn when_done(&self) -> std::result::Result<oneshot::Receiver<Completion>, String> {
+        done::when_done(self)
     }
 }
 
-/// Runs kernel `k` on CUDA tensors of `bound.dtype`; returns its outputs in order, or `None`
-/// when some output is empty (the caller then runs the kernel's nodes through Candle).
-pub fn run(
-    graph: &'static Graph,
-    k: &'static Kernel,
-    bound: &Bound,
-    args: &[Arg<'_>],
-    device: &CudaDevice,
-) -> Result<Option<Outputs>> {
-    match bound.dtype {
-        DType::F32 => run_typed::<f32>(graph, k, bound, args, device),
-        DType::F64 => run_typed::<f64>(graph, k, bound, args, device),
-        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, device),
-        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, device),
-        other => unreachable!("binding accepts float dtypes only, found {other:?}"),
-    }
+/// What the runtime needs to know of a CUDA GPU, read once per GPU.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceState {
+    /// The GPU's ordinal: Candle's devices for one GPU share its primary context, in which
+    /// loaded modules stay valid (the kernel cache keeps the context alive), so it is what
+    /// kernels are cached by.
+    pub ordinal: usize,
+    /// Compute capability as `major * 10 + minor`.
+    pub arch: i32,
+    /// Streaming multiprocessors.
+    pub sms: u32,
 }
 
-fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
-    Error::Gpu {
-        func: graph.name(),
-        kernel: k.name,
-        message,
+/// The state of the GPU that `stream` runs on, read on first use and kept for the process. Each
+/// thread remembers the last one it asked for, so a call takes no lock.
+pub fn device_state(stream: &CudaStream) -> std::result::Result<DeviceState, String> {
+    thread_local! {
+        static LAST: Cell<Option<DeviceState>> = const { Cell::new(None) };
     }
-}
-
-fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
-    graph: &'static Graph,
-    k: &'static Kernel,
-    bound: &Bound,
-    args: &[Arg<'_>],
-    device: &CudaDevice,
-) -> Result<Option<Outputs>> {
-    let fail = |m: String| gpu_error(graph, k, m);
-    let mut clock = Clock::start();
-    let (code, size) = dtype_code(bound.dtype).expect("float dtype");
-    let Some(Extents {
-        sizes,
-        prefix,
-        rows,
-        out_shapes,
-        out_lens,
-    }) = Extents::of(graph, k, bound)?
-    else {
-        return Ok(None);
+    let ordinal = stream.context().ordinal();
+    if let Some(state) = LAST.get() {
+        if state.ordinal == ordinal {
+            return Ok(state);
+        }
+    }
+    static DEVICES: Mutex<Vec<DeviceState>> = Mutex::new(Vec::new());
+    let mut devices = DEVICES.lock().unwrap_or_else(PoisonError::into_inner);
+    let state = match devices.iter().find(|s| s.ordinal == ordinal) {
+        Some(state) => *state,
+        None => {
+            let ctx = stream.context();
+            let (major, minor) = ctx.compute_capability().map_err(|e| format!("{e:?}"))?;
+            let sms = ctx
+                .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                .map_err(|e| format!("{e:?}"))?;
+            let state = DeviceState {
+                ordinal,
+                arch: major * 10 + minor,
+                sms: sms.max(1) as u32,
+            };
+            devices.push(state);
+            state
+        }
     };
-
-    let stream = device.cuda_stream();
-    let state = compile::device_state(&stream).map_err(fail)?;
-
-    // Inputs: storage guards and read guards live until after the launch.
-    let guards = launch::guards(args);
-    let mut reads: SmallVec<[_; 8]> = SmallVec::new();
-    let mut inputs: SmallVec<[Option<Input>; 8]> = SmallVec::new();
-    for (guard, access) in guards.iter().zip(k.access) {
-        let Some((storage, layout)) = guard else {
-            inputs.push(None);
-            continue;
-        };
-        let Storage::Cuda(cuda) = &**storage else {
-            unreachable!("binding keeps every tensor on the inputs' CUDA device")
-        };
-        let slice = cuda.as_cuda_slice::<T>().map_err(|e| fail(e.to_string()))?;
-        let (base, read) = slice.device_ptr(&stream);
-        reads.push(read);
-        let start = base + (layout.start_offset() * size) as u64;
-        inputs.push(Some(Input::of(layout, *access, prefix.len(), start)));
-    }
-
-    let prefix = collapse(&prefix, &mut inputs);
-    let limits = Limits {
-        max_threads: 1024,
-        max_groups: state.sms as usize * 32,
-    };
-    let config = choose(k, code, size, rows, &inputs, &out_lens, &sizes, limits);
-    clock.lap(Phase::CudaPrepare);
-    let function = state
-        .function(device, k as *const Kernel as usize, k.name, &config, k.gpu.cuda)
-        .map_err(fail)?;
-    clock.lap(Phase::CudaFunction);
-
-    // Outputs, contiguous.
-    let mut outs: SmallVec<[_; 2]> = SmallVec::new();
-    for shape in &out_shapes {
-        let n: usize = shape.iter().product();
-        // SAFETY: uninitialised device memory is only unspecified values, never read before the
-        // kernel writes every element of it (the contract of `graph_ir::GpuKernel`); `n` was
-        // checked against `isize::MAX` bytes in `Extents::of`.
-        // At least one element: the driver refuses an allocation of none.
-        let slice = unsafe { device.alloc::<T>(n.max(1)) }.map_err(|e| fail(e.to_string()))?;
-        outs.push(slice);
-    }
-
-    clock.lap(Phase::CudaAlloc);
-    let (l, mut words) = launch::words(k, &config, &inputs, &prefix, &sizes, &out_lens, rows);
-    for (i, (input, value)) in inputs.iter().zip(args).enumerate() {
-        match (input, value) {
-            (Some(input), _) => words[l.in_ptr(i)] = input.start as i64,
-            (None, Arg::Scalar(s)) => words[l.scalar(i)] = s.to_bits() as i64,
-            (None, Arg::Tensor(_)) => unreachable!("tensors have inputs"),
-        }
-    }
-    let mut writes: SmallVec<[_; 2]> = SmallVec::new();
-    for (o, slice) in outs.iter_mut().enumerate() {
-        let (addr, write) = slice.device_ptr_mut(&stream);
-        words[l.out_ptr(o)] = addr as i64;
-        writes.push(write);
-    }
-
-    let (grid, block) = launch_dims(&config, rows, &out_lens, state.sms);
-    // Outputs without elements need no work, and a grid of no blocks is an invalid launch.
-    let empty = out_shapes.iter().all(|s| s.contains(&0));
-    let mut params = [words.as_mut_ptr() as *mut c_void];
-    stream
-        .context()
-        .bind_to_thread()
-        .map_err(|e| fail(format!("{e:?}")))?;
-    if !empty && grid > 0 {
-        // SAFETY: the function takes one argument, `LgArgs<words>`, which `params` points at;
-        // every address in it is a live allocation of the sizes the words describe (held by
-        // `guards` and `outs` until the launch is queued, and stream-ordered after it).
-        unsafe {
-            result::launch_kernel(
-                function.cu_function(),
-                (grid, 1, 1),
-                (block, 1, 1),
-                0,
-                stream.cu_stream(),
-                &mut params,
-            )
-        }
-        .map_err(|e| fail(format!("launch: {e:?}")))?;
-    }
-    drop(writes);
-    drop(reads);
-    drop(guards);
-    clock.lap(Phase::CudaLaunch);
-    let outputs = Some(
-        outs.into_iter()
-            .zip(out_shapes)
-            .map(|(slice, shape)| {
-                let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
-                Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
-            })
-            .collect(),
-    );
-    clock.lap(Phase::CudaWrap);
-    Ok(outputs)
-}
-
-/// Merges adjacent row dims that every input steps through evenly (a contiguous `[B, H, S]`
-/// prefix is one dim for an input that is contiguous there and one that broadcasts over it), so
-/// kernels divide row indices by fewer dims. Returns the prefix right-aligned in its original
-/// rank, padded with leading 1s; the inputs' row strides are rewritten to match.
-fn collapse(prefix: &[usize], inputs: &mut [Option<Input>]) -> Dims {
-    let rank = prefix.len();
-    let mut dims = Dims::new();
-    let mut strides: SmallVec<[Dims; 8]> = smallvec::smallvec![Dims::new(); inputs.len()];
-    for (d, &size) in prefix.iter().enumerate() {
-        let mergeable = !dims.is_empty()
-            && inputs.iter().zip(&strides).all(|(input, s)| match input {
-                Some(i) => s[s.len() - 1] == i.row_strides[d] * size,
-                None => true,
-            });
-        if mergeable {
-            *dims.last_mut().expect("not empty") *= size;
-            for (input, s) in inputs.iter().zip(&mut strides) {
-                if let Some(i) = input {
-                    *s.last_mut().expect("not empty") = i.row_strides[d];
-                }
-            }
-        } else {
-            dims.push(size);
-            for (input, s) in inputs.iter().zip(&mut strides) {
-                s.push(input.as_ref().map_or(0, |i| i.row_strides[d]));
-            }
-        }
-    }
-    let pad = rank - dims.len();
-    for (input, s) in inputs.iter_mut().zip(strides) {
-        if let Some(i) = input {
-            i.row_strides = std::iter::repeat_n(0, pad).chain(s).collect();
-        }
-    }
-    std::iter::repeat_n(1, pad).chain(dims).collect()
-}
-
-fn launch_dims(config: &Config, rows: usize, out_lens: &[usize], sms: u32) -> (u32, u32) {
-    let block = config.threads();
-    let per_sm = (2048 / block).clamp(1, 32) as usize;
-    let resident = sms as usize * per_sm;
-    let needed = match config.shape {
-        Shape::Pointwise { .. } => {
-            let n = out_lens.iter().copied().max().unwrap_or(1);
-            (rows * n / config.vec as usize).div_ceil(block as usize)
-        }
-        Shape::Row { rows_per_block, .. } => rows.div_ceil(rows_per_block as usize),
-    };
-    let grid = match config.shape {
-        // Grid-stride past a few waves: fewer blocks, each with more work.
-        Shape::Pointwise { .. } => needed.min(resident * 4),
-        Shape::Row { .. } => needed.min(resident * 2),
-    };
-    (grid.max(1) as u32, block)
-}
-
-/// Configurations that between them cover every code path of kernel `k`'s template in every
-/// dtype CUDA computes in (see [`launch::covering_configs`]).
-pub fn covering_configs(k: &Kernel) -> Vec<Config> {
-    launch::covering_configs(k, &[(0, 4), (1, 8), (2, 2), (3, 2)])
+    LAST.set(Some(state));
+    Ok(state)
 }

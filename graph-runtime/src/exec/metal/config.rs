@@ -1,21 +1,13 @@
-//! What a Metal launch is, decided on the host from the bound shapes: the configuration a kernel
-//! is compiled with (`LG_*` defines), the threadgroups it runs as, and its argument words. Plain
-//! Rust with no Metal in it, so that it builds, and is tested, everywhere: `tests/msl.rs` checks
-//! every generated kernel in [`covering_configs`] against a shim of the Metal types.
+//! What a Metal launch is, decided on the host from its [`LaunchRequest`]: the dtypes Metal
+//! kernels compute in, the configuration within the pipeline's limit, the threadgroups, and the
+//! argument words. Plain Rust with no Metal in it, so that it builds, and is tested, everywhere:
+//! `tests/msl.rs` checks every generated kernel in [`covering_configs`] against a shim of the
+//! Metal types.
 
 use candle_core::DType;
 use graph_ir::Kernel;
 
-use crate::exec::launch::{self, Limits};
-pub use crate::exec::launch::{Config, Input, Shape};
-
-/// The prelude every generated kernel is compiled with.
-pub const PRELUDE: &str = include_str!("prelude.metal");
-
-/// The full text Metal compiles: configuration defines, prelude, kernel.
-pub fn full_source(defines: &str, kernel: &str) -> String {
-    format!("{defines}{PRELUDE}\n{kernel}")
-}
+use crate::exec::gpu::{self, Config, LaunchRequest, Limits, Words};
 
 /// The `LG_DTYPE` code and element size of a storage dtype Metal kernels handle: not f64, which
 /// Metal cannot compute in (such graphs run eagerly, as far as Candle's Metal ops go).
@@ -32,64 +24,32 @@ pub fn dtype_code(dtype: DType) -> Option<(u8, usize)> {
 /// only add scheduling (untuned: the largest Apple GPUs have 80 cores).
 const MAX_GROUPS: usize = 8192;
 
-/// The configuration for kernel `k` on inputs of `size`-byte elements, with at most
-/// `max_threads` (a power of two, at least 32) threads per threadgroup: the pipeline's limit,
-/// which depends on the configuration's register use, so the caller lowers it and chooses again
-/// when a compiled pipeline allows fewer threads than chosen. See [`launch::choose`].
-#[allow(clippy::too_many_arguments)]
-pub fn choose(
-    k: &Kernel,
-    dtype: u8,
-    size: usize,
-    rows: usize,
-    inputs: &[Option<Input>],
-    out_lens: &[usize],
-    sizes: &[usize],
-    max_threads: u32,
-) -> Config {
+/// The configuration for launch `req` with at most `max_threads` (a power of two, at least 32)
+/// threads per threadgroup: the pipeline's limit, which depends on the configuration's register
+/// use, so the caller lowers it and chooses again when a compiled pipeline allows fewer threads
+/// than chosen. See [`gpu::config::choose`].
+pub fn choose(req: &LaunchRequest, max_threads: u32) -> Config {
     let limits = Limits {
         max_threads: max_threads as usize,
         max_groups: MAX_GROUPS,
     };
-    launch::choose(k, dtype, size, rows, inputs, out_lens, sizes, limits)
+    gpu::config::choose(req, limits)
 }
 
-/// Threadgroups for a launch of `config` over `rows` rows writing rows of `out_lens`.
-pub fn groups(config: &Config, rows: usize, out_lens: &[usize]) -> usize {
-    let needed = match config.shape {
-        Shape::Pointwise { block } => {
-            let n = out_lens.iter().copied().max().unwrap_or(1);
-            (rows * n / config.vec as usize).div_ceil(block as usize)
-        }
-        Shape::Row { rows_per_block, .. } => rows.div_ceil(rows_per_block as usize),
-    };
-    needed.clamp(1, MAX_GROUPS)
+/// Threadgroups for launch `req` in `config`.
+pub fn groups(req: &LaunchRequest, config: &Config) -> usize {
+    gpu::config::blocks(req, config).clamp(1, MAX_GROUPS)
 }
 
-/// A kernel launch's argument words (see [`ArgLayout`]), for Metal: the pointer words stay 0
-/// (tensors are bound as buffers) and scalar words hold f32 bits, as the prelude reads them.
-#[allow(clippy::too_many_arguments)]
-pub fn words(
-    k: &Kernel,
-    config: &Config,
-    inputs: &[Option<Input>],
-    scalars: &[Option<f64>],
-    prefix: &[usize],
-    sizes: &[usize],
-    out_lens: &[usize],
-    rows: usize,
-) -> launch::Words {
-    let (l, mut words) = launch::words(k, config, inputs, prefix, sizes, out_lens, rows);
-    for (i, scalar) in scalars.iter().enumerate() {
-        if let Some(s) = scalar {
-            words[l.scalar(i)] = i64::from((*s as f32).to_bits());
-        }
-    }
-    words
+/// Launch `req`'s argument words in `config` (see [`graph_ir::ArgLayout`]), for Metal: the
+/// pointer words stay 0 (tensors are bound as buffers) and scalar words hold f32 bits, as the
+/// prelude reads them.
+pub fn words(req: &LaunchRequest, config: &Config) -> Words {
+    req.words(config, |s| i64::from((s as f32).to_bits())).1
 }
 
 /// Configurations that between them cover every code path of kernel `k`'s template in every
-/// dtype Metal computes in (see [`launch::covering_configs`]).
+/// dtype Metal computes in (see [`gpu::config::covering_configs`]).
 pub fn covering_configs(k: &Kernel) -> Vec<Config> {
-    launch::covering_configs(k, &[(0, 4), (2, 2), (3, 2)])
+    gpu::config::covering_configs(k, &[(0, 4), (2, 2), (3, 2)])
 }

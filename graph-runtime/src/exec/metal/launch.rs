@@ -1,4 +1,6 @@
-//! Encoding one kernel on Candle's Metal command encoder.
+//! Launching a generated kernel on a Metal device: gets the pipeline (`compile`) for the
+//! configuration chosen (`config`), allocates the outputs, and encodes the kernel on Candle's
+//! command encoder with every buffer bound, as Candle's own Metal ops do (see `super`).
 
 use candle_core::op::BackpropOp;
 use candle_core::{MetalDevice, MetalStorage, Storage, Tensor};
@@ -8,12 +10,12 @@ use graph_ir::{Graph, Kernel};
 use objc2_metal::{MTLComputePipelineState, MTLSize};
 
 use super::compile::pipeline;
-use super::config::{choose, dtype_code, groups, words, Input};
+use super::config::{choose, dtype_code, groups, words};
 use crate::bind::Bound;
-use crate::error::{Error, Result};
-use crate::exec::launch::{self, Extents};
-use crate::exec::Arg;
-use crate::exec::Outputs;
+use crate::error::Result;
+use crate::exec::gpu::request::{self, LaunchRequest};
+use crate::exec::gpu::{self, Operand};
+use crate::exec::{Arg, Outputs};
 
 /// Entries in a Metal function's buffer argument table.
 const MAX_BUFFERS: usize = 31;
@@ -21,16 +23,9 @@ const MAX_BUFFERS: usize = 31;
 /// The most bytes `setBytes` passes.
 const MAX_BYTES: usize = 4096;
 
-fn gpu_error(graph: &Graph, k: &Kernel, message: String) -> Error {
-    Error::Gpu {
-        func: graph.name(),
-        kernel: k.name,
-        message,
-    }
-}
-
-/// Runs kernel `k` on Metal tensors of `bound.dtype`; returns its outputs in order, or `None`
-/// where no Metal kernel applies (the caller then runs the kernel's nodes through Candle): f64,
+/// Runs kernel `k` on Metal tensors of `bound.dtype`, pushing its outputs, in order, to `out`;
+/// `false`, with nothing pushed, where no Metal kernel applies (the caller then runs the
+/// kernel's nodes through Candle): f64,
 /// an empty output, more buffers or argument bytes than a Metal function takes, or a GPU whose
 /// simdgroups are not 32 wide or whose pipelines allow fewer than 32 threads.
 pub fn run(
@@ -39,50 +34,29 @@ pub fn run(
     bound: &Bound,
     args: &[Arg<'_>],
     device: &MetalDevice,
-) -> Result<Option<Outputs>> {
-    let fail = |m: String| gpu_error(graph, k, m);
-    let Some((code, size)) = dtype_code(bound.dtype) else {
-        return Ok(None);
+    out: &mut Outputs,
+) -> Result<bool> {
+    let fail = |m: String| gpu::error(graph, k, m);
+    let Some(dtype) = dtype_code(bound.dtype) else {
+        return Ok(false);
     };
     if 1 + k.inputs.len() + k.outputs.len() > MAX_BUFFERS {
-        return Ok(None);
+        return Ok(false);
     }
-    let Some(Extents {
-        sizes,
-        prefix,
-        rows,
-        out_shapes,
-        out_lens,
-    }) = Extents::of(graph, k, bound)?
-    else {
-        return Ok(None);
+    let Some(mut req) = LaunchRequest::of(graph, k, bound, dtype)? else {
+        return Ok(false);
     };
 
-    // Inputs: the storage guards live until every buffer is bound.
-    let guards = launch::guards(args);
-    let mut inputs: Vec<Option<Input>> = Vec::with_capacity(args.len());
-    let mut scalars: Vec<Option<f64>> = Vec::with_capacity(args.len());
-    for ((guard, access), value) in guards.iter().zip(k.access).zip(args) {
-        scalars.push(match value {
-            Arg::Scalar(s) => Some(*s),
-            Arg::Tensor(_) => None,
-        });
-        inputs.push(guard.as_ref().map(|(_, layout)| {
-            Input::of(
-                layout,
-                *access,
-                prefix.len(),
-                (layout.start_offset() * size) as u64,
-            )
-        }));
-    }
+    // Inputs, at their offsets in their buffers: the storage guards live until every buffer is
+    // bound.
+    let guards = request::guards(args);
+    req.bind(&guards, args, |_| Ok(0))?;
 
     // The pipeline: a configuration whose threadgroup the compiled pipeline allows.
     let mut max_threads = 1024;
     let (config, pipeline) = loop {
-        let config = choose(k, code, size, rows, &inputs, &out_lens, &sizes, max_threads);
-        let compiled =
-            pipeline(device, k as *const Kernel as usize, k.name, &config, k.gpu.metal).map_err(fail)?;
+        let config = choose(&req, max_threads);
+        let compiled = pipeline(device, k, &config).map_err(fail)?;
         let limit = compiled.max_total_threads_per_threadgroup();
         if config.threads() as usize <= limit {
             break (config, compiled);
@@ -93,21 +67,21 @@ pub fn run(
             l => 1u32 << (usize::BITS - 1 - l.leading_zeros()).min(31),
         };
         if lower < 32 || lower >= max_threads {
-            return Ok(None);
+            return Ok(false);
         }
         max_threads = lower;
     };
     if pipeline.as_ref().threadExecutionWidth() != 32 {
-        return Ok(None);
+        return Ok(false);
     }
-    let words = words(k, &config, &inputs, &scalars, &prefix, &sizes, &out_lens, rows);
+    let words = words(&req, &config);
     if std::mem::size_of_val(&words[..]) > MAX_BYTES {
-        return Ok(None);
+        return Ok(false);
     }
 
     // Outputs, contiguous; the kernel writes every element.
     let mut outs = Vec::with_capacity(k.outputs.len());
-    for shape in &out_shapes {
+    for shape in &req.out_shapes {
         let n: usize = shape.iter().product();
         let buffer = device
             .new_buffer_builder()
@@ -123,8 +97,8 @@ pub fn run(
     let enc: &ComputeCommandEncoder = encoder.as_ref();
     enc.set_compute_pipeline_state(&pipeline);
     enc.set_bytes_directly(0, std::mem::size_of_val(&words[..]), words.as_ptr().cast());
-    for (i, (guard, input)) in guards.iter().zip(&inputs).enumerate() {
-        if let (Some((storage, _)), Some(input)) = (guard, input) {
+    for (i, (guard, input)) in guards.iter().zip(&req.inputs).enumerate() {
+        if let (Some((storage, _)), Operand::Tensor(input)) = (guard, input) {
             let Storage::Metal(metal) = &**storage else {
                 unreachable!("binding keeps every tensor on the inputs' Metal device")
             };
@@ -139,20 +113,13 @@ pub fn run(
         height: 1,
         depth: 1,
     };
-    enc.dispatch_thread_groups(
-        size(groups(&config, rows, &out_lens)),
-        size(config.threads() as usize),
-    );
+    enc.dispatch_thread_groups(size(groups(&req, &config)), size(config.threads() as usize));
     drop(encoder);
     drop(guards);
 
-    let outputs = outs
-        .into_iter()
-        .zip(out_shapes)
-        .map(|((buffer, n), shape)| {
-            let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
-            Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)
-        })
-        .collect();
-    Ok(Some(outputs))
+    out.extend(outs.into_iter().zip(req.out_shapes).map(|((buffer, n), shape)| {
+        let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
+        Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)
+    }));
+    Ok(true)
 }

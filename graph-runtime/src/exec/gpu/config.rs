@@ -1,20 +1,12 @@
-//! What a GPU launch is, decided on the host from the bound shapes, for every GPU backend: the
-//! extents of a kernel's rows, how it reads each input, the configuration it is compiled with
-//! (the `LG_*` defines that the CUDA and Metal preludes share) and its argument words. Plain Rust
-//! with no GPU in it, so that it builds, and is tested, everywhere; the backends add what
-//! differs (addresses or buffers, scalar widths, grid sizes).
+//! Choosing a launch's configuration from its [`LaunchRequest`], for every GPU backend: how a
+//! kernel's threads split its rows, whether it reads vectors, whether it needs 64-bit indices;
+//! and the [`Config`] that becomes the `LG_*` defines the CUDA and Metal preludes share. The
+//! backends supply their device's [`Limits`] and size the grid from [`blocks`].
 
-use candle_core::Layout;
-use graph_ir::gpu::magic;
-use graph_ir::{Access, ArgLayout, Kernel, KernelKind};
+use graph_ir::{Access, Kernel, KernelKind};
 use smallvec::SmallVec;
 
-/// Sizes along a kernel's row prefix, or its run-time sizes: a handful, kept on the stack (a
-/// launch on a small input is latency-bound, so its host work allocates only the outputs).
-pub type Dims = SmallVec<[usize; 4]>;
-
-/// A launch's argument words, on the stack for kernels of ordinary size.
-pub type Words = SmallVec<[i64; 64]>;
+use super::{Input, LaunchRequest};
 
 /// How one launch is shaped; becomes the defines a kernel is compiled with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,100 +69,6 @@ impl Config {
     }
 }
 
-/// One tensor input as the kernel reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Input {
-    /// Where its first element starts, in bytes: the device address (CUDA) or the offset in its
-    /// page-aligned buffer (Metal). It decides 16-byte alignment.
-    pub start: u64,
-    pub col_stride: usize,
-    /// One per kernel prefix dim (0 where it broadcasts).
-    pub row_strides: Dims,
-    /// Its row length (last dim), for column inputs.
-    pub len: usize,
-}
-
-impl Input {
-    /// How a kernel with a row prefix of rank `rank` reads a tensor laid out as `layout` with
-    /// `access`: its dims right-align with the prefix, and dims of 1 broadcast.
-    pub fn of(layout: &Layout, access: Access, rank: usize, start: u64) -> Input {
-        let (dims, strides) = (layout.dims(), layout.stride());
-        let r = dims.len();
-        let (row_dims, col_stride, len) = match access {
-            Access::Column => (
-                &dims[..r - 1],
-                if dims[r - 1] == 1 { 1 } else { strides[r - 1] },
-                dims[r - 1],
-            ),
-            _ => (&dims[..r.saturating_sub(1)], 0, 1),
-        };
-        let mut row_strides: Dims = smallvec::smallvec![0; rank];
-        for (j, d) in row_dims.iter().enumerate() {
-            if *d != 1 {
-                row_strides[rank + j - row_dims.len()] = strides[j];
-            }
-        }
-        Input {
-            start,
-            col_stride,
-            row_strides,
-            len,
-        }
-    }
-}
-
-/// A kernel's extents under the bound symbols.
-#[cfg(any(feature = "cuda", feature = "metal"))]
-pub struct Extents {
-    /// The kernel's run-time sizes ([`Kernel::sizes`] evaluated).
-    pub sizes: Dims,
-    /// The row prefix and the number of rows.
-    pub prefix: Dims,
-    pub rows: usize,
-    /// Each output's shape and row length.
-    pub out_shapes: SmallVec<[Dims; 2]>,
-    pub out_lens: SmallVec<[usize; 2]>,
-}
-
-#[cfg(any(feature = "cuda", feature = "metal"))]
-impl Extents {
-    /// Kernel `k`'s extents, or `None` when an output is empty (GPU backends launch nothing for
-    /// those; the caller runs the kernel's nodes through Candle).
-    pub fn of(
-        graph: &graph_ir::Graph,
-        k: &Kernel,
-        bound: &crate::bind::Bound,
-    ) -> crate::error::Result<Option<Extents>> {
-        let sizes = bound.dims(graph, k.sizes, || format!("kernel {}", k.name))?;
-        let prefix = bound.dims(graph, k.prefix, || format!("kernel {} rows", k.name))?;
-        let out_shapes = k
-            .outputs
-            .iter()
-            .map(|&o| bound.dims(graph, graph.nodes()[o as usize].shape, || format!("output %{o}")))
-            .collect::<crate::error::Result<_>>()?;
-        let out_shapes: SmallVec<[Dims; 2]> = out_shapes;
-        // Checked, so that no size the launch computes from them wraps.
-        for (&o, shape) in k.outputs.iter().zip(&out_shapes) {
-            let what = || crate::bind::describe_node(graph, o as usize);
-            crate::bind::elements(graph.name(), shape, bound.dtype, what)?;
-        }
-        if out_shapes.iter().any(|s| s.contains(&0)) {
-            return Ok(None);
-        }
-        let out_lens = out_shapes
-            .iter()
-            .map(|s| s.last().copied().unwrap_or(1))
-            .collect();
-        Ok(Some(Extents {
-            rows: prefix.iter().product(),
-            sizes,
-            prefix,
-            out_shapes,
-            out_lens,
-        }))
-    }
-}
-
 /// What a device allows a launch.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -190,25 +88,16 @@ fn next_pow2(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
-/// The configuration of kernel `k` in storage dtype `dtype` (of `size`-byte elements) over
-/// `rows` rows.
-#[allow(clippy::too_many_arguments)]
-pub fn choose(
-    k: &Kernel,
-    dtype: u8,
-    size: usize,
-    rows: usize,
-    inputs: &[Option<Input>],
-    out_lens: &[usize],
-    sizes: &[usize],
-    limits: Limits,
-) -> Config {
+/// The configuration of launch `req` within `limits`.
+pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
+    let (k, dtype, size, rows) = (req.kernel, req.dtype, req.elem_bytes, req.rows);
+    let (inputs, out_lens, sizes) = (&req.inputs, &req.out_lens, &req.sizes);
     let max_threads = limits.max_threads.clamp(32, 1024);
     let columns: SmallVec<[&Input; 8]> = inputs
         .iter()
         .zip(k.access)
         .filter(|(_, a)| **a == Access::Column)
-        .filter_map(|(i, _)| i.as_ref())
+        .filter_map(|(i, _)| i.tensor())
         .collect();
     // Row length of the loops: every column input and written row, when they agree.
     let written = out_lens.iter().copied().filter(|l| *l != 1);
@@ -283,51 +172,16 @@ pub fn choose(
     }
 }
 
-/// A launch's argument words (see [`ArgLayout`]): strides, sizes, rows and the division magic.
-/// The backend adds pointers and scalars, whose encoding is its own.
-#[allow(clippy::too_many_arguments)]
-pub fn words(
-    k: &Kernel,
-    config: &Config,
-    inputs: &[Option<Input>],
-    prefix: &[usize],
-    sizes: &[usize],
-    out_lens: &[usize],
-    rows: usize,
-) -> (ArgLayout, Words) {
-    let l = ArgLayout {
-        inputs: k.inputs.len(),
-        outputs: k.outputs.len(),
-        rank: k.prefix.len(),
-        sizes: k.sizes.len(),
-    };
-    let mut words: Words = smallvec::smallvec![0; l.words()];
-    for (i, input) in inputs.iter().enumerate() {
-        if let Some(input) = input {
-            words[l.col_stride(i)] = input.col_stride as i64;
-            for (d, s) in input.row_strides.iter().enumerate() {
-                words[l.row_stride(i, d)] = *s as i64;
-            }
+/// Blocks (threadgroups) that cover launch `req` in `config` in one pass: the backends cap
+/// this, and grid-stride loops cover the rest.
+pub fn blocks(req: &LaunchRequest, config: &Config) -> usize {
+    match config.shape {
+        Shape::Pointwise { block } => {
+            let n = req.out_lens.iter().copied().max().unwrap_or(1);
+            (req.rows * n / config.vec as usize).div_ceil(block as usize)
         }
+        Shape::Row { rows_per_block, .. } => req.rows.div_ceil(rows_per_block as usize),
     }
-    for (d, p) in prefix.iter().enumerate() {
-        words[l.prefix(d)] = *p as i64;
-        if !config.wide {
-            words[l.prefix_magic(d)] = magic(*p as u32) as i64;
-        }
-    }
-    for (s, v) in sizes.iter().enumerate() {
-        words[l.size(s)] = *v as i64;
-    }
-    for (o, len) in out_lens.iter().enumerate() {
-        words[l.out_len(o)] = *len as i64;
-    }
-    words[l.rows()] = rows as i64;
-    let width = out_lens.iter().copied().max().unwrap_or(1);
-    if !config.wide && k.kind == KernelKind::Pointwise {
-        words[l.width_magic()] = magic(width as u32) as i64;
-    }
-    (l, words)
 }
 
 /// Configurations that between them cover every code path of kernel `k`'s template, for
@@ -363,20 +217,4 @@ pub fn covering_configs(k: &Kernel, dtypes: &[(u8, u32)]) -> Vec<Config> {
         }));
     }
     configs
-}
-
-/// The storage guards and layout of one tensor argument each, `None` for scalars.
-#[cfg(any(feature = "cuda", feature = "metal"))]
-pub type Guards<'a> = SmallVec<[Option<(candle_core::StorageRef<'a>, &'a Layout)>; 8]>;
-
-/// The layouts of a kernel's tensor arguments, `None` for scalars; the storage guards live as
-/// long as the returned list.
-#[cfg(any(feature = "cuda", feature = "metal"))]
-pub fn guards<'a>(args: &[crate::exec::Arg<'a>]) -> Guards<'a> {
-    args.iter()
-        .map(|v| match v {
-            crate::exec::Arg::Tensor(t) => Some(t.storage_and_layout()),
-            crate::exec::Arg::Scalar(_) => None,
-        })
-        .collect()
 }

@@ -1,0 +1,56 @@
+//! What a CUDA launch is, decided on the host from its [`LaunchRequest`]: the dtypes CUDA kernels
+//! compute in, the configuration within the GPU's limits, the grid, and the argument words but
+//! for the device addresses, which `launch` adds.
+
+use candle_core::DType;
+use graph_ir::{ArgLayout, Kernel};
+
+use super::DeviceState;
+use crate::exec::gpu::{self, Config, LaunchRequest, Limits, Shape, Words};
+
+/// The `LG_DTYPE` code and element size of a storage dtype.
+pub fn dtype_code(dtype: DType) -> Option<(u8, usize)> {
+    match dtype {
+        DType::F32 => Some((0, 4)),
+        DType::F64 => Some((1, 8)),
+        DType::F16 => Some((2, 2)),
+        DType::BF16 => Some((3, 2)),
+        _ => None,
+    }
+}
+
+/// The configuration of launch `req` on GPU `state`: blocks of up to 1024 threads, and a
+/// grid-stride launch capped at 32 blocks per multiprocessor. See [`gpu::config::choose`].
+pub fn choose(req: &LaunchRequest, state: &DeviceState) -> Config {
+    let limits = Limits {
+        max_threads: 1024,
+        max_groups: state.sms as usize * 32,
+    };
+    gpu::config::choose(req, limits)
+}
+
+/// The blocks (grid size) of launch `req` in `config` on GPU `state`.
+pub fn groups(req: &LaunchRequest, config: &Config, state: &DeviceState) -> u32 {
+    let block = config.threads();
+    let per_sm = (2048 / block).clamp(1, 32) as usize;
+    let resident = state.sms as usize * per_sm;
+    let needed = gpu::config::blocks(req, config);
+    let grid = match config.shape {
+        // Grid-stride past a few waves: fewer blocks, each with more work.
+        Shape::Pointwise { .. } => needed.min(resident * 4),
+        Shape::Row { .. } => needed.min(resident * 2),
+    };
+    grid.max(1) as u32
+}
+
+/// Launch `req`'s argument words in `config` (see [`ArgLayout`]), for CUDA: scalars as f64
+/// bits; the pointer words are the caller's to fill.
+pub fn words(req: &LaunchRequest, config: &Config) -> (ArgLayout, Words) {
+    req.words(config, |s| s.to_bits() as i64)
+}
+
+/// Configurations that between them cover every code path of kernel `k`'s template in every
+/// dtype CUDA computes in (see [`gpu::config::covering_configs`]).
+pub fn covering_configs(k: &Kernel) -> Vec<Config> {
+    gpu::config::covering_configs(k, &[(0, 4), (1, 8), (2, 2), (3, 2)])
+}
