@@ -183,3 +183,16 @@ fn functions_without_a_backward_still_expand() {
     let out = expanded("fn g(x: Tensor[N, D]) -> Tensor[N, D] { exp(x) }");
     assert!(out.contains("static BACKWARD"), "{out}");
 }
+
+/// The gradient through a column variance: `sum(.., axis 0)` of a value computed in the same
+/// row group as what the variance's argument needs, a cycle between steps with no path between
+/// nodes, which the planner once made (found by the random graphs).
+#[test]
+fn a_backward_through_column_reductions_plans() {
+    let (_, b) = backward(
+        "fn f(x: Tensor[2 * N, N], y: Tensor[N, N]) -> Tensor[N, N] {
+             (x.var(0) / x.sigmoid()).narrow(-2, N, N) * y
+         }",
+    );
+    plan(&b.expect("differentiable"), "f_backward");
+}
