@@ -29,9 +29,9 @@
 //! comparisons send nothing. A zero is a `broadcast` of the literal `0.0` to the zero's shape,
 //! which the IR allows as it allows any scalar to broadcast; a parameter no path reaches gets one.
 //!
-//! Assumes the graph came out of `check` (shapes consistent) and was optimised. Returns `None`
-//! when the backward cannot be written in the IR: a function without tensor parameters, an
-//! output that is a scalar, or a `narrow` whose remainder after the window is not a monomial
+//! Assumes the graph came out of `check` (shapes consistent, outputs tensors) and was optimised.
+//! Returns `None` when there is nothing to differentiate (no tensor parameter) or the backward
+//! cannot be written in the IR: a `narrow` whose remainder after the window is not a monomial
 //! (`narrow(x, -1, 0, 4)` of `x: [N, D]` leaves `D - 4`).
 
 use graph_ir::ops::vjp::{self, Builder, Vjp};

@@ -155,9 +155,8 @@ pub fn function(f: &Function, graph: TokenStream, backward: Option<TokenStream>)
     };
     let doc = if backward.is_empty() {
         format!(
-            "{doc} It has no `BACKWARD`: the function has no tensor parameter, or its backward \
-             is not expressible in the graph language (a `narrow` leaving a remainder that is not \
-             one monomial, a scalar output)."
+            "{doc} It has no `BACKWARD`: the graph language cannot write its backward (a `narrow` \
+             whose remainder after the window is not one monomial, such as `D - 4`)."
         )
     } else {
         format!("{doc} Its backward graph is `{name}::BACKWARD`.")
