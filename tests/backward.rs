@@ -104,9 +104,10 @@ fn check(
     backward: &'static Graph,
     forward: Forward,
     rng: &mut rand::rngs::StdRng,
+    device: &Device,
 ) -> Result<()> {
     let name = case.name;
-    let inputs = (case.draw)(rng, Sizes::Small)?.to(DType::F64, &Device::Cpu)?;
+    let inputs = (case.draw)(rng, Sizes::Small)?.to(DType::F64, device)?;
     let vars: Vec<Var> = inputs
         .tensors
         .iter()
@@ -122,9 +123,9 @@ fn check(
     };
     let cotangents: Vec<Tensor> = outputs
         .iter()
-        .map(|y| randn(rng, y.dims(), 0.0, 1.0))
+        .map(|y| randn(rng, y.dims(), 0.0, 1.0)?.to_device(device))
         .collect::<Result<_>>()?;
-    let mut loss = Tensor::zeros((), DType::F64, &Device::Cpu)?;
+    let mut loss = Tensor::zeros((), DType::F64, device)?;
     for (y, c) in outputs.iter().zip(&cotangents) {
         loss = (loss + (y * c)?.sum_all()?)?;
     }
@@ -152,16 +153,16 @@ fn check(
     Ok(())
 }
 
-#[test]
-fn backward_graphs_match_candles_autograd() -> Result<()> {
+fn backward_graphs_match_candles_autograd(device: &Device) -> Result<()> {
     let mut rng = common::rng();
     for (case, backward, forward) in CASES {
         for _ in 0..4 {
-            check(case, backward, *forward, &mut rng)?;
+            check(case, backward, *forward, &mut rng, device)?;
         }
     }
     Ok(())
 }
+test_device!(backward_graphs_match_candles_autograd);
 
 #[test]
 fn backward_graphs_print() {
