@@ -6,6 +6,7 @@ use syn::ext::IdentExt;
 
 use crate::check::check_function;
 use crate::diag::Errors;
+use crate::differentiate::differentiate;
 use crate::emit;
 use crate::limits;
 use crate::passes::optimise;
@@ -36,13 +37,19 @@ pub fn expand(input: TokenStream) -> TokenStream {
         let graph = optimise(graph);
         // Kernel and static names derive from it: `r#match` names the kernels `match_k0`, ...
         let name = f.name.unraw().to_string();
-        let steps = plan(&graph, &name);
-        let plan_tokens = emit::steps::steps(&graph, &steps);
-        let single = emit::graph::single(&graph, &steps);
-        out.extend(emit::rust::function(
-            f,
-            emit::graph::graph(&name, &graph, plan_tokens, single),
-        ));
+        let backward = differentiate(&graph).map(|b| {
+            let b = optimise(b);
+            planned(&format!("{name}_backward"), &b)
+        });
+        out.extend(emit::rust::function(f, planned(&name, &graph), backward));
     }
     out
+}
+
+/// The `Graph { .. }` expression of an optimised graph, planned with kernels named after `name`.
+fn planned(name: &str, graph: &crate::ir::Graph) -> TokenStream {
+    let steps = plan(graph, name);
+    let plan_tokens = emit::steps::steps(graph, &steps);
+    let single = emit::graph::single(graph, &steps);
+    emit::graph::graph(name, graph, plan_tokens, single)
 }

@@ -3,6 +3,7 @@
 
 mod check;
 mod diag;
+mod differentiate;
 mod emit;
 mod expand;
 mod ir;

@@ -68,7 +68,7 @@ pub fn plan(graph: &Graph, name: &str) -> Vec<Step> {
                 continue;
             }
             let target = mine.unwrap_or(g);
-            if creates_cycle(graph, (&group, &groups, &users), id, target, g) {
+            if creates_cycle(graph, (&group, &groups, &users), id, target, g, true) {
                 continue;
             }
             match mine {
@@ -148,17 +148,25 @@ type Grouping<'a> = (&'a [Option<usize>], &'a [Vec<NodeId>], &'a [Vec<NodeId>]);
 /// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
 /// through another step: a path through nodes outside the merged set joins two of its members.
 ///
+/// The path runs through steps, not only through nodes: another group is one step, which waits
+/// for all its arguments before any of its values exist, so reaching one of its nodes reaches
+/// all of them (`dw = sum(dy * x)` feeding `dx` in a group that also computes what `dw`'s
+/// argument needs is a cycle with no path between nodes).
+///
 /// Each group is already a step with no such path of its own, so a new one joins two different
 /// parts (`groups[target]`, `groups[g]`, `id`), and one of its ends is in a part other than the
 /// largest: walking back through arguments from the smaller parts, and forward through users into
-/// them, finds it. Nodes on such a path lie between its ends in topological order, below the
-/// largest member. This keeps planning near linear when one group grows along a long chain.
+/// them, finds it. While the groups are being formed (`ordered`), every grouped node comes before
+/// `id`, the newest and largest member, so a path into a member runs through nodes below it; that
+/// keeps planning near linear when one group grows along a long chain. Later merges walk the
+/// whole graph.
 fn creates_cycle(
     graph: &Graph,
     (group, groups, users): Grouping,
     id: NodeId,
     target: usize,
     g: usize,
+    ordered: bool,
 ) -> bool {
     let member = |x: NodeId| x == id || group[x.index()].is_some_and(|h| h == target || h == g);
     let mut parts: Vec<&[NodeId]> = vec![&groups[target], std::slice::from_ref(&id)];
@@ -166,16 +174,28 @@ fn creates_cycle(
         parts.push(&groups[g]);
     }
     // Groups hold their nodes in order, so a part's last node is its largest.
-    let limit = parts
-        .iter()
-        .filter_map(|p| p.last())
-        .max()
-        .map_or(0, |m| m.index());
+    let limit = match ordered {
+        true => parts
+            .iter()
+            .filter_map(|p| p.last())
+            .max()
+            .map_or(0, |m| m.index()),
+        false => graph.nodes.len(),
+    };
     parts.sort_by_key(|p| p.len());
     parts.pop();
     let small = || parts.iter().flat_map(|p| p.iter().copied());
-    // The walks are short next to the graph: a set, not a flag per node.
+    // The walks are short next to the graph: sets, not a flag per node.
     let mut seen = BTreeSet::new();
+    let mut entered = BTreeSet::new();
+    // The nodes of `x`'s step: `x`, or its whole group.
+    let step = |x: NodeId, entered: &mut BTreeSet<usize>| -> Vec<NodeId> {
+        match group[x.index()] {
+            Some(h) if entered.insert(h) => groups[h].clone(),
+            Some(_) => Vec::new(),
+            None => vec![x],
+        }
+    };
     // Back through arguments from the smaller parts: reaching a member closes a path.
     let mut stack: Vec<NodeId> = small()
         .flat_map(|m| graph.node(m).args.iter().copied())
@@ -185,15 +205,18 @@ fn creates_cycle(
         if !seen.insert(x) {
             continue;
         }
-        for &a in &graph.node(x).args {
-            if member(a) {
-                return true;
+        for y in step(x, &mut entered) {
+            for &a in &graph.node(y).args {
+                if member(a) {
+                    return true;
+                }
+                stack.push(a);
             }
-            stack.push(a);
         }
     }
     // Forward through users from the smaller parts, below the largest member.
     seen.clear();
+    entered.clear();
     let below = |u: &NodeId| u.index() < limit;
     let mut stack: Vec<NodeId> = small()
         .flat_map(|m| users[m.index()].iter().copied())
@@ -203,13 +226,15 @@ fn creates_cycle(
         if !seen.insert(x) {
             continue;
         }
-        for &u in &users[x.index()] {
-            // A member ends the path, the largest one included.
-            if member(u) {
-                return true;
-            }
-            if below(&u) {
-                stack.push(u);
+        for y in step(x, &mut entered) {
+            for &u in &users[y.index()] {
+                // A member ends the path, the largest one included.
+                if member(u) {
+                    return true;
+                }
+                if below(&u) {
+                    stack.push(u);
+                }
             }
         }
     }
@@ -246,7 +271,7 @@ fn absorb_broadcast_groups(graph: &Graph, group: &mut [Option<usize>], groups: &
             let same_prefix = groups[g].iter().all(|id| prefix(graph, *id) == p);
             if !same_prefix
                 || !broadcasts_into(&p, &q)
-                || creates_cycle(graph, (group, groups, &users), groups[g][0], h, g)
+                || creates_cycle(graph, (group, groups, &users), groups[g][0], h, g, false)
             {
                 continue;
             }

@@ -1,5 +1,6 @@
 //! The Rust items of one function: the function itself, its asynchronous twin `name_async`, and a
-//! module holding its static graph (`name::GRAPH`).
+//! module holding its static graph (`name::GRAPH`) and, where the macro could derive it, the graph
+//! of its backward (`name::BACKWARD`).
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
@@ -84,8 +85,9 @@ fn async_signature(f: &Function, body: TokenStream) -> TokenStream {
     }
 }
 
-/// The function and its graph module. `graph` is the `Graph { .. }` expression.
-pub fn function(f: &Function, graph: TokenStream) -> TokenStream {
+/// The function and its graph module. `graph` is the `Graph { .. }` expression, `backward` that of
+/// its backward graph, if it has one.
+pub fn function(f: &Function, graph: TokenStream, backward: Option<TokenStream>) -> TokenStream {
     let name = &f.name;
     let vis = &f.vis;
     let tensors: Vec<_> = f
@@ -130,6 +132,35 @@ pub fn function(f: &Function, graph: TokenStream) -> TokenStream {
     let async_item = async_signature(f, async_body);
     let doc =
         format!("The static graph of [`{name}()`]: print it with `{name}::GRAPH.to_text()` or `.to_dot()`.");
+    let backward = match backward {
+        Some(b) => {
+            let outs = f.ret.items().len();
+            let cotangents = if outs == 1 {
+                "one cotangent `dy`".to_string()
+            } else {
+                format!("one cotangent per output, `d0` to `d{}`", outs - 1)
+            };
+            let doc = format!(
+                " The backward graph, derived at compile time: it takes the parameters of \
+                 `{name}()` in order, then {cotangents} of the output's shape, \
+                 and returns the gradient of each tensor parameter, in order, of its shape. Run \
+                 it with `graph_runtime::__private::run`."
+            );
+            quote! {
+                #[doc = #doc]
+                pub static BACKWARD: ::graph_runtime::Graph = #b;
+            }
+        }
+        None => quote!(),
+    };
+    let doc = if backward.is_empty() {
+        format!(
+            "{doc} It has no `BACKWARD`: the graph language cannot write its backward (a `narrow` \
+             whose remainder after the window is not one monomial, such as `D - 4`)."
+        )
+    } else {
+        format!("{doc} Its backward graph is `{name}::BACKWARD`.")
+    };
     quote! {
         #item
 
@@ -139,6 +170,8 @@ pub fn function(f: &Function, graph: TokenStream) -> TokenStream {
         #vis mod #name {
             /// The checked, optimised and planned graph.
             pub static GRAPH: ::graph_runtime::Graph = #graph;
+
+            #backward
 
             // Lists the graph in `graph_runtime::graphs()`.
             #[::graph_runtime::__private::linkme::distributed_slice(::graph_runtime::__private::GRAPHS)]

@@ -1,5 +1,6 @@
 //! Tests of the whole expansion: fuzzing, and inputs at the documented limits.
 
+mod backward;
 mod fuzz;
 mod scale;
 

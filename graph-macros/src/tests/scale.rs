@@ -85,8 +85,9 @@ fn a_long_let_chain() {
 fn chained_reductions() {
     let (out, rejected) = expand_bounded("300 reductions", &reduction_chain(300));
     assert!(!rejected, "{}", &out[..out.len().min(2000)]);
-    // Cut into kernels of a few stages, the code grows linearly (it was 9 MB, quadratic).
-    assert!(out.len() < 300 * 10_000, "{} bytes for 300 reductions", out.len());
+    // Cut into kernels of a few stages, the code grows linearly (it was 9 MB, quadratic, for the
+    // forward alone). The backward graph (`BACKWARD`) adds about 2.7 times the forward's code.
+    assert!(out.len() < 300 * 40_000, "{} bytes for 300 reductions", out.len());
 }
 
 #[test]
