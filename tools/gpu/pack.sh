@@ -11,7 +11,7 @@ eval "$(tools/cuda-toolchain.sh)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lazy-graph-cuda-target}
 # The random-graph test is compiled with 1,000 functions (LAZY_GRAPH_RANDOM_COUNT) for the GPU.
 msgs=$(LAZY_GRAPH_RANDOM_COUNT=${LAZY_GRAPH_RANDOM_COUNT:-1000} cargo test --release --features cuda --no-run --message-format=json \
-  --test fused --test eager --test bind --test async --test cuda --test special --test random --test regressions --test grad 2>/dev/null)
+  --test fused --test eager --test bind --test async --test cuda --test special --test random --test regressions --test grad --test backward 2>/dev/null)
 bench=$(cargo bench --features "cuda ${BENCH_FEATURES:-}" --bench gpu --no-run --message-format=json 2>/dev/null)
 rm -rf gpu-out && mkdir -p gpu-out
 for line in $(printf '%s\n%s\n' "$msgs" "$bench" | python3 -c '

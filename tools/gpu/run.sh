@@ -12,7 +12,7 @@ for f in "$here"/*.xz; do n=$(basename "$f" .xz); [ -x /tmp/lg-bin/$n ] || { xz 
 what=${*:-tests bench torch}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/device.txt"
 if [[ $what == *tests* ]]; then
-  for t in cuda fused eager bind async special regressions grad random; do
+  for t in cuda fused eager bind async special regressions grad backward random; do
     echo "=== $t (cuda tests)"
     filter=cuda; case $t in cuda | regressions) filter= ;; esac
     # A binary that stalls is cut off, and says so, so that the others still run.
