@@ -21,6 +21,7 @@ pub struct Graph {
     pub(crate) plan: &'static [Step],
     pub(crate) checks: &'static [u32],
     pub(crate) single: Option<&'static [Source]>,
+    pub(crate) backward: Option<&'static Graph>,
 }
 
 impl Graph {
@@ -47,6 +48,17 @@ impl Graph {
             plan,
             checks,
             single,
+            backward: None,
+        }
+    }
+
+    /// The graph with `backward` as its backward graph (see [`Graph::backward`]), for generated
+    /// code.
+    #[doc(hidden)]
+    pub const fn with_backward(self, backward: &'static Graph) -> Graph {
+        Graph {
+            backward: Some(backward),
+            ..self
         }
     }
 
@@ -92,6 +104,15 @@ impl Graph {
     /// kernel, with no table of node values. `None` for other graphs.
     pub fn single(&self) -> Option<&'static [Source]> {
         self.single
+    }
+
+    /// The graph of this function's backward, derived by the macro (`name::BACKWARD`): it takes
+    /// this graph's parameters in order, then one cotangent per output of that output's shape,
+    /// and returns the gradient of each tensor parameter, in order, of that parameter's shape.
+    /// `None` for a backward graph itself, a function with no tensor parameter, and one whose
+    /// backward the graph language cannot write.
+    pub fn backward(&self) -> Option<&'static Graph> {
+        self.backward
     }
 }
 

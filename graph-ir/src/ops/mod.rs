@@ -165,6 +165,21 @@ impl Op {
         }
     }
 
+    /// Whether a gradient flows from the op's result back to its argument `arg`: not into a
+    /// `where_`'s condition, nor through an op whose row is not differentiable (comparisons),
+    /// as in PyTorch, where such inputs get no gradient at all. An op whose derivative is zero
+    /// (`floor`) does carry one: exact zeros.
+    pub fn carries_gradient(&self, arg: usize) -> bool {
+        use vjp::Vjp::NotDifferentiable;
+        match self {
+            Op::Unary(u) => !matches!(u.info().vjp, NotDifferentiable),
+            Op::Binary(b) => !matches!(b.info().vjp, NotDifferentiable),
+            Op::Reduce(r, _) => !matches!(r.info().vjp, NotDifferentiable),
+            Op::Where => arg != 0,
+            _ => true,
+        }
+    }
+
     /// The op's name in printed graphs (`exp`, `mean`, `narrow`); leaves print their value.
     pub fn name(&self) -> String {
         match self {
