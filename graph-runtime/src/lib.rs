@@ -75,6 +75,7 @@ pub mod testing {
     //! Hooks for this workspace's tests: backend compilers and launch configurations, checked
     //! without running a kernel, and the count of live asynchronous jobs. Not a stable API.
 
+    pub use crate::exec::autograd::tied_outputs;
     pub use crate::future::live_jobs;
     pub use graph_ir::cpu::{LANES, PIPELINE_BLOCK};
 
@@ -115,7 +116,14 @@ pub fn graphs() -> impl Iterator<Item = &'static Graph> {
 fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64], out: &mut exec::Outputs) -> Result<()> {
     let bound = profile::timed(profile::Phase::Bind, || bind::bind(graph, tensors))?;
     match mode() {
-        Mode::Fused => exec::fused::run(graph, &bound, tensors, scalars, out),
+        Mode::Fused => {
+            if let Some(backward) = graph.backward() {
+                if exec::autograd::run(graph, backward, &bound, tensors, scalars, out)? {
+                    return Ok(());
+                }
+            }
+            exec::fused::run(graph, &bound, tensors, scalars, out)
+        }
         Mode::Eager => {
             *out = exec::eager::run(graph, &bound, tensors, scalars)?;
             Ok(())

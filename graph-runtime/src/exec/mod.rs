@@ -3,6 +3,7 @@
 //! feature `cuda`, with the `metal` feature `metal` (whose launch configuration is built
 //! everywhere, for tests). `gpu` holds what the two GPU backends share.
 
+pub mod autograd;
 pub mod backend;
 pub mod cpu;
 #[cfg(feature = "cuda")]

@@ -1,0 +1,352 @@
+//! Gradients through fused calls: each output of a call whose inputs track gradients is tied to
+//! those inputs by a Candle custom op whose backward runs the function's backward graph
+//! (`name::BACKWARD`, derived by the macro), fused like the forward.
+//!
+//! Candle's custom ops have one output and at most three tensor arguments. So each output gets
+//! its own op, over the tracked inputs it depends on; its backward runs the backward graph with
+//! that output's cotangent and zeros for the others, and Candle's autograd adds up what the
+//! outputs send to each input. An output that depends on more than three tracked inputs cannot
+//! be tied that way: the call then runs its kernels as Candle ops (see [`super::fused`]), whose
+//! gradients are as right and slower.
+//!
+//! The op's forward hands Candle a copy of the output the fused call computed: Candle takes a
+//! custom op's result by value and gives no way to move a tensor's storage out. That copy is
+//! the cost of a tracked call over an untracked one, besides the backward itself.
+
+use std::sync::Arc;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{
+    CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, Layout, MetalStorage, Shape, Storage, Tensor,
+};
+use graph_ir::{Graph, Op, ParamKind};
+use smallvec::SmallVec;
+
+use crate::bind::Bound;
+use crate::error::{Context, Result};
+use crate::exec::{fused, Outputs};
+
+/// Candle's limit on a custom op's tensor arguments.
+const MAX_TRACKED: usize = 3;
+
+thread_local! {
+    /// How many outputs this thread has tied to their inputs, for tests.
+    static TIED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// How many outputs of fused calls this thread has tied to tracked inputs (each gets its
+/// gradient from the backward graph): tests tell the fused backward from the eager one by it.
+pub fn tied_outputs() -> usize {
+    TIED.get()
+}
+
+/// Runs `graph` fused with gradients through `backward` when some of `tensors` track them and
+/// every output depends on at most three of those; otherwise `false`, with nothing run.
+pub fn run(
+    graph: &'static Graph,
+    backward: &'static Graph,
+    bound: &Bound,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+    out: &mut Outputs,
+) -> Result<bool> {
+    if !tensors.iter().any(|t| t.track_op()) {
+        return Ok(false);
+    }
+    let reach = reaching(graph);
+    let tracked: Vec<SmallVec<[usize; MAX_TRACKED]>> = reach
+        .iter()
+        .map(|inputs| {
+            (inputs.iter().copied())
+                .filter(|&i| tensors[i].track_op())
+                .collect()
+        })
+        .collect();
+    if tracked.iter().any(|t| t.len() > MAX_TRACKED) {
+        return Ok(false);
+    }
+    let detached: Arc<[Tensor]> = tensors.iter().map(|t| t.detach()).collect();
+    let views: SmallVec<[&Tensor; 8]> = detached.iter().collect();
+    let mut values = Outputs::new();
+    fused::run(graph, bound, &views, scalars, &mut values)?;
+    let outputs: Arc<[(Shape, candle_core::DType)]> =
+        values.iter().map(|t| (t.shape().clone(), t.dtype())).collect();
+    let scalars: Arc<[f64]> = scalars.into();
+    for (output, (value, inputs)) in values.into_iter().zip(tracked).enumerate() {
+        if inputs.is_empty() {
+            out.push(value);
+            continue;
+        }
+        let link = Link {
+            backward,
+            inputs: detached.clone(),
+            scalars: scalars.clone(),
+            outputs: outputs.clone(),
+            output,
+            tracked: inputs.clone(),
+            value,
+        };
+        let t = |k: usize| tensors[inputs[k]];
+        let tied = match inputs.len() {
+            1 => t(0).apply_op1_arc(Arc::new(Box::new(link))),
+            2 => t(0).apply_op2_arc(t(1), Arc::new(Box::new(link))),
+            _ => t(0).apply_op3_arc(t(1), t(2), Arc::new(Box::new(link))),
+        };
+        out.push(tied.within(graph.name())?);
+        TIED.set(TIED.get() + 1);
+    }
+    Ok(true)
+}
+
+/// For each output of `graph`, the tensor arguments (by index among the tensor parameters) it
+/// depends on through ops that carry gradients ([`Op::carries_gradient`]), in order: the others
+/// get no gradient from it, as in Candle's and PyTorch's autograd.
+fn reaching(graph: &Graph) -> Vec<SmallVec<[usize; 4]>> {
+    let params = graph.params();
+    let slot = |p: u16| {
+        params[..p as usize]
+            .iter()
+            .filter(|q| matches!(q.kind, ParamKind::Tensor(_)))
+            .count()
+    };
+    // The tensor arguments each node depends on, as a set of bits for the usual few arguments.
+    let mut deps: Vec<u128> = Vec::with_capacity(graph.nodes().len());
+    let mut wide = false;
+    for node in graph.nodes() {
+        let mut d = (node.args.iter().enumerate())
+            .filter(|(k, _)| node.op.carries_gradient(*k))
+            .fold(0u128, |m, (_, a)| m | deps[*a as usize]);
+        if let Op::Input(p) = node.op {
+            if matches!(params[p as usize].kind, ParamKind::Tensor(_)) {
+                let s = slot(p);
+                match 1u128.checked_shl(s as u32) {
+                    Some(bit) => d |= bit,
+                    None => wide = true,
+                }
+            }
+        }
+        deps.push(d);
+    }
+    let tensors = params
+        .iter()
+        .filter(|q| matches!(q.kind, ParamKind::Tensor(_)))
+        .count();
+    graph
+        .outputs()
+        .iter()
+        .map(|&o| {
+            // Past 128 tensor arguments, every output is taken to depend on every argument.
+            (0..tensors)
+                .filter(|&i| wide || deps[o as usize] >> i & 1 == 1)
+                .collect()
+        })
+        .collect()
+}
+
+/// The custom op tying one output of a fused call to the tracked inputs it depends on.
+struct Link {
+    /// The function's backward graph.
+    backward: &'static Graph,
+    /// Every tensor argument of the call, detached (they share the caller's storage).
+    inputs: Arc<[Tensor]>,
+    scalars: Arc<[f64]>,
+    /// The shape and dtype of each output of the call, for the zero cotangents.
+    outputs: Arc<[(Shape, candle_core::DType)]>,
+    /// Which output this op produces.
+    output: usize,
+    /// The op's arguments, by index among the tensor arguments.
+    tracked: SmallVec<[usize; MAX_TRACKED]>,
+    /// The output, as the fused call computed it.
+    value: Tensor,
+}
+
+impl Link {
+    fn name(&self) -> &'static str {
+        self.backward.name()
+    }
+
+    /// A copy of the computed output's storage, `pick`ed from its device's variant.
+    fn copy<S: BackendStorage>(
+        &self,
+        pick: impl Fn(&Storage) -> Option<&S>,
+    ) -> candle_core::Result<(S, Shape)> {
+        // A fused output owns its buffer, from offset 0; a view elsewhere in one is copied first.
+        let fresh;
+        let layout = self.value.layout();
+        let value = match layout.is_contiguous() && layout.start_offset() == 0 {
+            true => &self.value,
+            false => {
+                fresh = self.value.copy()?;
+                &fresh
+            }
+        };
+        let (storage, layout) = value.storage_and_layout();
+        let s = pick(&storage).ok_or_else(|| {
+            candle_core::Error::Msg(format!("{}: the output is on another device", self.name()))
+        })?;
+        Ok((s.try_clone(layout)?, layout.shape().clone()))
+    }
+
+    /// The gradients of the op's arguments, in order, from `grad` (the cotangent of its output).
+    fn grads<const N: usize>(&self, grad: &Tensor) -> candle_core::Result<[Option<Tensor>; N]> {
+        let mut tensors: SmallVec<[Tensor; 8]> = self.inputs.iter().cloned().collect();
+        for (k, (shape, dtype)) in self.outputs.iter().enumerate() {
+            tensors.push(match k == self.output {
+                true => grad.detach(),
+                false => Tensor::zeros(shape, *dtype, grad.device())?,
+            });
+        }
+        let refs: SmallVec<[&Tensor; 8]> = tensors.iter().collect();
+        let mut grads = Outputs::new();
+        crate::run(self.backward, &refs, &self.scalars, &mut grads)?;
+        debug_assert_eq!(self.tracked.len(), N, "one gradient per argument of the op");
+        Ok(std::array::from_fn(|k| {
+            self.tracked.get(k).map(|&i| grads[i].clone())
+        }))
+    }
+}
+
+impl CustomOp1 for Link {
+    fn name(&self) -> &'static str {
+        Link::name(self)
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.copy(cpu)
+    }
+
+    fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.copy(cuda)
+    }
+
+    fn metal_fwd(&self, _: &MetalStorage, _: &Layout) -> candle_core::Result<(MetalStorage, Shape)> {
+        self.copy(metal)
+    }
+
+    fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let [a] = self.grads(grad)?;
+        Ok(a)
+    }
+}
+
+impl CustomOp2 for Link {
+    fn name(&self) -> &'static str {
+        Link::name(self)
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.copy(cpu)
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.copy(cuda)
+    }
+
+    fn metal_fwd(
+        &self,
+        _: &MetalStorage,
+        _: &Layout,
+        _: &MetalStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(MetalStorage, Shape)> {
+        self.copy(metal)
+    }
+
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let [a, b] = self.grads(grad)?;
+        Ok((a, b))
+    }
+}
+
+impl CustomOp3 for Link {
+    fn name(&self) -> &'static str {
+        Link::name(self)
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.copy(cpu)
+    }
+
+    fn cuda_fwd(
+        &self,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+        _: &CudaStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(CudaStorage, Shape)> {
+        self.copy(cuda)
+    }
+
+    fn metal_fwd(
+        &self,
+        _: &MetalStorage,
+        _: &Layout,
+        _: &MetalStorage,
+        _: &Layout,
+        _: &MetalStorage,
+        _: &Layout,
+    ) -> candle_core::Result<(MetalStorage, Shape)> {
+        self.copy(metal)
+    }
+
+    fn bwd(
+        &self,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        _: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let [a, b, c] = self.grads(grad)?;
+        Ok((a, b, c))
+    }
+}
+
+fn cpu(s: &Storage) -> Option<&CpuStorage> {
+    match s {
+        Storage::Cpu(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn cuda(s: &Storage) -> Option<&CudaStorage> {
+    match s {
+        Storage::Cuda(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn metal(s: &Storage) -> Option<&MetalStorage> {
+    match s {
+        Storage::Metal(s) => Some(s),
+        _ => None,
+    }
+}
