@@ -127,6 +127,13 @@ pub enum Diag {
         what: String,
         declared: String,
     },
+    /// A function named like an item the macro generates for another function of the block
+    /// (`f_async`, `f_backward`).
+    GeneratedName {
+        name: String,
+        owner: String,
+        what: &'static str,
+    },
     // Parameters and shape symbols.
     DuplicateParam {
         name: String,
@@ -388,6 +395,11 @@ impl fmt::Display for Diag {
                 f,
                 "the body returns {what} but the signature declares the tensor {declared}; outputs \
                  must be tensors"
+            ),
+            GeneratedName { name, owner, what } => write!(
+                f,
+                "`{name}` is the name of the {what} that `lazy_graph!` generates for `{owner}`; \
+                 rename one of the two functions"
             ),
             DuplicateParam { name } => {
                 write!(f, "parameter `{name}` is declared twice; rename one of them")

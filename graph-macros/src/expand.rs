@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
 
-use crate::check::check_function;
+use crate::check::{check_function, check_names};
 use crate::diag::Errors;
 use crate::differentiate::differentiate;
 use crate::emit;
@@ -22,13 +22,20 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let mut errors = Errors::new();
+    check_names(&module.functions, &mut errors);
     let graphs: Vec<_> = module
         .functions
         .iter()
         .map(|f| check_function(f, &mut errors))
         .collect();
     if let Err(e) = errors.propagate() {
-        let placeholders = module.functions.iter().map(emit::rust::placeholder);
+        let names: Vec<String> = module
+            .functions
+            .iter()
+            .map(|f| f.name.unraw().to_string())
+            .collect();
+        let taken = |n: &str| names.iter().any(|m| m == n);
+        let placeholders = module.functions.iter().map(|f| emit::rust::placeholder(f, taken));
         let errors = e.to_compile_error();
         return quote::quote!(#errors #(#placeholders)*);
     }
@@ -39,7 +46,14 @@ pub fn expand(input: TokenStream) -> TokenStream {
         let name = f.name.unraw().to_string();
         let backward = differentiate(&graph).map(|b| {
             let b = optimise(b);
-            planned(&format!("{name}_backward"), &b)
+            let cotangents = b.params[graph.params.len()..]
+                .iter()
+                .map(|p| p.name.clone())
+                .collect();
+            emit::rust::Backward {
+                graph: planned(&format!("{name}_backward"), &b),
+                cotangents,
+            }
         });
         out.extend(emit::rust::function(f, planned(&name, &graph), backward));
     }

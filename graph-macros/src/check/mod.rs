@@ -36,6 +36,36 @@ use dims::Symbols;
 /// so `where_(mask, x, -inf)` always means infinity.
 pub(crate) const INF: &str = "inf";
 
+/// Reports each function named like an item generated for another function of the block: its
+/// asynchronous twin `f_async` and, for a function with a tensor parameter, its backward
+/// `f_backward` (which rustc would otherwise reject as defined twice).
+pub fn check_names(functions: &[Function], errors: &mut Errors) {
+    let names: BTreeMap<String, &Function> = functions
+        .iter()
+        .map(|f| (f.name.unraw().to_string(), f))
+        .collect();
+    for f in functions {
+        let name = f.name.unraw().to_string();
+        for (suffix, what) in [
+            ("_async", "asynchronous twin"),
+            ("_backward", "backward function"),
+        ] {
+            let Some(owner) = name.strip_suffix(suffix).and_then(|o| names.get(o)) else {
+                continue;
+            };
+            let tensors = owner.params.iter().any(|p| matches!(p.ty, ParamType::Tensor(_)));
+            if suffix == "_async" || tensors {
+                let diag = Diag::GeneratedName {
+                    name: name.clone(),
+                    owner: owner.name.unraw().to_string(),
+                    what,
+                };
+                errors.at(&f.name, diag);
+            }
+        }
+    }
+}
+
 /// Checks `f`; on success the graph holds every node the body computes (unoptimised).
 pub fn check_function(f: &Function, errors: &mut Errors) -> Graph {
     let mut cx = Checker {

@@ -1,9 +1,10 @@
 //! The Rust items of one function: the function itself, its asynchronous twin `name_async`, and a
-//! module holding its static graph (`name::GRAPH`) and, where the macro could derive it, the graph
-//! of its backward (`name::BACKWARD`).
+//! module holding its static graph (`name::GRAPH`); where the macro could derive it, also the graph
+//! of its backward (`name::BACKWARD`) and the function running it (`name_backward`).
 
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
+use syn::ext::IdentExt;
 
 use crate::syntax::{Function, ParamType, ReturnType, ScalarKind};
 
@@ -85,9 +86,72 @@ fn async_signature(f: &Function, body: TokenStream) -> TokenStream {
     }
 }
 
-/// The function and its graph module. `graph` is the `Graph { .. }` expression, `backward` that of
-/// its backward graph, if it has one.
-pub fn function(f: &Function, graph: TokenStream, backward: Option<TokenStream>) -> TokenStream {
+/// A function's backward graph, as the macro derived it.
+pub struct Backward {
+    /// The `Graph { .. }` expression.
+    pub graph: TokenStream,
+    /// The names of its cotangent parameters, after the function's own: `dy`, or `d0`, `d1`, ...
+    pub cotangents: Vec<String>,
+}
+
+/// The name of the backward function, spanned at the user's function name.
+fn backward_name(f: &Function) -> Ident {
+    format_ident!("{}_backward", f.name, span = f.name.span())
+}
+
+/// What the backward function produces on success: the gradient of each tensor parameter, a
+/// tensor for one, a tuple for several.
+fn gradients(f: &Function) -> TokenStream {
+    let n = f
+        .params
+        .iter()
+        .filter(|p| matches!(p.ty, ParamType::Tensor(_)))
+        .count();
+    if n == 1 {
+        return quote!(::graph_runtime::Tensor);
+    }
+    let t = (0..n).map(|_| quote!(::graph_runtime::Tensor));
+    quote!((#(#t,)*))
+}
+
+/// The signature of the backward function, with `body` as its block.
+fn backward_signature(f: &Function, cotangents: &[String], body: TokenStream) -> TokenStream {
+    let vis = &f.vis;
+    let name = &f.name;
+    let backward_name = backward_name(f);
+    let params = params(f);
+    let cotangents = cotangents
+        .iter()
+        .map(|c| format_ident!("{}", c, span = f.name.span()));
+    let ret = gradients(f);
+    let outs = f.ret.items().len();
+    let takes = if outs == 1 {
+        "then the cotangent `dy` of its output (the gradient of the loss with respect to it)".to_string()
+    } else {
+        format!(
+            "then one cotangent per output, `d0` to `d{}`, each of its output's shape",
+            outs - 1
+        )
+    };
+    let summary = format!(" The backward of [`{name}()`], derived at compile time and fused like it.");
+    let detail = format!(
+        " Takes the parameters of `{name}()`, {takes}, and returns the gradient of the loss with          respect to each tensor parameter, in order, each of that parameter's shape: the          vector-Jacobian product that `loss.backward()` computes through `{name}()`. Its graph is          `{name}::BACKWARD`."
+    );
+    quote! {
+        #[doc = #summary]
+        #[doc = ""]
+        #[doc = #detail]
+        #[allow(clippy::too_many_arguments)]
+        #vis fn #backward_name(
+            #(#params,)*
+            #(#cotangents: &::graph_runtime::Tensor),*
+        ) -> ::graph_runtime::Result<#ret> #body
+    }
+}
+
+/// The function and its graph module. `graph` is the `Graph { .. }` expression, `backward` its
+/// backward graph, if it has one.
+pub fn function(f: &Function, graph: TokenStream, backward: Option<Backward>) -> TokenStream {
     let name = &f.name;
     let vis = &f.vis;
     let tensors: Vec<_> = f
@@ -132,31 +196,52 @@ pub fn function(f: &Function, graph: TokenStream, backward: Option<TokenStream>)
     let async_item = async_signature(f, async_body);
     let doc =
         format!("The static graph of [`{name}()`]: print it with `{name}::GRAPH.to_text()` or `.to_dot()`.");
-    let backward = match backward {
+    let (graph, backward_static, backward_item) = match backward {
         Some(b) => {
-            let outs = f.ret.items().len();
-            let cotangents = if outs == 1 {
-                "one cotangent `dy`".to_string()
-            } else {
-                format!("one cotangent per output, `d0` to `d{}`", outs - 1)
-            };
             let doc = format!(
-                " The backward graph, derived at compile time: it takes the parameters of \
-                 `{name}()` in order, then {cotangents} of the output's shape, \
-                 and returns the gradient of each tensor parameter, in order, of its shape. Run \
-                 it with `graph_runtime::__private::run`."
+                " The backward graph of `{name}()`, derived at compile time: it takes the \
+                 parameters of `{name}()` in order, then one cotangent per output, of that \
+                 output's shape, and returns the gradient of each tensor parameter, in order, of \
+                 its shape. `{name}_backward()` runs it; so does `loss.backward()` through a call \
+                 of `{name}()` whose inputs track gradients."
             );
-            quote! {
+            let bgraph = &b.graph;
+            let backward_static = quote! {
                 #[doc = #doc]
-                pub static BACKWARD: ::graph_runtime::Graph = #b;
-            }
+                pub static BACKWARD: ::graph_runtime::Graph = #bgraph;
+            };
+            let cotangents: Vec<_> = b
+                .cotangents
+                .iter()
+                .map(|c| format_ident!("{}", c, span = f.name.span()))
+                .collect();
+            let g = tensors.len();
+            let grads: Vec<_> = (0..g).map(|i| format_ident!("__grad{}", i)).collect();
+            let value = if g == 1 {
+                quote!(#(#grads)*)
+            } else {
+                quote!((#(#grads,)*))
+            };
+            let body = quote!({
+                let [#(#grads),*] = ::graph_runtime::__private::run::<#g>(
+                    &#name::BACKWARD,
+                    &[#(#tensors,)* #(#cotangents),*],
+                    &[#(::core::convert::From::from(#scalars)),*],
+                )?;
+                ::core::result::Result::Ok(#value)
+            });
+            let item = backward_signature(f, &b.cotangents, body);
+            (quote!(#graph.with_backward(&BACKWARD)), backward_static, item)
         }
-        None => quote!(),
+        None => (graph, quote!(), quote!()),
     };
-    let doc = if backward.is_empty() {
+    let doc = if tensors.is_empty() {
+        doc
+    } else if backward_static.is_empty() {
         format!(
             "{doc} It has no `BACKWARD`: the graph language cannot write its backward (a `narrow` \
-             whose remainder after the window is not one monomial, such as `D - 4`)."
+             whose remainder after the window is not one monomial, such as `D - 4`), so \
+             gradients through `{name}()` are computed by Candle's autograd over its ops."
         )
     } else {
         format!("{doc} Its backward graph is `{name}::BACKWARD`.")
@@ -166,12 +251,14 @@ pub fn function(f: &Function, graph: TokenStream, backward: Option<TokenStream>)
 
         #async_item
 
+        #backward_item
+
         #[doc = #doc]
         #vis mod #name {
             /// The checked, optimised and planned graph.
             pub static GRAPH: ::graph_runtime::Graph = #graph;
 
-            #backward
+            #backward_static
 
             // Lists the graph in `graph_runtime::graphs()`.
             #[::graph_runtime::__private::linkme::distributed_slice(::graph_runtime::__private::GRAPHS)]
@@ -182,8 +269,10 @@ pub fn function(f: &Function, graph: TokenStream, backward: Option<TokenStream>)
 }
 
 /// A well-typed stand-in for a function whose body had errors, so the user's calls to it do not
-/// add errors of their own.
-pub fn placeholder(f: &Function) -> TokenStream {
+/// add errors of their own. `taken` says whether another function of the block has a name: the
+/// asynchronous twin is left out where one is named like it (reported by `check_names`), so that
+/// rustc adds no "defined multiple times" of its own.
+pub fn placeholder(f: &Function, taken: impl Fn(&str) -> bool) -> TokenStream {
     let item = signature(
         f,
         quote!({ ::core::unreachable!("lazy_graph reported errors for this function") }),
@@ -197,11 +286,14 @@ pub fn placeholder(f: &Function) -> TokenStream {
             ))
         }),
     );
+    let async_item = match taken(&async_name(f).unraw().to_string()) {
+        true => quote!(),
+        false => quote!(#[allow(unused_variables, unreachable_code)] #async_item),
+    };
     quote! {
         #[allow(unused_variables)]
         #item
 
-        #[allow(unused_variables, unreachable_code)]
         #async_item
     }
 }
