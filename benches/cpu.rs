@@ -4,9 +4,13 @@
 //! - `composed`: the same math written as Candle ops, one op per step;
 //! - `candle_fused`: Candle's hand-fused op, where one exists.
 //!
+//! The `train ...` groups time forward plus backward (`loss.backward()` with every input a `Var`)
+//! of the generated function against the composed ops under Candle's autograd.
+//!
 //! ```text
 //! cargo bench --bench cpu                  # all of them
 //! cargo bench --bench cpu -- 'rms_norm'    # one group
+//! cargo bench --bench cpu -- '^train'      # forward plus backward only
 //! python3 benches/cpu_table.py             # the table of ratios from the last run
 //! ```
 //!
@@ -14,7 +18,7 @@
 //! [`steady_allocator`]), so that every implementation gets its output buffers the same, fastest
 //! way in every run.
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use criterion::{criterion_group, BenchmarkId, Criterion};
 
 mod common;
@@ -157,6 +161,90 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// Forward plus backward: `sum(f(inputs) * c)` then `backward()`, every input a `Var`, through
+/// the generated function (its backward graph, fused) and through the same math composed of
+/// Candle ops (Candle's autograd over each).
+fn train(c: &mut Criterion) {
+    type Way<'a> = &'a dyn Fn(&[&Tensor]) -> Result<Tensor>;
+    for dtype in [DType::F32, DType::BF16] {
+        let t = format!("{dtype:?}").to_lowercase();
+        let mut run = |name: &str, shapes: &[&[usize]], ways: [(&str, Way); 2]| {
+            let vars: Vec<Var> = shapes
+                .iter()
+                .map(|s| Var::from_tensor(&rand(s, dtype)).expect("a Var"))
+                .collect();
+            let inputs: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+            let cotangent = rand(&(ways[0].1)(&inputs).expect("forward").dims().to_vec(), dtype);
+            for (id, f) in ways {
+                c.bench_with_input(BenchmarkId::new(format!("train {name}/{t}"), id), &(), |b, _| {
+                    b.iter(|| {
+                        let y = f(&inputs).expect("forward");
+                        (y * &cotangent)
+                            .and_then(|l| l.sum_all())
+                            .and_then(|l| l.backward())
+                            .expect("backward")
+                    })
+                });
+            }
+        };
+        run(
+            "gelu 1024x4096",
+            &[&[1024, 4096]],
+            [
+                ("lazy_graph", &|i| Ok(gelu(i[0])?)),
+                ("composed", &|i| composed_gelu(i[0])),
+            ],
+        );
+        run(
+            "softmax 1024x1024",
+            &[&[1024, 1024]],
+            [
+                ("lazy_graph", &|i| Ok(softmax(i[0])?)),
+                ("composed", &|i| composed_softmax(i[0])),
+            ],
+        );
+        run(
+            "rms_norm 1024x1024",
+            &[&[1024, 1024], &[1024]],
+            [
+                ("lazy_graph", &|i| Ok(rms_norm(i[0], i[1], 1e-6)?)),
+                ("composed", &|i| composed_rms_norm(i[0], i[1], 1e-6)),
+            ],
+        );
+        run(
+            "layer_norm 1024x1024",
+            &[&[1024, 1024], &[1024], &[1024]],
+            [
+                ("lazy_graph", &|i| Ok(layer_norm(i[0], i[1], i[2], 1e-5)?)),
+                ("composed", &|i| composed_layer_norm(i[0], i[1], i[2], 1e-5)),
+            ],
+        );
+        run(
+            "swiglu 1024x2816",
+            &[&[1024, 2816], &[1024, 2816]],
+            [
+                ("lazy_graph", &|i| Ok(swiglu(i[0], i[1])?)),
+                ("composed", &|i| i[0].silu()? * i[1]),
+            ],
+        );
+        run(
+            "rope 1x8x512x128",
+            &[&[1, 8, 512, 128], &[512, 64], &[512, 64]],
+            [
+                ("lazy_graph", &|i| Ok(rope(i[0], i[1], i[2])?)),
+                ("composed", &|i| composed_rope(i[0], i[1], i[2])),
+            ],
+        );
+    }
+}
+
+criterion_group! {
+    name = training;
+    config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500))
+        .measurement_time(std::time::Duration::from_secs(2));
+    targets = train
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(20).warm_up_time(std::time::Duration::from_millis(500))
@@ -167,6 +255,7 @@ criterion_group! {
 fn main() {
     steady_allocator();
     benches();
+    training();
     Criterion::default().configure_from_args().final_summary();
 }
 
