@@ -100,7 +100,8 @@ pub mod testing {
 }
 
 /// Every graph that `lazy_graph!` generated in this program (its own crate and the crates it
-/// links), for tools that inspect or precompile them; in no particular order.
+/// links), for tools that inspect or precompile them: each function's `GRAPH`, followed by its
+/// `BACKWARD` where it has one ([`Graph::backward`]); in no particular order otherwise.
 ///
 /// ```
 /// graph_runtime::lazy_graph! {
@@ -109,7 +110,7 @@ pub mod testing {
 /// assert!(graph_runtime::graphs().any(|g| g.name() == "twice"));
 /// ```
 pub fn graphs() -> impl Iterator<Item = &'static Graph> {
-    __private::GRAPHS.iter().copied()
+    (__private::GRAPHS.iter()).flat_map(|g| std::iter::once(*g).chain(g.backward()))
 }
 
 /// Runs `graph` on the arguments, pushing its outputs to `out`.
