@@ -9,9 +9,10 @@
 //! be tied that way: the call then runs its kernels as Candle ops (see [`super::fused`]), whose
 //! gradients are as right and slower.
 //!
-//! The op's forward hands Candle a copy of the output the fused call computed: Candle takes a
-//! custom op's result by value and gives no way to move a tensor's storage out. That copy is
-//! the cost of a tracked call over an untracked one, besides the backward itself.
+//! The op's forward hands Candle a copy of the output the fused call computed (and drops the
+//! original): Candle takes a custom op's result by value and gives no way to move a tensor's
+//! storage out. That copy is the cost of a tracked call over an untracked one, besides the
+//! backward itself.
 
 use std::sync::Arc;
 
@@ -84,7 +85,7 @@ pub fn run(
             outputs: outputs.clone(),
             output,
             tracked: inputs.clone(),
-            value,
+            value: std::sync::Mutex::new(Some(value)),
         };
         let t = |k: usize| tensors[inputs[k]];
         let tied = match inputs.len() {
@@ -156,8 +157,9 @@ struct Link {
     output: usize,
     /// The op's arguments, by index among the tensor arguments.
     tracked: SmallVec<[usize; MAX_TRACKED]>,
-    /// The output, as the fused call computed it.
-    value: Tensor,
+    /// The output, as the fused call computed it, until the op's forward hands Candle its copy
+    /// (then dropped: the op lives as long as its output, and need not hold it twice).
+    value: std::sync::Mutex<Option<Tensor>>,
 }
 
 impl Link {
@@ -170,15 +172,16 @@ impl Link {
         &self,
         pick: impl Fn(&Storage) -> Option<&S>,
     ) -> candle_core::Result<(S, Shape)> {
+        let taken = self.value.lock().map(|mut v| v.take());
+        let Ok(Some(value)) = taken else {
+            let msg = format!("{}: the op's forward ran twice", self.name());
+            return Err(candle_core::Error::Msg(msg));
+        };
         // A fused output owns its buffer, from offset 0; a view elsewhere in one is copied first.
-        let fresh;
-        let layout = self.value.layout();
-        let value = match layout.is_contiguous() && layout.start_offset() == 0 {
-            true => &self.value,
-            false => {
-                fresh = self.value.copy()?;
-                &fresh
-            }
+        let owned = value.layout().is_contiguous() && value.layout().start_offset() == 0;
+        let value = match owned {
+            true => value,
+            false => value.copy()?,
         };
         let (storage, layout) = value.storage_and_layout();
         let s = pick(&storage).ok_or_else(|| {
