@@ -121,8 +121,9 @@ fn check(case: &common::Case, rng: &mut StdRng, device: &Device, all: bool) -> R
     let name = case.name;
     // Up to three tracked inputs, the fused call's gradient comes from its backward graph (every
     // example graph has one); with more, from its kernels run as Candle ops.
+    // (An input reached only through a comparison or a condition has no gradient to tie.)
     let count = vars.iter().flatten().count();
-    if count <= 3 {
+    if count <= 3 && fused.iter().any(Option::is_some) {
         assert!(
             graph_runtime::testing::tied_outputs() > tied,
             "{name}: with {count} tracked inputs the gradient did not come from the backward graph"
@@ -233,7 +234,13 @@ fn dtype_error(case: &common::Case, rng: &mut StdRng, device: &Device, dtype: DT
         i.tensors.iter().map(|t| Var::from_tensor(t).map(Some)).collect()
     };
     let fused = gradients(case, &inputs, &vars(&inputs)?, &cotangents, Mode::Fused)?;
-    let exact = gradients(case, &wide, &vars(&wide)?, &cotangents, Mode::Eager)?;
+    // Rounded inputs tie in a row's max; see `TIES`.
+    let mode = if TIES.contains(&case.name) {
+        Mode::Fused
+    } else {
+        Mode::Eager
+    };
+    let exact = gradients(case, &wide, &vars(&wide)?, &cotangents, mode)?;
     let mut worst = 0.0f64;
     for (f, e) in fused.iter().zip(&exact) {
         let (Some(f), Some(e)) = (f, e) else { continue };
@@ -247,6 +254,12 @@ fn dtype_error(case: &common::Case, rng: &mut StdRng, device: &Device, dtype: DT
     }
     Ok(worst)
 }
+
+/// Cases with a row `max` as an output. Rounded to a half type, a row's largest values often
+/// tie; PyTorch's `amax`, and the backward graph, split the cotangent evenly among the ties, while
+/// Candle's `max` backward gives each of them all of it. Their reference is the backward graph in
+/// f64 on the same inputs (the f64 test above ties it to Candle's autograd, where no values tie).
+const TIES: &[&str] = &["masked"];
 
 /// Gradients in every float dtype against f64 autograd on the same inputs, each within its
 /// dtype's tolerance (relative to the largest gradient, at least 1): f32 1e-5 (observed at most
