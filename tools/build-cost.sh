@@ -7,10 +7,13 @@
 #   tools/build-cost.sh            # cargo check, debug and release, 3 runs each: medians of the
 #                                  # wall time and of the CPU time (user + system)
 #   RUNS=5 tools/build-cost.sh
+#   BACKWARD=0 tools/build-cost.sh # graph-runtime without its default `backward` feature
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 runs=${RUNS:-3}
 dir=${BUILD_COST_DIR:-$HOME/.cache/lazy-graph-build-cost}
+features=""
+[ "${BACKWARD:-1}" = 0 ] && features=", default-features = false"
 mkdir -p "$dir/src"
 cp "$repo/Cargo.lock" "$dir/Cargo.lock"
 cat >"$dir/Cargo.toml" <<EOF
@@ -26,7 +29,7 @@ publish = false
 kernels = []
 
 [dependencies]
-graph-runtime = { path = "$repo/graph-runtime" }
+graph-runtime = { path = "$repo/graph-runtime"$features }
 candle-core = "0.11"
 EOF
 cat >"$dir/src/lib.rs" <<'EOF'

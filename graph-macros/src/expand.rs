@@ -44,7 +44,12 @@ pub fn expand(input: TokenStream) -> TokenStream {
         let graph = optimise(graph);
         // Kernel and static names derive from it: `r#match` names the kernels `match_k0`, ...
         let name = f.name.unraw().to_string();
-        let backward = differentiate(&graph).map(|b| {
+        let derived = if cfg!(feature = "backward") {
+            differentiate(&graph)
+        } else {
+            None
+        };
+        let backward = derived.map(|b| {
             let b = optimise(b);
             let cotangents = b.params[graph.params.len()..]
                 .iter()

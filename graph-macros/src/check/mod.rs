@@ -37,8 +37,8 @@ use dims::Symbols;
 pub(crate) const INF: &str = "inf";
 
 /// Reports each function named like an item generated for another function of the block: its
-/// asynchronous twin `f_async` and, for a function with a tensor parameter, its backward
-/// `f_backward` (which rustc would otherwise reject as defined twice).
+/// asynchronous twin `f_async` and, for a function with a tensor parameter (with the `backward`
+/// feature), its backward `f_backward` (which rustc would otherwise reject as defined twice).
 pub fn check_names(functions: &[Function], errors: &mut Errors) {
     let names: BTreeMap<String, &Function> = functions
         .iter()
@@ -54,7 +54,7 @@ pub fn check_names(functions: &[Function], errors: &mut Errors) {
                 continue;
             };
             let tensors = owner.params.iter().any(|p| matches!(p.ty, ParamType::Tensor(_)));
-            if suffix == "_async" || tensors {
+            if suffix == "_async" || (tensors && cfg!(feature = "backward")) {
                 let diag = Diag::GeneratedName {
                     name: name.clone(),
                     owner: owner.name.unraw().to_string(),

@@ -237,6 +237,12 @@ pub fn function(f: &Function, graph: TokenStream, backward: Option<Backward>) ->
     };
     let doc = if tensors.is_empty() {
         doc
+    } else if backward_static.is_empty() && !cfg!(feature = "backward") {
+        format!(
+            "{doc} It has no `BACKWARD`: `graph-runtime` was built without its `backward` \
+             feature, so gradients through `{name}()` are computed by Candle's autograd over its \
+             ops."
+        )
     } else if backward_static.is_empty() {
         format!(
             "{doc} It has no `BACKWARD`: the graph language cannot write its backward (a `narrow` \
