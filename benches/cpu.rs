@@ -174,7 +174,7 @@ fn train(c: &mut Criterion) {
                 .map(|s| Var::from_tensor(&rand(s, dtype)).expect("a Var"))
                 .collect();
             let inputs: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
-            let cotangent = rand(&(ways[0].1)(&inputs).expect("forward").dims().to_vec(), dtype);
+            let cotangent = rand((ways[0].1)(&inputs).expect("forward").dims(), dtype);
             for (id, f) in ways {
                 c.bench_with_input(BenchmarkId::new(format!("train {name}/{t}"), id), &(), |b, _| {
                     b.iter(|| {
