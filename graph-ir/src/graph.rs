@@ -22,6 +22,7 @@ pub struct Graph {
     pub(crate) checks: &'static [u32],
     pub(crate) single: Option<&'static [Source]>,
     pub(crate) backward: Option<&'static Graph>,
+    pub(crate) reached: &'static [&'static [u16]],
 }
 
 impl Graph {
@@ -49,15 +50,18 @@ impl Graph {
             checks,
             single,
             backward: None,
+            reached: &[],
         }
     }
 
-    /// The graph with `backward` as its backward graph (see [`Graph::backward`]), for generated
+    /// The graph with `backward` as its backward graph (see [`Graph::backward`]) and, for each
+    /// output, the tensor arguments its gradient reaches (see [`Graph::reached`]), for generated
     /// code.
     #[doc(hidden)]
-    pub const fn with_backward(self, backward: &'static Graph) -> Graph {
+    pub const fn with_backward(self, backward: &'static Graph, reached: &'static [&'static [u16]]) -> Graph {
         Graph {
             backward: Some(backward),
+            reached,
             ..self
         }
     }
@@ -113,6 +117,14 @@ impl Graph {
     /// backward the graph language cannot write.
     pub fn backward(&self) -> Option<&'static Graph> {
         self.backward
+    }
+
+    /// For each output of a graph with a [`Graph::backward`], the tensor arguments (by index
+    /// among the tensor parameters, in order) it depends on through ops that carry gradients
+    /// ([`Op::carries_gradient`]): the arguments its cotangent sends a gradient to. Empty for a
+    /// graph with no backward.
+    pub fn reached(&self) -> &'static [&'static [u16]] {
+        self.reached
     }
 }
 

@@ -120,6 +120,36 @@ pub fn differentiate(forward: &Graph) -> Option<Graph> {
     Some(b.g)
 }
 
+/// For each output of `forward`, the tensor parameters (by index among the tensor parameters, in
+/// order) it depends on through ops that carry gradients ([`Op::carries_gradient`]): those its
+/// cotangent sends a gradient to, as the runtime ties them (`Graph::reached`).
+pub fn reached(forward: &Graph) -> Vec<Vec<u16>> {
+    let mut slots = Vec::with_capacity(forward.params.len());
+    let mut count = 0u16;
+    for p in &forward.params {
+        slots.push(matches!(p.kind, ParamKind::Tensor(_)).then(|| {
+            count += 1;
+            count - 1
+        }));
+    }
+    let mut deps: Vec<std::collections::BTreeSet<u16>> = Vec::with_capacity(forward.nodes.len());
+    for node in &forward.nodes {
+        let mut d = std::collections::BTreeSet::new();
+        for (k, a) in node.args.iter().enumerate() {
+            if node.op.carries_gradient(k) {
+                d.extend(deps[a.index()].iter().copied());
+            }
+        }
+        if let Op::Input(p) = node.op {
+            d.extend(slots[p as usize]);
+        }
+        deps.push(d);
+    }
+    (forward.outputs.iter())
+        .map(|o| deps[o.index()].iter().copied().collect())
+        .collect()
+}
+
 /// Whether each node depends on a tensor parameter (only those can have a gradient).
 fn tracked(graph: &Graph) -> Vec<bool> {
     let mut out = Vec::with_capacity(graph.nodes.len());

@@ -6,7 +6,7 @@ use syn::ext::IdentExt;
 
 use crate::check::{check_function, check_names};
 use crate::diag::Errors;
-use crate::differentiate::differentiate;
+use crate::differentiate::{differentiate, reached};
 use crate::emit;
 use crate::limits;
 use crate::passes::optimise;
@@ -58,6 +58,7 @@ pub fn expand(input: TokenStream) -> TokenStream {
             emit::rust::Backward {
                 graph: planned(&format!("{name}_backward"), &b),
                 cotangents,
+                reached: reached(&graph),
             }
         });
         out.extend(emit::rust::function(f, planned(&name, &graph), backward));

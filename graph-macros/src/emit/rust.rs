@@ -92,6 +92,8 @@ pub struct Backward {
     pub graph: TokenStream,
     /// The names of its cotangent parameters, after the function's own: `dy`, or `d0`, `d1`, ...
     pub cotangents: Vec<String>,
+    /// For each output, the tensor parameters its gradient reaches (`Graph::reached`).
+    pub reached: Vec<Vec<u16>>,
 }
 
 /// The name of the backward function, spanned at the user's function name.
@@ -115,14 +117,11 @@ fn gradients(f: &Function) -> TokenStream {
 }
 
 /// The signature of the backward function, with `body` as its block.
-fn backward_signature(f: &Function, cotangents: &[String], body: TokenStream) -> TokenStream {
+fn backward_signature(f: &Function, cotangents: &[Ident], body: TokenStream) -> TokenStream {
     let vis = &f.vis;
     let name = &f.name;
     let backward_name = backward_name(f);
     let params = params(f);
-    let cotangents = cotangents
-        .iter()
-        .map(|c| format_ident!("{}", c, span = f.name.span()));
     let ret = gradients(f);
     let outs = f.ret.items().len();
     let takes = if outs == 1 {
@@ -230,8 +229,10 @@ pub fn function(f: &Function, graph: TokenStream, backward: Option<Backward>) ->
                 )?;
                 ::core::result::Result::Ok(#value)
             });
-            let item = backward_signature(f, &b.cotangents, body);
-            (quote!(#graph.with_backward(&BACKWARD)), backward_static, item)
+            let item = backward_signature(f, &cotangents, body);
+            let reached = b.reached.iter().map(|r| quote!(&[#(#r),*]));
+            let graph = quote!(#graph.with_backward(&BACKWARD, &[#(#reached),*]));
+            (graph, backward_static, item)
         }
         None => (graph, quote!(), quote!()),
     };

@@ -20,7 +20,7 @@ use candle_core::backend::BackendStorage;
 use candle_core::{
     CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, Layout, MetalStorage, Shape, Storage, Tensor,
 };
-use graph_ir::{Graph, Op, ParamKind};
+use graph_ir::Graph;
 use smallvec::SmallVec;
 
 use crate::bind::Bound;
@@ -54,11 +54,10 @@ pub fn run(
     if !tensors.iter().any(|t| t.track_op()) {
         return Ok(false);
     }
-    let reach = reaching(graph);
-    let tracked: Vec<SmallVec<[usize; MAX_TRACKED]>> = reach
-        .iter()
+    // The macro lists, per output, the inputs a gradient can reach (`Graph::reached`).
+    let tracked: Vec<SmallVec<[usize; MAX_TRACKED]>> = (graph.reached().iter())
         .map(|inputs| {
-            (inputs.iter().copied())
+            (inputs.iter().map(|&i| i as usize))
                 .filter(|&i| tensors[i].track_op())
                 .collect()
         })
@@ -97,51 +96,6 @@ pub fn run(
         TIED.set(TIED.get() + 1);
     }
     Ok(true)
-}
-
-/// For each output of `graph`, the tensor arguments (by index among the tensor parameters) it
-/// depends on through ops that carry gradients ([`Op::carries_gradient`]), in order: the others
-/// get no gradient from it, as in Candle's and PyTorch's autograd.
-fn reaching(graph: &Graph) -> Vec<SmallVec<[usize; 4]>> {
-    let params = graph.params();
-    let slot = |p: u16| {
-        params[..p as usize]
-            .iter()
-            .filter(|q| matches!(q.kind, ParamKind::Tensor(_)))
-            .count()
-    };
-    // The tensor arguments each node depends on, as a set of bits for the usual few arguments.
-    let mut deps: Vec<u128> = Vec::with_capacity(graph.nodes().len());
-    let mut wide = false;
-    for node in graph.nodes() {
-        let mut d = (node.args.iter().enumerate())
-            .filter(|(k, _)| node.op.carries_gradient(*k))
-            .fold(0u128, |m, (_, a)| m | deps[*a as usize]);
-        if let Op::Input(p) = node.op {
-            if matches!(params[p as usize].kind, ParamKind::Tensor(_)) {
-                let s = slot(p);
-                match 1u128.checked_shl(s as u32) {
-                    Some(bit) => d |= bit,
-                    None => wide = true,
-                }
-            }
-        }
-        deps.push(d);
-    }
-    let tensors = params
-        .iter()
-        .filter(|q| matches!(q.kind, ParamKind::Tensor(_)))
-        .count();
-    graph
-        .outputs()
-        .iter()
-        .map(|&o| {
-            // Past 128 tensor arguments, every output is taken to depend on every argument.
-            (0..tensors)
-                .filter(|&i| wide || deps[o as usize] >> i & 1 == 1)
-                .collect()
-        })
-        .collect()
 }
 
 /// The custom op tying one output of a fused call to the tracked inputs it depends on.
