@@ -70,6 +70,7 @@ reference_tests! {
     attention: ATTENTION,
     add_rms_norm: ADD_RMS_NORM,
     center_columns: CENTER_COLUMNS,
+    column_stats: COLUMN_STATS,
     rounding: ROUNDING,
     log1p_expm1: LOG1P_EXPM1,
     masked: MASKED,

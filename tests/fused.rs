@@ -328,3 +328,46 @@ fn rows_split_over_threads() -> Result<()> {
     }
     Ok(())
 }
+
+/// Column kernels reduce in two fixed stages (chunks of the reduced rows, then their partial
+/// results in order), so their results are the same bits whatever the threads: on one thread,
+/// two and four, here on columns long enough to be cut into many chunks and spread.
+#[test]
+fn column_reductions_repeat_bit_for_bit_over_threads() -> Result<()> {
+    let mut rng = common::rng();
+    for dtype in [DType::F32, DType::BF16] {
+        for (n, s, d) in [(3000, 3, 37), (257, 9, 1), (40_000, 1, 16)] {
+            let x = common::randn(&mut rng, &[n, s, d], 0.0, 1.0)?.to_dtype(dtype)?;
+            let w = common::randn(&mut rng, &[d], 1.0, 0.5)?.to_dtype(dtype)?;
+            let run = |threads: usize| -> Vec<Vec<f64>> {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let (a, b, c, e) = pool
+                    .install(|| fused(|| common::column_stats(&x, &w)))
+                    .expect("runs");
+                [a, b, c, e]
+                    .iter()
+                    .map(|t| {
+                        t.to_dtype(DType::F64)
+                            .and_then(|t| t.flatten_all()?.to_vec1())
+                            .unwrap()
+                    })
+                    .collect()
+            };
+            let one = run(1);
+            for threads in [2, 4] {
+                let many = run(threads);
+                for (k, (a, b)) in one.iter().zip(&many).enumerate() {
+                    let same = a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(
+                        same,
+                        "column_stats {dtype:?} [{n}, {s}, {d}] output {k}: {threads} threads differ from 1"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

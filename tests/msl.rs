@@ -577,6 +577,7 @@ fn launch_configurations_are_valid() {
                                 outputs: k.outputs.len(),
                                 rank: k.prefix.len(),
                                 sizes: k.sizes.len(),
+                                columns: matches!(k.kind, graph_ir::KernelKind::Column { .. }),
                             };
                             assert_eq!(w.len(), l.words(), "{what}");
                             for (i, input) in req.inputs.iter().enumerate() {

@@ -469,17 +469,33 @@ pub struct RowArgs<'a, T: Elem> {
 /// code builds these kernels.
 pub type RowFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [MaybeUninit<T>]]);
 
+/// A generated column kernel for one storage type: for each of the call's `rows` rows of its
+/// domain (one after another along the reduced axis, `row_steps` apart), takes every column's
+/// value into `accs[i]`, the accumulator row (in the compute type, `cols.len()` long) of output
+/// `i`, by its reduction's combine. The runtime starts the accumulators at the reductions'
+/// identity, and combines and finishes them ([`crate::plan::KernelKind::Column`]).
+pub type ColFn<T> = fn(&RowArgs<'_, T>, &mut [&mut [<T as Elem>::C]]);
+
+/// The functions of a kernel for one storage type, in two variants: `[contiguous, strided]`.
+#[derive(Debug)]
+pub enum CpuFns<T: Elem> {
+    /// A row or pointwise kernel.
+    Rows([RowFn<T>; 2]),
+    /// A column kernel.
+    Columns([ColFn<T>; 2]),
+}
+
 /// A generated kernel for every storage type, in two variants: `[contiguous, strided]`. The
 /// contiguous variant may assume every column-indexed input has column stride 1; the strided one
 /// takes any strides, and stands in both places for the storage types the macro generates no
-/// contiguous variant for (f64 and f16: see the macro's `emit::cpu::table`). Each one keeps the
-/// [`RowFn`] contract: it writes every element of its outputs.
+/// contiguous variant for (f64 and f16: see the macro's `emit::cpu::table`). Each row variant
+/// keeps the [`RowFn`] contract: it writes every element of its outputs.
 #[derive(Debug)]
 pub struct CpuKernel {
-    pub f32: [RowFn<f32>; 2],
-    pub f64: [RowFn<f64>; 2],
-    pub f16: [RowFn<f16>; 2],
-    pub bf16: [RowFn<bf16>; 2],
+    pub f32: CpuFns<f32>,
+    pub f64: CpuFns<f64>,
+    pub f16: CpuFns<f16>,
+    pub bf16: CpuFns<bf16>,
 }
 
 #[cfg(test)]

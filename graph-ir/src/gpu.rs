@@ -38,13 +38,19 @@ pub struct GpuKernel {
 /// strides (one per prefix dim, outermost first), the prefix dims, each prefix dim's division
 /// magic (see [`magic`]), each input's scalar value (as `f64` bits; unused for tensor inputs), the
 /// sizes, each output's row length, the row count, and the division magic of the row length of
-/// a pointwise kernel. Strides and sizes count elements; pointers are device addresses.
+/// a pointwise kernel. A column kernel ([`crate::KernelKind::Column`]) has more after those: a
+/// pointer to each output's partial results (in the compute type), the stage of the launch (0:
+/// partials, 1: their combination), the rows of a chunk of the reduced axis, the number of
+/// chunks, and the number of output rows. Strides and sizes count elements; pointers are device
+/// addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArgLayout {
     pub inputs: usize,
     pub outputs: usize,
     pub rank: usize,
     pub sizes: usize,
+    /// Whether the kernel is a column kernel, with the words only those have.
+    pub columns: bool,
 }
 
 impl ArgLayout {
@@ -92,15 +98,44 @@ impl ArgLayout {
         self.rows() + 1
     }
 
+    /// A column kernel's pointer to the partial results of output `k`.
+    pub fn partials(&self, k: usize) -> usize {
+        self.width_magic() + 1 + k
+    }
+
+    /// A column kernel's stage: 0 computes the partial results, 1 combines them.
+    pub fn stage(&self) -> usize {
+        self.partials(self.outputs)
+    }
+
+    /// A column kernel's rows per chunk of the reduced axis.
+    pub fn chunk(&self) -> usize {
+        self.stage() + 1
+    }
+
+    /// A column kernel's number of chunks (partial results per output element).
+    pub fn parts(&self) -> usize {
+        self.stage() + 2
+    }
+
+    /// A column kernel's number of output rows.
+    pub fn out_rows(&self) -> usize {
+        self.stage() + 3
+    }
+
     /// The number of words.
     pub fn words(&self) -> usize {
-        self.width_magic() + 1
+        match self.columns {
+            true => self.out_rows() + 1,
+            false => self.width_magic() + 1,
+        }
     }
 }
 
 /// Metal binds each tensor as a buffer of its own (Candle orders work by buffer), beside the
 /// argument words at buffer 0: input `k` at buffer `1 + k` (scalar inputs have none), output `k`
-/// at buffer `1 + inputs + k`. The pointer words of [`ArgLayout`] go unused there.
+/// at buffer `1 + inputs + k`, a column kernel's partial results of output `k` at buffer
+/// `1 + inputs + outputs + k`. The pointer words of [`ArgLayout`] go unused there.
 pub mod metal {
     /// The buffer index of input `k`'s tensor.
     pub fn input_buffer(k: usize) -> usize {
@@ -110,6 +145,11 @@ pub mod metal {
     /// The buffer index of output `k` of a kernel with `inputs` inputs.
     pub fn output_buffer(inputs: usize, k: usize) -> usize {
         1 + inputs + k
+    }
+
+    /// The buffer index of a column kernel's partial results of output `k`.
+    pub fn partials_buffer(inputs: usize, outputs: usize, k: usize) -> usize {
+        1 + inputs + outputs + k
     }
 }
 
@@ -152,11 +192,18 @@ mod tests {
 
     #[test]
     fn every_word_has_one_owner() {
+        for columns in [false, true] {
+            every_word_has_one_owner_in(columns);
+        }
+    }
+
+    fn every_word_has_one_owner_in(columns: bool) {
         let l = ArgLayout {
             inputs: 3,
             outputs: 2,
             rank: 2,
             sizes: 4,
+            columns,
         };
         let mut owners = vec![0; l.words()];
         let mut own = |w: usize| owners[w] += 1;
@@ -181,6 +228,12 @@ mod tests {
         }
         own(l.rows());
         own(l.width_magic());
+        if columns {
+            (0..l.outputs).for_each(|k| own(l.partials(k)));
+            [l.stage(), l.chunk(), l.parts(), l.out_rows()]
+                .into_iter()
+                .for_each(&mut own);
+        }
         assert!(owners.iter().all(|&n| n == 1), "{owners:?}");
     }
 }

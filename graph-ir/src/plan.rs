@@ -17,6 +17,14 @@ pub enum KernelKind {
     /// One row (the last axis) at a time: reductions over the last axis with the pointwise and
     /// row-local layout work around them.
     Row,
+    /// Reductions over the prefix axes `axis..axis + axes` (not the last): a weight's gradient
+    /// summed over rows. The kernel's prefix is that of the values it reduces (its *domain*);
+    /// each output element is the reduction of one column of the domain over those axes,
+    /// computed from the kernel's inputs with the pointwise work it holds, and the outputs hold
+    /// them in the order of the domain's other axes. Runs in two stages: partial results over
+    /// fixed chunks of the reduced rows, then their combination in order, so the result is the
+    /// same bits at every run whatever the threads.
+    Column { axis: u8, axes: u8 },
 }
 
 /// A fused kernel: the nodes it computes, what it reads and what it writes.
@@ -26,7 +34,8 @@ pub struct Kernel {
     pub name: &'static str,
     /// The loop shape: elementwise, or one row at a time.
     pub kind: KernelKind,
-    /// The iteration space: every output has this shape before its last dim.
+    /// The iteration space: every output has this shape before its last dim (for a column
+    /// kernel, the shape of the values it reduces before their last dim).
     pub prefix: &'static [crate::Dim],
     /// Nodes computed inside the kernel, in topological order.
     pub nodes: &'static [u32],

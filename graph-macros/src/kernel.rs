@@ -22,7 +22,8 @@ pub struct Kernel {
     /// Unique within the function, e.g. `softmax_k0`; names the generated items.
     pub name: String,
     pub kind: KernelKind,
-    /// The iteration space: every output has this shape before its last dim.
+    /// The iteration space: every output has this shape before its last dim (for a column
+    /// kernel, the shape of the values it reduces before their last dim).
     pub prefix: Vec<Dim>,
     /// Computed inside, topological order.
     pub nodes: Vec<NodeId>,
@@ -66,13 +67,26 @@ pub enum Stmt {
     },
     /// Writes these one-per-row outputs.
     WriteRowScalars(Vec<usize>),
+    /// A column kernel's one loop over columns `0..sizes[len]` of a row of its domain, taking
+    /// each output's value at that column into the output's accumulator row.
+    Accumulate {
+        len: usize,
+        outputs: Vec<usize>,
+        /// The node each output reduces: its reduction's argument, or what a reshape merging the
+        /// reduced axes reshaped.
+        values: Vec<NodeId>,
+        /// The column inputs the loop reads (indices into `inputs`).
+        reads: BTreeSet<usize>,
+    },
 }
 
 impl Stmt {
     /// The column inputs this statement's column loop reads; none for per-row statements.
     pub fn reads(&self) -> Option<&BTreeSet<usize>> {
         match self {
-            Stmt::Reduce { reads, .. } | Stmt::Write { reads, .. } => Some(reads),
+            Stmt::Reduce { reads, .. } | Stmt::Write { reads, .. } | Stmt::Accumulate { reads, .. } => {
+                Some(reads)
+            }
             Stmt::RowScalars(_) | Stmt::WriteRowScalars(_) => None,
         }
     }

@@ -12,6 +12,7 @@ use graph_ir::{Access, Dim, KernelKind, Op, OpClass};
 
 use crate::ir::{Graph, NodeId, Ty};
 use crate::kernel::{is_row_scalar, last_dim, Kernel, Stmt};
+use crate::plan::column_reduction;
 
 /// The kernel named `name` that computes `nodes` (topological order), reading `inputs` (first-use
 /// order) and writing `outputs`, as the planner grouped them.
@@ -22,18 +23,14 @@ pub fn schedule(
     inputs: Vec<NodeId>,
     outputs: Vec<NodeId>,
 ) -> Kernel {
+    if outputs
+        .first()
+        .is_some_and(|o| column_reduction(graph, *o).is_some())
+    {
+        return columns(graph, name, nodes, inputs, outputs);
+    }
     let last = |id: NodeId| last_dim(graph, id);
-    let inputs: Vec<(NodeId, Access)> = inputs
-        .iter()
-        .map(|&id| {
-            let access = match graph.node(id).ty {
-                Ty::Scalar => Access::Scalar,
-                _ if is_row_scalar(graph, id) => Access::RowScalar,
-                _ => Access::Column,
-            };
-            (id, access)
-        })
-        .collect();
+    let inputs = accesses(graph, &inputs);
 
     // Stage of each node: how many reductions deep it is.
     let mut stage: BTreeMap<NodeId, usize> = BTreeMap::new();
@@ -166,6 +163,68 @@ pub fn schedule(
     kernel
 }
 
+/// How a kernel reads each input: a scalar, one value per row, or a value per column.
+fn accesses(graph: &Graph, inputs: &[NodeId]) -> Vec<(NodeId, Access)> {
+    inputs
+        .iter()
+        .map(|&id| {
+            let access = match graph.node(id).ty {
+                Ty::Scalar => Access::Scalar,
+                _ if is_row_scalar(graph, id) => Access::RowScalar,
+                _ => Access::Column,
+            };
+            (id, access)
+        })
+        .collect()
+}
+
+/// A column kernel: `outputs` are reductions along the same prefix axes of values of one shape
+/// (the domain), computed from `inputs` through the pointwise `nodes`. One statement: every row
+/// of the domain takes its columns into the accumulators.
+fn columns(
+    graph: &Graph,
+    name: String,
+    nodes: Vec<NodeId>,
+    inputs: Vec<NodeId>,
+    outputs: Vec<NodeId>,
+) -> Kernel {
+    let reductions: Vec<_> = outputs
+        .iter()
+        .map(|o| column_reduction(graph, *o).expect("a column kernel's outputs are column reductions"))
+        .collect();
+    let (axis, axes) = (reductions[0].axis, reductions[0].axes);
+    let domain = graph.node(reductions[0].source).ty.shape().unwrap_or_default();
+    let inputs = accesses(graph, &inputs);
+    let mut sizes: Vec<Dim> = vec![*domain.last().expect("a column reduction has rank 2 or more")];
+    for &(id, access) in &inputs {
+        let d = last_dim(graph, id);
+        if access == Access::Column && !sizes.contains(&d) {
+            sizes.push(d);
+        }
+    }
+    let mut kernel = Kernel {
+        name,
+        kind: KernelKind::Column { axis, axes },
+        prefix: domain[..domain.len() - 1].to_vec(),
+        nodes,
+        inputs,
+        stmts: vec![Stmt::Accumulate {
+            len: 0,
+            outputs: (0..outputs.len()).collect(),
+            values: reductions.iter().map(|r| r.source).collect(),
+            reads: BTreeSet::new(),
+        }],
+        outputs,
+        sizes,
+        // Every value is computed at its column, even one of a domain one column wide.
+        row_scalars: BTreeSet::new(),
+        remaps: false,
+        cached: BTreeSet::new(),
+    };
+    fill_reads(graph, &mut kernel);
+    kernel
+}
+
 /// Sets what each column loop of `k` reads.
 fn fill_reads(graph: &Graph, k: &mut Kernel) {
     let roots: Vec<Option<Vec<NodeId>>> = k
@@ -176,13 +235,16 @@ fn fill_reads(graph: &Graph, k: &mut Kernel) {
                 Some(reductions.iter().map(|r| graph.node(*r).args[0]).collect())
             }
             Stmt::Write { outputs, .. } => Some(outputs.iter().map(|o| k.outputs[*o]).collect()),
+            Stmt::Accumulate { values, .. } => Some(values.clone()),
             Stmt::RowScalars(_) | Stmt::WriteRowScalars(_) => None,
         })
         .collect();
     for (i, roots) in roots.into_iter().enumerate() {
         let Some(roots) = roots else { continue };
         let found = reads(graph, k, &roots);
-        if let Stmt::Reduce { reads, .. } | Stmt::Write { reads, .. } = &mut k.stmts[i] {
+        if let Stmt::Reduce { reads, .. } | Stmt::Write { reads, .. } | Stmt::Accumulate { reads, .. } =
+            &mut k.stmts[i]
+        {
             *reads = found;
         }
     }

@@ -10,8 +10,8 @@
 //! - Reductions past a simdgroup meet in `lg_part`, a threadgroup array that Metal lets only a
 //!   kernel declare, handed to the prelude's `lg_reduce_*`.
 
-use graph_ir::gpu::metal::{input_buffer, output_buffer};
-use graph_ir::{Access, ArgLayout};
+use graph_ir::gpu::metal::{input_buffer, output_buffer, partials_buffer};
+use graph_ir::{Access, ArgLayout, KernelKind};
 
 use crate::emit::clike::{self, Dialect};
 use crate::ir::Graph;
@@ -47,6 +47,12 @@ fn params(k: &Kernel, _: &ArgLayout) -> Vec<String> {
             "device T* q{o} [[buffer({})]]",
             output_buffer(k.inputs.len(), o)
         ));
+    }
+    if let KernelKind::Column { .. } = k.kind {
+        for o in 0..k.outputs.len() {
+            let b = partials_buffer(k.inputs.len(), k.outputs.len(), o);
+            params.push(format!("device C* r{o} [[buffer({b})]]"));
+        }
     }
     params.push("uint lg_tid [[thread_position_in_threadgroup]]".to_string());
     params.push("uint lg_tg [[threadgroup_position_in_grid]]".to_string());

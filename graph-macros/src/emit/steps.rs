@@ -35,6 +35,9 @@ pub fn steps(graph: &Graph, steps: &[Step]) -> TokenStream {
                 let kind = match k.kind {
                     KernelKind::Pointwise => quote!(#p::KernelKind::Pointwise),
                     KernelKind::Row => quote!(#p::KernelKind::Row),
+                    KernelKind::Column { axis, axes } => {
+                        quote!(#p::KernelKind::Column { axis: #axis, axes: #axes })
+                    }
                 };
                 let prefix = k.prefix.iter().map(dim);
                 let nodes = k.nodes.iter().map(|n| n.0);

@@ -1,9 +1,8 @@
 //! The fused executor: runs a graph's plan step by step. Kernels run as generated code on their
-//! device; library steps (matmul, layout, reductions over other axes) run through Candle.
+//! device; library steps (matmul, layout) run through Candle.
 //!
-//! Values stay in their storage dtype between steps, except the results of library reductions,
-//! which keep the compute dtype. A kernel whose inputs or outputs are not all in the graph's
-//! dtype (such a reduction, or a `cast` crossing a kernel boundary), whose device has no
+//! Values stay in their storage dtype between steps. A kernel whose inputs or outputs are not
+//! all in the graph's dtype (a `cast` crossing a kernel boundary), whose device has no
 //! generated code, or with an empty output (CUDA launches nothing for those), runs its nodes
 //! through the eager executor instead, with the same results. So does a kernel with an input that
 //! tracks gradients: Candle's autograd then sees each node as the Candle op it runs, and
@@ -78,9 +77,7 @@ pub fn run(
                         let args = converted(&storage, graph, n, &values, |_| storage.storage(n))?;
                         storage.node(n, &args.iter().collect::<Vec<_>>())?
                     }
-                    // Other reductions keep the compute dtype: rounding a column mean to bf16
-                    // before `x - mean` cancels would cost digits the eager path keeps. Kernels
-                    // reading such a value run through the eager path below.
+                    // Matmul on the CPU, in the compute dtype (reductions are all kernels).
                     _ => {
                         let args = converted(&compute, graph, n, &values, |_| compute.compute)?;
                         compute.node(n, &args.iter().collect::<Vec<_>>())?

@@ -6,11 +6,13 @@
 //!
 //! - `skeleton.rs`: a kernel's signature, the arguments it reads once, its loop over rows;
 //! - `rows.rs`: a row kernel's column loops, reductions and writes;
+//! - `columns.rs`: a column kernel's two stages;
 //! - `body.rs`: the statements computing a kernel's nodes at one column.
 
 use std::fmt::Write as _;
 
 mod body;
+mod columns;
 mod dialect;
 mod rows;
 mod skeleton;

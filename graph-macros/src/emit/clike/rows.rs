@@ -45,6 +45,7 @@ pub(super) fn row_body(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) 
             Stmt::Reduce { len, reductions, .. } => reduce(w, d, body, *len, reductions, &cols),
             Stmt::RowScalars(nodes) => row_scalars(w, body, nodes),
             Stmt::Write { len, outputs, .. } => write(w, d, body, *len, outputs, &cols),
+            Stmt::Accumulate { .. } => unreachable!("row kernels write their rows"),
             Stmt::WriteRowScalars(outputs) => {
                 w.open("if (lg_live && lg_lane == 0)");
                 for o in outputs {

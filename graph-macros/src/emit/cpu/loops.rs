@@ -43,6 +43,7 @@ impl Cx<'_> {
             }
             Stmt::Reduce { len, reductions, .. } => self.reduce(*len, reductions, None),
             Stmt::Write { len, outputs, .. } => self.write(*len, outputs),
+            Stmt::Accumulate { .. } => unreachable!("column kernels have a function of their own"),
             Stmt::WriteRowScalars(outputs) => {
                 let stores = outputs.iter().map(|&i| {
                     let o = format_ident!("o{}", i);
@@ -76,6 +77,7 @@ impl Cx<'_> {
                 quote!(a.cols.end.min(#n) - c0),
             ),
             graph_ir::KernelKind::Row => (quote!(0..#n), quote!(0usize), quote!(#n)),
+            graph_ir::KernelKind::Column { .. } => unreachable!("column kernels accumulate"),
         };
         let bounds = outputs.iter().map(|&i| {
             let o = format_ident!("o{}", i);
@@ -142,6 +144,43 @@ impl Cx<'_> {
             })
             .collect();
         (scope.stmts, stores)
+    }
+
+    /// A column kernel's loop body at column `c`: the statements computing each output's
+    /// reduction argument, and each accumulator's update by the reduction's combine (a max or
+    /// min that meets a NaN keeps it, as the row reductions do).
+    pub(super) fn accumulate_body(
+        &self,
+        outputs: &[usize],
+        values: &[NodeId],
+    ) -> (Vec<TokenStream>, Vec<TokenStream>) {
+        let mut scope = Scope::default();
+        let col = Col::at("c");
+        let updates: Vec<TokenStream> = outputs
+            .iter()
+            .zip(values)
+            .map(|(&i, &value)| {
+                let r = self.k.outputs[i];
+                let Op::Reduce(op, _) = self.graph.node(r).op else {
+                    unreachable!("a column kernel's outputs are its reductions")
+                };
+                let v = self.value(&mut scope, value, &col);
+                let acc = format_ident!("acc{}", i);
+                let next = match op.info().combine.info().cpu {
+                    BinaryCpuForm::Infix(o) => {
+                        let o = operator(o);
+                        quote!(#acc[c] #o #v)
+                    }
+                    BinaryCpuForm::Method(m) => {
+                        let m = Ident::new(m, Span::call_site());
+                        quote!(#acc[c].#m(#v))
+                    }
+                    BinaryCpuForm::Compare(_) => unreachable!("no reduction combines by comparing"),
+                };
+                quote!(#acc[c] = #next;)
+            })
+            .collect();
+        (scope.stmts, updates)
     }
 
     /// The write loop of a row kernel whose `cat`s pick parts by column (rotate-half RoPE).

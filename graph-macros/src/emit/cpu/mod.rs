@@ -87,6 +87,9 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
             let mut stash_row = <<T as #p::Elem>::C as #p::Float>::scratch(#n);
         ));
     }
+    if let graph_ir::KernelKind::Column { .. } = k.kind {
+        return column_function(&cx, &name, prologue, per_row);
+    }
     let outs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("o{}", i)).collect();
     let runs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("run{}", i)).collect();
     let lens: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("len{}", i)).collect();
@@ -178,6 +181,70 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
     }
 }
 
+/// A column kernel's variant `name`: for each of the call's rows of the domain (consecutive along
+/// the reduced axis), takes each column's value into the accumulators, one row of the compute
+/// type per output (`graph_ir::cpu::ColFn`).
+fn column_function(
+    cx: &Cx,
+    name: &Ident,
+    prologue: Vec<TokenStream>,
+    per_row: Vec<TokenStream>,
+) -> TokenStream {
+    let k = cx.k;
+    let p = quote!(::graph_runtime::__private::cpu);
+    let accs: Vec<Ident> = (0..k.outputs.len()).map(|i| format_ident!("acc{}", i)).collect();
+    let Stmt::Accumulate {
+        len, outputs, values, ..
+    } = &k.stmts[0]
+    else {
+        unreachable!("a column kernel is one accumulation")
+    };
+    let n = format_ident!("n{}", len);
+    let (stmts, updates) = cx.accumulate_body(outputs, values);
+    let args = quote!(a: &#p::RowArgs<'_, T>, accs: &mut [&mut [<T as #p::Elem>::C]]);
+    let row = quote! {
+        use #p::{Elem as _, Float as _};
+        let [#(#accs),*] = accs else {
+            ::core::unreachable!("the runtime passes one accumulator row per output")
+        };
+        #(#prologue)*
+        #(let #accs: &mut [<T as #p::Elem>::C] = &mut #accs[..#n];)*
+        for r in 0..a.rows {
+            #(#per_row)*
+            for c in 0..#n {
+                #(#stmts)*
+                #(#updates)*
+            }
+        }
+    };
+    let allow = quote!(#[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]);
+    if cx.strided {
+        return quote! {
+            #allow
+            #[inline(never)]
+            fn #name<T: #p::Elem>(#args) {
+                const FMA: bool = false;
+                #row
+            }
+        };
+    }
+    let strided = fn_name(k, true);
+    quote! {
+        #allow
+        #[inline(never)]
+        fn #name<T: #p::Elem>(#args) {
+            #allow
+            #[inline(always)]
+            fn row<T: #p::Elem, const FMA: bool>(#args) { #row }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            let baseline = #strided::<T>;
+            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+            let baseline = row::<T, false>;
+            #p::dispatch(a, accs, baseline, row::<T, true>)
+        }
+    }
+}
+
 /// The `CpuKernel` table of `k`: the contiguous variant where it pays, the strided one for every
 /// layout and for the storage types without a contiguous variant.
 ///
@@ -189,8 +256,12 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
 pub fn table(k: &Kernel) -> TokenStream {
     let p = quote!(::graph_runtime::__private);
     let (contiguous, strided) = (fn_name(k, false), fn_name(k, true));
-    let fast = |t: TokenStream| quote!([#contiguous::<#t>, #strided::<#t>]);
-    let generic = |t: TokenStream| quote!([#strided::<#t>, #strided::<#t>]);
+    let fns = match k.kind {
+        graph_ir::KernelKind::Column { .. } => quote!(#p::cpu::CpuFns::Columns),
+        _ => quote!(#p::cpu::CpuFns::Rows),
+    };
+    let fast = |t: TokenStream| quote!(#fns([#contiguous::<#t>, #strided::<#t>]));
+    let generic = |t: TokenStream| quote!(#fns([#strided::<#t>, #strided::<#t>]));
     let (f32v, bf16v) = (fast(quote!(f32)), fast(quote!(#p::cpu::half::bf16)));
     let (f64v, f16v) = (generic(quote!(f64)), generic(quote!(#p::cpu::half::f16)));
     quote!(#p::cpu::CpuKernel { f32: #f32v, f64: #f64v, f16: #f16v, bf16: #bf16v })

@@ -14,7 +14,7 @@ use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr, DevicePtrMut,
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
 use candle_core::op::BackpropOp;
 use candle_core::{DType, Storage, Tensor, WithDType};
-use graph_ir::{Graph, Kernel};
+use graph_ir::{Graph, Kernel, KernelKind};
 use smallvec::SmallVec;
 
 use super::compile::function;
@@ -22,6 +22,7 @@ use super::config::{choose, dtype_code, groups, words};
 use super::device_state;
 use crate::bind::Bound;
 use crate::error::Result;
+use crate::exec::gpu::config::Chunks;
 use crate::exec::gpu::request::{self, LaunchRequest};
 use crate::exec::gpu::{self, Operand};
 use crate::exec::{Arg, Outputs};
@@ -78,7 +79,11 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         Ok(base)
     })?;
 
-    req.collapse();
+    // A column kernel's reduced axis is one of its prefix dims: kept apart.
+    let columns = matches!(k.kind, KernelKind::Column { .. });
+    if !columns {
+        req.collapse();
+    }
     let config = choose(&req, &state);
     clock.lap(Phase::CudaPrepare);
     let function = function(device, &state, k, &config).map_err(fail)?;
@@ -111,6 +116,29 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         writes.push(write);
     }
 
+    // A column kernel's partial results, in the compute type; freed (stream-ordered) once both
+    // of its launches are queued.
+    let mut partials: SmallVec<[_; 2]> = SmallVec::new();
+    let mut partial_writes: SmallVec<[_; 2]> = SmallVec::new();
+    let chunks = columns.then(|| Chunks::of(&req, &config));
+    if let Some(c) = chunks {
+        // Bytes: f64 kernels compute in f64, the others in f32.
+        let compute = if bound.dtype == DType::F64 { 8 } else { 4 };
+        let bytes = c.out_rows * c.parts * req.out_lens[0] * compute;
+        for _ in 0..k.outputs.len() {
+            // SAFETY: uninitialised device memory is only unspecified values; the first stage
+            // writes every partial result (each (row, chunk, column) unit once) before the
+            // second reads it. At least one byte: the driver refuses an allocation of none.
+            let buffer = unsafe { device.alloc::<u8>(bytes.max(1)) }.map_err(|e| fail(e.to_string()))?;
+            partials.push(buffer);
+        }
+        for (o, p) in partials.iter_mut().enumerate() {
+            let (addr, write) = p.device_ptr_mut(&stream);
+            words[l.partials(o)] = addr as i64;
+            partial_writes.push(write);
+        }
+    }
+
     let (grid, block) = (groups(&req, &config, &state), config.threads());
     // Outputs without elements need no work, and a grid of no blocks is an invalid launch.
     let empty = req.out_shapes.iter().all(|s| s.contains(&0));
@@ -135,6 +163,31 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
         }
         .map_err(|e| fail(format!("launch: {e:?}")))?;
     }
+    if let (Some(c), false) = (chunks, empty) {
+        // The second stage: a thread per output element combines its partial results. The
+        // driver copied the words at the first launch, so changing them now is safe.
+        words[l.stage()] = 1;
+        let elements = c.out_rows * req.out_lens[0];
+        let grid = elements
+            .div_ceil(block as usize)
+            .clamp(1, state.sms as usize * 64) as u32;
+        let mut params = [words.as_mut_ptr() as *mut c_void];
+        // SAFETY: as for the first launch; the partial results it writes are stream-ordered
+        // before this launch reads them, and live (in `partials`) until both are queued.
+        unsafe {
+            result::launch_kernel(
+                function.cu_function(),
+                (grid, 1, 1),
+                (block, 1, 1),
+                0,
+                stream.cu_stream(),
+                &mut params,
+            )
+        }
+        .map_err(|e| fail(format!("launch: {e:?}")))?;
+    }
+    drop(partial_writes);
+    drop(partials);
     drop(writes);
     drop(reads);
     drop(guards);

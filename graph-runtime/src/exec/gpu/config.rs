@@ -163,6 +163,18 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
             };
             (shape, rows + limits.max_groups * rows_per_block > NARROW_INDEX)
         }
+        // One element a thread (its column, down a chunk of rows).
+        KernelKind::Column { .. } => {
+            let block = 256.min(max_threads);
+            let shape = Shape::Pointwise { block: block as u32 };
+            let config = Config {
+                dtype,
+                vec: 1,
+                wide: rows > NARROW_INDEX,
+                shape,
+            };
+            return config;
+        }
     };
     Config {
         dtype,
@@ -175,12 +187,60 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
 /// Blocks (threadgroups) that cover launch `req` in `config` in one pass: the backends cap
 /// this, and grid-stride loops cover the rest.
 pub fn blocks(req: &LaunchRequest, config: &Config) -> usize {
+    if let KernelKind::Column { .. } = req.kernel.kind {
+        let c = Chunks::of(req, config);
+        return c.out_rows * c.parts * c.tiles;
+    }
     match config.shape {
         Shape::Pointwise { block } => {
             let n = req.out_lens.iter().copied().max().unwrap_or(1);
             (req.rows * n / config.vec as usize).div_ceil(block as usize)
         }
         Shape::Row { rows_per_block, .. } => req.rows.div_ceil(rows_per_block as usize),
+    }
+}
+
+/// How a column kernel's launch cuts its reduced axis: `parts` chunks of `chunk` rows, for
+/// `out_rows` output rows of `tiles` tiles of a block's columns. A function of the shape only,
+/// so that the partial results, and their combination, are the same at every run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunks {
+    pub chunk: usize,
+    pub parts: usize,
+    pub out_rows: usize,
+    pub tiles: usize,
+    /// The reduced axis' length.
+    pub along: usize,
+}
+
+/// About this many units (blocks) in a column kernel's first stage: enough to fill a large GPU
+/// several times over.
+const COLUMN_UNITS: usize = 2048;
+
+/// At most this many chunks: each output element of the second stage combines that many
+/// partial results, one thread each.
+const MAX_PARTS: usize = 128;
+
+impl Chunks {
+    pub fn of(req: &LaunchRequest, config: &Config) -> Chunks {
+        let KernelKind::Column { axis, axes } = req.kernel.kind else {
+            unreachable!("chunks of a column kernel")
+        };
+        let reduced = axis as usize..(axis + axes) as usize;
+        let along: usize = req.prefix[reduced.clone()].iter().product();
+        let out_rows = req.prefix[..reduced.start].iter().product::<usize>()
+            * req.prefix[reduced.end..].iter().product::<usize>();
+        let cols = req.out_lens.first().copied().unwrap_or(1);
+        let tiles = cols.div_ceil(config.threads() as usize).max(1);
+        let wanted = (COLUMN_UNITS / (out_rows * tiles).max(1)).clamp(1, MAX_PARTS);
+        let chunk = along.div_ceil(wanted).max(16).min(along.max(1));
+        Chunks {
+            chunk,
+            parts: along.div_ceil(chunk),
+            out_rows,
+            tiles,
+            along,
+        }
     }
 }
 
@@ -207,6 +267,10 @@ pub fn covering_configs(k: &Kernel, dtypes: &[(u8, u32)]) -> Vec<Config> {
                 (1, false, row(8, 16, 2)),
                 (v, false, row(256, 1, 4)),
                 (v, true, row(1024, 1, 0)),
+            ],
+            KernelKind::Column { .. } => vec![
+                (1, false, Shape::Pointwise { block: 256 }),
+                (1, true, Shape::Pointwise { block: 256 }),
             ],
         };
         configs.extend(shapes.into_iter().map(|(vec, wide, shape)| Config {

@@ -140,6 +140,7 @@ impl LaunchRequest {
             outputs: k.outputs.len(),
             rank: k.prefix.len(),
             sizes: k.sizes.len(),
+            columns: matches!(k.kind, graph_ir::KernelKind::Column { .. }),
         };
         let mut words: Words = smallvec::smallvec![0; l.words()];
         for (i, input) in self.inputs.iter().enumerate() {
@@ -166,6 +167,12 @@ impl LaunchRequest {
             words[l.out_len(o)] = *len as i64;
         }
         words[l.rows()] = self.rows as i64;
+        if l.columns {
+            let c = super::config::Chunks::of(self, config);
+            words[l.chunk()] = c.chunk as i64;
+            words[l.parts()] = c.parts as i64;
+            words[l.out_rows()] = c.out_rows as i64;
+        }
         let width = self.out_lens.iter().copied().max().unwrap_or(1);
         if !config.wide && k.kind == KernelKind::Pointwise {
             words[l.width_magic()] = magic(width as u32) as i64;
@@ -215,7 +222,10 @@ impl LaunchRequest {
             let what = || crate::bind::describe_node(graph, o as usize);
             crate::bind::elements(graph.name(), shape, bound.dtype, what)?;
         }
-        if out_shapes.iter().any(|s| s.contains(&0)) {
+        // A column kernel over an empty axis has outputs but no rows (and a prefix dim of 0,
+        // which the kernel's division words cannot hold).
+        let no_rows = matches!(k.kind, KernelKind::Column { .. }) && prefix.contains(&0);
+        if no_rows || out_shapes.iter().any(|s| s.contains(&0)) {
             return Ok(None);
         }
         let out_lens = out_shapes

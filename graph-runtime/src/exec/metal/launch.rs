@@ -25,8 +25,8 @@ const MAX_BYTES: usize = 4096;
 
 /// Runs kernel `k` on Metal tensors of `bound.dtype`, pushing its outputs, in order, to `out`;
 /// `false`, with nothing pushed, where no Metal kernel applies (the caller then runs the
-/// kernel's nodes through Candle): f64,
-/// an empty output, more buffers or argument bytes than a Metal function takes, or a GPU whose
+/// kernel's nodes through Candle): f64, a column kernel (its MSL is emitted and checked, but its
+/// two-stage launch has not run on a Mac yet), an empty output, more buffers or argument bytes than a Metal function takes, or a GPU whose
 /// simdgroups are not 32 wide or whose pipelines allow fewer than 32 threads.
 pub fn run(
     graph: &'static Graph,
@@ -40,6 +40,9 @@ pub fn run(
     let Some(dtype) = dtype_code(bound.dtype) else {
         return Ok(false);
     };
+    if let graph_ir::KernelKind::Column { .. } = k.kind {
+        return Ok(false);
+    }
     if 1 + k.inputs.len() + k.outputs.len() > MAX_BUFFERS {
         return Ok(false);
     }

@@ -7,7 +7,7 @@
 //! outputs (data and shape) and the list returning them.
 
 use candle_core::{DType, Device, Storage, Tensor, WithDType};
-use graph_ir::cpu::{Elem, Float, RowArgs, RowFn};
+use graph_ir::cpu::{CpuFns, Elem, Float, RowArgs, RowFn};
 use graph_ir::{Access, Graph, Kernel, KernelKind};
 use smallvec::SmallVec;
 use std::mem::MaybeUninit;
@@ -18,6 +18,8 @@ use crate::bind::{describe_node, elements, Bound};
 use crate::error::{Context, Error, Result};
 use crate::exec::backend::Backend;
 use crate::exec::{Arg, Outputs};
+
+mod columns;
 
 /// Below this much work (rows times the longest row loop) a kernel runs on the calling thread:
 /// waking other threads costs more than it saves, and small calls are latency-bound.
@@ -55,10 +57,10 @@ pub fn run(
     out: &mut Outputs,
 ) -> Result<()> {
     match bound.dtype {
-        DType::F32 => run_typed::<f32>(graph, k, bound, args, k.cpu.f32, out),
-        DType::F64 => run_typed::<f64>(graph, k, bound, args, k.cpu.f64, out),
-        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, k.cpu.f16, out),
-        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, k.cpu.bf16, out),
+        DType::F32 => run_typed::<f32>(graph, k, bound, args, &k.cpu.f32, out),
+        DType::F64 => run_typed::<f64>(graph, k, bound, args, &k.cpu.f64, out),
+        DType::F16 => run_typed::<half::f16>(graph, k, bound, args, &k.cpu.f16, out),
+        DType::BF16 => run_typed::<half::bf16>(graph, k, bound, args, &k.cpu.bf16, out),
         other => unreachable!("binding accepts float dtypes only, found {other:?}"),
     }
 }
@@ -81,7 +83,7 @@ fn run_typed<T: Elem + WithDType>(
     k: &'static Kernel,
     bound: &Bound,
     args: &[Arg<'_>],
-    fns: [RowFn<T>; 2],
+    fns: &CpuFns<T>,
     out: &mut Outputs,
 ) -> Result<()> {
     let func = graph.name();
@@ -180,6 +182,32 @@ fn run_typed<T: Elem + WithDType>(
         steps.push(row_strides[row_strides.len() - 1]);
     }
 
+    let contiguous = k
+        .access
+        .iter()
+        .zip(col_strides.iter())
+        .all(|(a, s)| *a != Access::Column || *s == 1);
+    let fns = match fns {
+        CpuFns::Rows(fns) => fns,
+        CpuFns::Columns(fns) => {
+            let KernelKind::Column { axis, axes } = k.kind else {
+                unreachable!("column functions belong to column kernels")
+            };
+            let axes = axis as usize..(axis + axes) as usize;
+            let inputs = columns::Inputs {
+                data: &data,
+                col_strides: &col_strides,
+                row_strides: &row_strides,
+                scalars: &scalars,
+                sizes: &sizes,
+            };
+            let f = fns[usize::from(!contiguous)];
+            let result = columns::run(graph, k, axes, bound, &prefix, &inputs, f, out);
+            drop(data);
+            drop(guards);
+            return result;
+        }
+    };
     // Outputs: contiguous, one row of `len` elements per kernel row.
     // Uninitialised: the kernel writes every element exactly once (rows x len, split into
     // disjoint units below), so no fill pass is spent.
@@ -205,11 +233,6 @@ fn run_typed<T: Elem + WithDType>(
         unsafe { buffer.set_len(n) };
         outputs.push((buffer, shape));
     }
-    let contiguous = k
-        .access
-        .iter()
-        .zip(col_strides.iter())
-        .all(|(a, s)| *a != Access::Column || *s == 1);
     let f = fns[usize::from(!contiguous)];
     let mut outs: SmallVec<[(OutPtr<T>, usize); 2]> = SmallVec::new();
     for (v, shape) in outputs.iter_mut() {
