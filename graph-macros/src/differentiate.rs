@@ -105,6 +105,14 @@ pub fn differentiate(forward: &Graph) -> Option<Graph> {
         for (k, dx) in b.contributions(forward, id, dy)? {
             let arg = node.args[k];
             if tracked[arg.index()] {
+                let dx = match pointwise {
+                    true => b.spread(
+                        dx,
+                        node.ty.shape()?,
+                        forward.node(arg).ty.shape().unwrap_or_default(),
+                    ),
+                    false => dx,
+                };
                 b.accumulate(arg, dx);
             }
         }
@@ -195,6 +203,32 @@ impl Backward {
             None => d,
         };
         self.cotangent[target.index()] = Some(sum);
+    }
+
+    /// A pointwise rule's contribution `dx` to an argument of shape `arg`, from node of shape
+    /// `node`: `dx` is as narrow as the cotangent it came from and stands for its broadcast to
+    /// `node`, so where it has size 1 along an axis that the node has and the argument was
+    /// broadcast along, the sum over that axis is `dx` times the axis' length.
+    /// [`Backward::accumulate`] sums only where `dx` is wider than the argument. (`x - y` with
+    /// `y: []` under `mean(.., -1)`: the cotangent `dy / D` is `[1]`, and `y`'s gradient is `D`
+    /// times its negation.)
+    fn spread(&mut self, dx: NodeId, node: &[Dim], arg: &[Dim]) -> NodeId {
+        let d = self.shape(dx);
+        let at = |shape: &[Dim], i: usize| {
+            let skip = node.len() - shape.len().min(node.len());
+            i.checked_sub(skip).map_or(Dim::lit(1), |j| shape[j])
+        };
+        let mut v = dx;
+        for (i, &n) in node.iter().enumerate() {
+            if !n.is_one() && at(&d, i).is_one() && at(arg, i).is_one() {
+                let size = match n.as_lit() {
+                    Some(n) => self.constant(n as f64),
+                    None => self.push(Op::Size(n), vec![], Ty::Scalar),
+                };
+                v = self.binary(BinaryOp::Mul, v, size);
+            }
+        }
+        v
     }
 
     /// `v` in exactly `target`'s shape: [`Backward::unbroadcast`], then broadcast where `v` is
