@@ -246,7 +246,8 @@ fn column_groups(
                 && node.op.class() == OpClass::Pointwise
                 && node.ty.shape() == Some(&domain[..])
                 && !graph.outputs.contains(&x)
-                && users[x.index()].iter().all(|u| group[u.index()] == Some(g));
+                && users[x.index()].iter().all(|u| group[u.index()] == Some(g))
+                && leaves_rows_alone(graph, group, groups, users, x);
             if !movable {
                 continue;
             }
@@ -260,6 +261,32 @@ fn column_groups(
         groups[g].sort();
         groups[g].dedup();
     }
+}
+
+/// Whether taking `x` out of its group leaves that group a kernel whose outputs share its rows:
+/// the arguments `x` read inside it become its outputs, and one recomputed there from a narrower
+/// prefix (a broadcast group absorbed into it) cannot be written row by row.
+fn leaves_rows_alone(
+    graph: &Graph,
+    group: &[Option<usize>],
+    groups: &[Vec<NodeId>],
+    users: &[Vec<NodeId>],
+    x: NodeId,
+) -> bool {
+    let Some(h) = group[x.index()] else { return true };
+    let inside = |a: &NodeId| group[a.index()] == Some(h);
+    let is_output =
+        |n: &NodeId| graph.outputs.contains(n) || users[n.index()].iter().any(|u| !inside(u) && *u != x);
+    let rows = groups[h]
+        .iter()
+        .find(|n| **n != x && is_output(n))
+        .map_or_else(|| prefix(graph, x), |o| prefix(graph, *o));
+    graph
+        .node(x)
+        .args
+        .iter()
+        .filter(|a| inside(a))
+        .all(|a| prefix(graph, *a) == rows)
 }
 
 /// Moves every node of group `from` into group `into`.
