@@ -115,6 +115,18 @@ pub fn graphs() -> impl Iterator<Item = &'static Graph> {
 
 /// Runs `graph` on the arguments, pushing its outputs to `out`.
 fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64], out: &mut exec::Outputs) -> Result<()> {
+    run_needed(graph, tensors, scalars, None, out)
+}
+
+/// [`run`], computing only the outputs marked in `needed` in fused mode (see
+/// [`exec::fused::run`]); eager mode computes them all.
+fn run_needed(
+    graph: &'static Graph,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+    needed: Option<&[bool]>,
+    out: &mut exec::Outputs,
+) -> Result<()> {
     let bound = profile::timed(profile::Phase::Bind, || bind::bind(graph, tensors))?;
     match mode() {
         Mode::Fused => {
@@ -123,7 +135,7 @@ fn run(graph: &'static Graph, tensors: &[&Tensor], scalars: &[f64], out: &mut ex
                     return Ok(());
                 }
             }
-            exec::fused::run(graph, &bound, tensors, scalars, out)
+            exec::fused::run(graph, &bound, tensors, scalars, needed, out)
         }
         Mode::Eager => {
             *out = exec::eager::run(graph, &bound, tensors, scalars)?;

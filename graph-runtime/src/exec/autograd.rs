@@ -4,15 +4,16 @@
 //!
 //! Candle's custom ops have one output and at most three tensor arguments. So each output gets
 //! its own op, over the tracked inputs it depends on; its backward runs the backward graph with
-//! that output's cotangent and zeros for the others, and Candle's autograd adds up what the
-//! outputs send to each input. An output that depends on more than three tracked inputs cannot
-//! be tied that way: the call then runs its kernels as Candle ops (see [`super::fused`]), whose
-//! gradients are as right and slower.
+//! that output's cotangent and zeros for the others, computing only the gradients of those
+//! inputs, and Candle's autograd adds up what the outputs send to each input. An output that
+//! depends on more than three tracked inputs gets a chain of ops: the first over three of them,
+//! each next one over the previous op's result and two more, passing its cotangent back to the
+//! previous op unchanged. Each op of a chain runs the backward graph for its own inputs.
 //!
-//! The op's forward hands Candle a copy of the output the fused call computed (and drops the
+//! An op's forward hands Candle a copy of the output the fused call computed (and drops the
 //! original): Candle takes a custom op's result by value and gives no way to move a tensor's
-//! storage out. That copy is the cost of a tracked call over an untracked one, besides the
-//! backward itself.
+//! storage out. That copy (one per op of a chain) is the cost of a tracked call over an
+//! untracked one, besides the backward itself.
 
 use std::sync::Arc;
 
@@ -41,8 +42,8 @@ pub fn tied_outputs() -> usize {
     TIED.get()
 }
 
-/// Runs `graph` fused with gradients through `backward` when some of `tensors` track them and
-/// every output depends on at most three of those; otherwise `false`, with nothing run.
+/// Runs `graph` fused with gradients through `backward` when some of `tensors` track them;
+/// otherwise `false`, with nothing run.
 pub fn run(
     graph: &'static Graph,
     backward: &'static Graph,
@@ -62,13 +63,10 @@ pub fn run(
                 .collect()
         })
         .collect();
-    if tracked.iter().any(|t| t.len() > MAX_TRACKED) {
-        return Ok(false);
-    }
     let detached: Arc<[Tensor]> = tensors.iter().map(|t| t.detach()).collect();
     let views: SmallVec<[&Tensor; 8]> = detached.iter().collect();
     let mut values = Outputs::new();
-    fused::run(graph, bound, &views, scalars, &mut values)?;
+    fused::run(graph, bound, &views, scalars, None, &mut values)?;
     let outputs: Arc<[(Shape, candle_core::DType)]> =
         values.iter().map(|t| (t.shape().clone(), t.dtype())).collect();
     let scalars: Arc<[f64]> = scalars.into();
@@ -77,22 +75,35 @@ pub fn run(
             out.push(value);
             continue;
         }
-        let link = Link {
-            backward,
-            inputs: detached.clone(),
-            scalars: scalars.clone(),
-            outputs: outputs.clone(),
-            output,
-            tracked: inputs.clone(),
-            value: std::sync::Mutex::new(Some(value)),
-        };
-        let t = |k: usize| tensors[inputs[k]];
-        let tied = match inputs.len() {
-            1 => t(0).apply_op1_arc(Arc::new(Box::new(link))),
-            2 => t(0).apply_op2_arc(t(1), Arc::new(Box::new(link))),
-            _ => t(0).apply_op3_arc(t(1), t(2), Arc::new(Box::new(link))),
-        };
-        out.push(tied.within(graph.name())?);
+        // The first op takes up to three inputs; each next one the previous op's result and up
+        // to two more.
+        let mut tied: Option<Tensor> = None;
+        for part in std::iter::once(&inputs[..inputs.len().min(MAX_TRACKED)])
+            .chain(inputs.get(MAX_TRACKED..).unwrap_or_default().chunks(MAX_TRACKED - 1))
+        {
+            let link = Link {
+                backward,
+                inputs: detached.clone(),
+                scalars: scalars.clone(),
+                outputs: outputs.clone(),
+                output,
+                chained: tied.is_some(),
+                tracked: part.iter().copied().collect(),
+                value: std::sync::Mutex::new(Some(value.clone())),
+            };
+            let previous = tied.take();
+            let args: SmallVec<[&Tensor; MAX_TRACKED]> =
+                previous.iter().chain(part.iter().map(|&i| tensors[i])).collect();
+            let next = match args.as_slice() {
+                [a] => a.apply_op1_arc(Arc::new(Box::new(link))),
+                [a, b] => a.apply_op2_arc(b, Arc::new(Box::new(link))),
+                [a, b, c] => a.apply_op3_arc(b, c, Arc::new(Box::new(link))),
+                _ => unreachable!("an op takes one to three arguments"),
+            };
+            tied = Some(next.within(graph.name())?);
+        }
+        drop(value);
+        out.push(tied.expect("an output with tracked inputs has an op"));
         TIED.set(TIED.get() + 1);
     }
     Ok(true)
@@ -109,7 +120,10 @@ struct Link {
     outputs: Arc<[(Shape, candle_core::DType)]>,
     /// Which output this op produces.
     output: usize,
-    /// The op's arguments, by index among the tensor arguments.
+    /// Whether the op's first argument is the previous op of a chain (whose gradient is this
+    /// op's cotangent, passed on), before the tracked inputs.
+    chained: bool,
+    /// The op's tracked arguments, by index among the tensor arguments.
     tracked: SmallVec<[usize; MAX_TRACKED]>,
     /// The output, as the fused call computed it, until the op's forward hands Candle its copy
     /// (then dropped: the op lives as long as its output, and need not hold it twice).
@@ -131,11 +145,13 @@ impl Link {
             let msg = format!("{}: the op's forward ran twice", self.name());
             return Err(candle_core::Error::Msg(msg));
         };
-        // A fused output owns its buffer, from offset 0; a view elsewhere in one is copied first.
+        // A kernel's output owns its buffer, from offset 0. Anything else (a library step's view:
+        // a transpose, a broadcast, a narrow) is written out into a buffer of its own, since
+        // Candle takes the op's result as a contiguous storage of its shape.
         let owned = value.layout().is_contiguous() && value.layout().start_offset() == 0;
         let value = match owned {
             true => value,
-            false => value.copy()?,
+            false => value.force_contiguous()?,
         };
         let (storage, layout) = value.storage_and_layout();
         let s = pick(&storage).ok_or_else(|| {
@@ -154,11 +170,17 @@ impl Link {
             });
         }
         let refs: SmallVec<[&Tensor; 8]> = tensors.iter().collect();
+        // Only the tracked arguments' gradients: a frozen weight's (a matmul's) is not computed.
+        let needed: SmallVec<[bool; 8]> = (0..self.inputs.len())
+            .map(|i| self.tracked.contains(&i))
+            .collect();
         let mut grads = Outputs::new();
-        crate::run(self.backward, &refs, &self.scalars, &mut grads)?;
-        debug_assert_eq!(self.tracked.len(), N, "one gradient per argument of the op");
-        Ok(std::array::from_fn(|k| {
-            self.tracked.get(k).map(|&i| grads[i].clone())
+        crate::run_needed(self.backward, &refs, &self.scalars, Some(&needed), &mut grads)?;
+        let first = usize::from(self.chained);
+        debug_assert_eq!(first + self.tracked.len(), N, "one gradient per argument of the op");
+        Ok(std::array::from_fn(|k| match k.checked_sub(first) {
+            None => Some(grad.clone()),
+            Some(k) => self.tracked.get(k).map(|&i| grads[i].clone()),
         }))
     }
 }

@@ -19,12 +19,17 @@ use crate::exec::{backend, Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
 /// Runs `graph`'s plan; pushes its outputs, in order, to `out` (empty on entry).
+///
+/// With `needed`, only the steps the outputs marked `true` depend on run (a backward whose
+/// frozen weights need no gradient skips their matmuls); each other output is a stand-in, the
+/// first tensor argument, which the caller must not read.
 #[inline]
 pub fn run(
     graph: &'static Graph,
     bound: &Bound,
     tensors: &[&Tensor],
     scalars: &[f64],
+    needed: Option<&[bool]>,
     out: &mut Outputs,
 ) -> Result<()> {
     let compute = Eager {
@@ -57,7 +62,11 @@ pub fn run(
             values[i] = Some(v);
         }
     }
-    for step in graph.plan() {
+    let live = needed.map(|n| live_steps(graph, n));
+    for (s, step) in graph.plan().iter().enumerate() {
+        if live.as_ref().is_some_and(|l| !l[s]) {
+            continue;
+        }
         match step {
             Step::Library(n) => {
                 let n = *n as usize;
@@ -92,11 +101,35 @@ pub fn run(
             }
         }
     }
-    for &o in graph.outputs() {
-        out.push(storage.output(o as usize, &values)?);
+    for (k, &o) in graph.outputs().iter().enumerate() {
+        match needed.is_some_and(|n| !n[k]) {
+            true => out.push(tensors[0].clone()),
+            false => out.push(storage.output(o as usize, &values)?),
+        }
     }
     clock.lap(Phase::Plan);
     Ok(())
+}
+
+/// Which steps of `graph`'s plan the outputs marked in `needed` depend on.
+fn live_steps(graph: &Graph, needed: &[bool]) -> SmallVec<[bool; 16]> {
+    let mut wanted = vec![false; graph.nodes().len()];
+    for (&o, _) in graph.outputs().iter().zip(needed).filter(|(_, n)| **n) {
+        wanted[o as usize] = true;
+    }
+    let mut live: SmallVec<[bool; 16]> = smallvec::smallvec![false; graph.plan().len()];
+    for (s, step) in graph.plan().iter().enumerate().rev() {
+        let reads: &[u32] = match step {
+            Step::Library(n) if wanted[*n as usize] => graph.nodes()[*n as usize].args,
+            Step::Kernel(k) if k.outputs.iter().any(|o| wanted[*o as usize]) => k.inputs,
+            _ => continue,
+        };
+        live[s] = true;
+        for &a in reads {
+            wanted[a as usize] = true;
+        }
+    }
+    live
 }
 
 /// Runs the kernel of a one-kernel graph (see [`Graph::single`]) on the call's arguments,
