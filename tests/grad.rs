@@ -5,8 +5,8 @@
 //! Each example graph is called with its tensor inputs as `Var`s (all of them, and a random
 //! subset), and the loss is `sum_i sum(out_i * c_i)` with random cotangents `c_i`, so that every
 //! output's gradient enters with its own weights. A call whose inputs track nothing returns
-//! outputs that track nothing. Up to three tracked inputs, the fused gradient must come from the
-//! function's backward graph (`name::BACKWARD`); with more, from its kernels run as Candle ops.
+//! outputs that track nothing. With any number of tracked inputs, the fused gradient must come
+//! from the function's backward graph (`name::BACKWARD`).
 
 #[macro_use]
 mod common;
@@ -119,11 +119,11 @@ fn check(case: &common::Case, rng: &mut StdRng, device: &Device, all: bool) -> R
     let fused = gradients(case, &inputs, &vars, &cotangents, Mode::Fused)?;
     let eager = gradients(case, &inputs, &vars, &cotangents, Mode::Eager)?;
     let name = case.name;
-    // Up to three tracked inputs, the fused call's gradient comes from its backward graph (every
-    // example graph has one); with more, from its kernels run as Candle ops.
+    // With any number of tracked inputs, the fused call's gradient comes from its backward graph
+    // (every example graph has one; past three inputs, through a chain of ops).
     // (An input reached only through a comparison or a condition has no gradient to tie.)
     let count = vars.iter().flatten().count();
-    if count <= 3 && fused.iter().any(Option::is_some) {
+    if fused.iter().any(Option::is_some) {
         assert!(
             graph_runtime::testing::tied_outputs() > tied,
             "{name}: with {count} tracked inputs the gradient did not come from the backward graph"
@@ -255,11 +255,11 @@ fn dtype_error(case: &common::Case, rng: &mut StdRng, device: &Device, dtype: DT
     Ok(worst)
 }
 
-/// Cases with a row `max` as an output. Rounded to a half type, a row's largest values often
-/// tie; PyTorch's `amax`, and the backward graph, split the cotangent evenly among the ties, while
+/// Cases with a `max` (of a row, or of a column) as an output. Rounded to a half type, the
+/// largest values often tie; PyTorch's `amax`, and the backward graph, split the cotangent evenly among the ties, while
 /// Candle's `max` backward gives each of them all of it. Their reference is the backward graph in
 /// f64 on the same inputs (the f64 test above ties it to Candle's autograd, where no values tie).
-const TIES: &[&str] = &["masked"];
+const TIES: &[&str] = &["masked", "column_stats"];
 
 /// Gradients in every float dtype against f64 autograd on the same inputs, each within its
 /// dtype's tolerance (relative to the largest gradient, at least 1): f32 1e-5 (observed at most
@@ -357,3 +357,96 @@ fn gradients_repeat_bit_for_bit(device: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(gradients_repeat_bit_for_bit);
+
+graph_runtime::lazy_graph! {
+    /// A scalar argument broadcast into a row under a mean: the mean's cotangent stays `[1]`,
+    /// standing for its broadcast, and `y`'s gradient once missed the sum over the row (`D`).
+    fn broadcast_under_mean(x: Tensor[D], y: Tensor[]) -> Tensor[1] {
+        exp(mean(x - y, -1))
+    }
+
+    /// The same through a sum over a broadcast and a transpose: `x - x` cancels, so `x`'s
+    /// gradient is exactly 0 (it was `N * D - N`).
+    fn broadcast_under_sum(x: Tensor[1, 1], _n: Tensor[N], _d: Tensor[D]) -> Tensor[N, 1] {
+        sum(x.broadcast_as([D, N]).transpose(-2, -1) + x.neg(), 1)
+    }
+
+    /// A column reduction of a value computed with a broadcast group absorbed into its row
+    /// kernel: taking the value out of that kernel once left it writing the narrower `x0 <= -x1`
+    /// row by row of the wider kernel.
+    fn absorbed_into_rows(x0: Tensor[N, 1, D], x1: Tensor[N, 1, D], x2: Tensor[N, N, D]) -> Tensor[N, N, D] {
+        -where_(x0 <= (-x1), x1 + x2, x2 * 2.0)
+    }
+
+    /// An output that is a library step's view (a transpose of a broadcast): tying it to the
+    /// tracked input once handed Candle the view's small storage as if it were contiguous.
+    fn view_output(x: Tensor[N], _d: Tensor[D]) -> Tensor[N, N, D] {
+        transpose((x / (abs(x) + 0.5)).broadcast_as([N, D, N]), 1, -1)
+    }
+}
+
+/// Functions whose fused gradients the random graphs once found wrong, in f64 against eager
+/// mode (Candle's autograd: no ties here) and against the values of an eager call.
+fn gradients_found_wrong_by_random_graphs(device: &Device) -> Result<()> {
+    let mut rng = common::rng();
+    let f64_on = |t: Tensor| t.to_device(device);
+    let (n, d) = (5, 3);
+    type Call = fn(&[&Tensor]) -> graph_runtime::Result<Tensor>;
+    let cases: [(&str, Vec<Vec<usize>>, usize, Call); 4] = [
+        ("broadcast_under_mean", vec![vec![d], vec![]], 2, |t| {
+            broadcast_under_mean(t[0], t[1])
+        }),
+        (
+            "broadcast_under_sum",
+            vec![vec![1, 1], vec![n], vec![d]],
+            1,
+            |t| broadcast_under_sum(t[0], t[1], t[2]),
+        ),
+        (
+            "absorbed_into_rows",
+            vec![vec![n, 1, d], vec![n, 1, d], vec![n, n, d]],
+            3,
+            |t| absorbed_into_rows(t[0], t[1], t[2]),
+        ),
+        ("view_output", vec![vec![n], vec![d]], 1, |t| {
+            view_output(t[0], t[1])
+        }),
+    ];
+    for (name, shapes, tracked, f) in cases {
+        let values: Vec<Tensor> = shapes
+            .iter()
+            .map(|s| f64_on(randn(&mut rng, s, 0.5, 1.0)?))
+            .collect::<Result<_>>()?;
+        let vars: Vec<Var> = values[..tracked]
+            .iter()
+            .map(Var::from_tensor)
+            .collect::<Result<_>>()?;
+        let mut args: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+        args.extend(&values[tracked..]);
+        let run = |mode: Mode| -> Result<(Tensor, Vec<Tensor>)> {
+            let y = with_mode(mode, || f(&args))?;
+            let c = randn(
+                &mut <StdRng as rand::SeedableRng>::seed_from_u64(7),
+                y.dims(),
+                0.0,
+                1.0,
+            )?
+            .to_device(device)?;
+            let grads = (y.contiguous()? * c)?.sum_all()?.backward()?;
+            // No gradient (an argument read only by a comparison, in eager mode) is zero.
+            let g = vars
+                .iter()
+                .map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok))
+                .collect::<Result<_>>()?;
+            Ok((y, g))
+        };
+        let (fy, fg) = run(Mode::Fused)?;
+        let (ey, eg) = run(Mode::Eager)?;
+        assert_close(&fy, &ey, 1e-12, &format!("{name}: values"))?;
+        for (k, (f, e)) in fg.iter().zip(&eg).enumerate() {
+            assert_close(f, e, 1e-10, &format!("{name}: gradient of argument {k}"))?;
+        }
+    }
+    Ok(())
+}
+test_device!(gradients_found_wrong_by_random_graphs);

@@ -26,10 +26,16 @@
 //! dtype: f32 graphs compute and store with `2^-24`, bf16 graphs compute with `2^-24` and store
 //! with `2^-8`. A run passes when every element is within 4x that bound of the reference (fused
 //! and eager alike), and fused is within 8x of eager; NaN and infinities must match exactly.
+//!
+//! **Gradients.** Each function's fused gradients, in f64 with every tensor argument a `Var`,
+//! are checked against central differences of a random projection of its outputs, along a random
+//! direction of its arguments (see [`check_gradients`]). Not against Candle's own autograd of
+//! eager mode: Candle's `max` and `maximum` send the whole gradient to every tied element, where
+//! PyTorch and this project split it, and random graphs make ties (a max over a broadcast axis).
 
 use std::fmt::Write as _;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device, Tensor, Var};
 use graph_gen::rng::Rng;
 use graph_runtime::{with_mode, Mode};
 
@@ -554,6 +560,151 @@ fn run_once(
     Ok(())
 }
 
+/// How the gradient check of one run went.
+#[derive(Debug, PartialEq)]
+enum Gradients {
+    /// The directional derivative matched central differences.
+    Checked,
+    /// Not comparable: a gradient or the differences were not finite (a NaN in the forward
+    /// reaches the backward through a zero cotangent, as in PyTorch; or a step left the
+    /// function's domain).
+    NotFinite,
+    /// Not compared: the function casts, and a cast to a narrower type is piecewise constant at
+    /// f64's resolution, so differences do not see the gradient PyTorch's rule gives it (the
+    /// cotangent, cast back).
+    Casts,
+}
+
+/// `loss = sum_o sum(where(finite(y_o), y_o, 0) * c_o)` over the outputs `y` of one call (with
+/// random fixed `c` and the mask of the unperturbed call): the fused gradient's derivative along
+/// a random direction `v` of the tensor arguments, `sum_p <g_p, v_p>`, against central
+/// differences of `loss` along `v`, extrapolated (Richardson, from steps `h` and `h / 2`). It
+/// passes within `1e-6` of the terms' magnitude, plus the rounding of `loss` over the step, plus
+/// how much the two steps' differences disagree (large only near a jump, as `floor`'s). The step
+/// is small (`1e-6`), so that few elements lie that close to a kink (`maximum`, `abs`, `relu`),
+/// where a difference averages two slopes.
+fn check_gradients(case: &Case, dev: &Device, rng: &mut Rng) -> Result<Gradients, String> {
+    if case.source.contains("cast(") || case.source.contains("to_dtype(") {
+        return Ok(Gradients::Casts);
+    }
+    let sz = draw_sizes(case, rng, false);
+    let mut tensors = Vec::new();
+    let mut scalars = Vec::new();
+    let on = |t: Tensor| t.to_device(dev).map_err(|e| e.to_string());
+    for p in case.params {
+        match p.shape {
+            Some(shape) => {
+                let shape = eval(shape, &sz);
+                let n = shape.iter().product();
+                let t = Tensor::from_vec(uniform(rng, n, p.lo, p.hi), shape, &Device::Cpu);
+                tensors.push(on(t.map_err(|e| e.to_string())?)?);
+            }
+            None => scalars.push((p.lo + (p.hi - p.lo) * rng.unit()) as f32 as f64),
+        }
+    }
+    let fail = |what: &str, e: String| format!("gradients, f64 on {dev:?}, sizes {sz:?}: {what}: {e}");
+    let vars: Vec<Var> = tensors
+        .iter()
+        .map(|t| Var::from_tensor(t))
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| fail("vars", e.to_string()))?;
+    let tracked: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
+    let outputs = with_mode(Mode::Fused, || (case.run)(&tracked, &scalars, false))
+        .map_err(|e| fail("fused call", e.to_string()))?;
+    // The projection: random weights where the unperturbed output is finite, zero elsewhere.
+    let mut weights = Vec::new();
+    for y in &outputs {
+        let values: Vec<f64> = match y.elem_count() {
+            0 => Vec::new(),
+            _ => y
+                .flatten_all()
+                .and_then(|t| t.to_vec1())
+                .map_err(|e| fail("outputs", e.to_string()))?,
+        };
+        let c: Vec<f64> = values
+            .iter()
+            .map(|v| {
+                if v.is_finite() {
+                    2.0 * rng.unit() - 1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask: Vec<u8> = values.iter().map(|v| u8::from(v.is_finite())).collect();
+        let shape = y.dims().to_vec();
+        let c = on(Tensor::from_vec(c, shape.as_slice(), &Device::Cpu).map_err(|e| e.to_string())?)?;
+        let mask = on(Tensor::from_vec(mask, shape.as_slice(), &Device::Cpu).map_err(|e| e.to_string())?)?;
+        weights.push((c, mask));
+    }
+    let loss = |ys: &[Tensor]| -> candle_core::Result<(Tensor, f64)> {
+        let mut total = Tensor::zeros((), DType::F64, dev)?;
+        let mut magnitude = 0.0;
+        for (y, (c, mask)) in ys.iter().zip(&weights) {
+            if y.elem_count() == 0 {
+                continue;
+            }
+            let clean = mask.where_cond(y, &y.zeros_like()?)?;
+            let terms = (clean * c)?;
+            magnitude += terms.abs()?.sum_all()?.to_scalar::<f64>()?;
+            total = (total + terms.sum_all()?)?;
+        }
+        Ok((total, magnitude))
+    };
+    let (l, l_mag) = loss(&outputs).map_err(|e| fail("loss", e.to_string()))?;
+    let grads = l.backward().map_err(|e| fail("backward", e.to_string()))?;
+    // The direction, and the gradient's derivative along it.
+    let mut directions = Vec::new();
+    let (mut gv, mut gv_mag) = (0.0, 0.0);
+    for (t, var) in tensors.iter().zip(&vars) {
+        let n = t.elem_count();
+        let v = on(
+            Tensor::from_vec(uniform(rng, n, -1.0, 1.0), t.dims(), &Device::Cpu)
+                .map_err(|e| e.to_string())?,
+        )?;
+        if let Some(g) = grads.get(var.as_tensor()) {
+            if n > 0 {
+                let terms = (g * &v).map_err(|e| fail("g . v", e.to_string()))?;
+                let sum = |t: Tensor| t.sum_all().and_then(|s| s.to_scalar::<f64>());
+                gv += sum(terms.clone()).map_err(|e| fail("g . v", e.to_string()))?;
+                gv_mag += sum(terms.abs().map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+            }
+        }
+        directions.push(v);
+    }
+    if !gv.is_finite() || !gv_mag.is_finite() {
+        return Ok(Gradients::NotFinite);
+    }
+    // The loss at `x + step * v`, untracked.
+    let at = |step: f64| -> Result<f64, String> {
+        let moved: Vec<Tensor> = tensors
+            .iter()
+            .zip(&directions)
+            .map(|(t, v)| t + (v * step)?)
+            .collect::<candle_core::Result<_>>()
+            .map_err(|e| e.to_string())?;
+        let args: Vec<&Tensor> = moved.iter().collect();
+        let ys = with_mode(Mode::Fused, || (case.run)(&args, &scalars, false)).map_err(|e| e.to_string())?;
+        let (l, _) = loss(&ys).map_err(|e| e.to_string())?;
+        l.to_scalar::<f64>().map_err(|e| e.to_string())
+    };
+    let h = 1e-6;
+    let diff = |h: f64| -> Result<f64, String> { Ok((at(h)? - at(-h)?) / (2.0 * h)) };
+    let (coarse, fine) = (diff(h)?, diff(h / 2.0)?);
+    let extrapolated = (4.0 * fine - coarse) / 3.0;
+    if !extrapolated.is_finite() {
+        return Ok(Gradients::NotFinite);
+    }
+    let allowed = 1e-6 * gv_mag + 1e-13 * l_mag / h + (coarse - fine).abs();
+    if (gv - extrapolated).abs() > allowed {
+        return Err(format!(
+            "gradients, f64 on {dev:?}, sizes {sz:?}, scalars {scalars:?}: the derivative along a random direction is {gv:e} from the fused gradients, {extrapolated:e} from central differences (steps {h:e}: {coarse:e}, {:e}: {fine:e}; allowed difference {allowed:e})",
+            h / 2.0
+        ));
+    }
+    Ok(Gradients::Checked)
+}
+
 fn close(got: f64, want: f64, tol: f64) -> bool {
     if got.is_nan() || want.is_nan() {
         return got.is_nan() && want.is_nan();
@@ -577,6 +728,24 @@ fn check_case(case: &Case, dev: &Device, inputs: u64) -> (usize, Vec<String>) {
     let dtypes = [DType::F32, DType::F64, DType::BF16, DType::F16];
     let mut rng = Rng::new(inputs ^ (case.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (mut runs, mut failures) = (0, Vec::new());
+    let gradients = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_gradients(case, dev, &mut rng)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+        Err(format!("gradients: panicked: {}", what.unwrap_or_default()))
+    });
+    match gradients {
+        Ok(Gradients::Checked) => GRADIENTS_CHECKED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        Ok(Gradients::NotFinite | Gradients::Casts) => 0,
+        Err(why) => {
+            failures.push(why);
+            0
+        }
+    };
     for (k, &dtype) in dtypes.iter().enumerate() {
         for wide in [false, true] {
             runs += 1;
@@ -600,7 +769,11 @@ fn check_case(case: &Case, dev: &Device, inputs: u64) -> (usize, Vec<String>) {
     (runs, failures)
 }
 
+/// How many functions' gradients [`check_gradients`] compared.
+static GRADIENTS_CHECKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn check_all(dev: &Device) {
+    GRADIENTS_CHECKED.store(0, std::sync::atomic::Ordering::Relaxed);
     let inputs = env_u64("LAZY_GRAPH_RANDOM_INPUTS").unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -640,8 +813,9 @@ fn check_all(dev: &Device) {
         .unwrap();
     }
     println!(
-        "random graphs on {dev:?}: {} functions (seed {SEED}), {runs} runs, {} failed (inputs seed {inputs})",
+        "random graphs on {dev:?}: {} functions (seed {SEED}), {runs} runs, gradients of {} compared, {} failed (inputs seed {inputs})",
         CASES.len(),
+        GRADIENTS_CHECKED.load(std::sync::atomic::Ordering::Relaxed),
         failures.len()
     );
     if let Some((case, _)) = failures.first() {
