@@ -16,10 +16,15 @@
 //! exceed the GPU's L2, so reads come from memory. The 1x4096 row measures the whole per-call
 //! cost, host included. First, in child processes sharing a new kernel cache folder, it times the
 //! first call of three kernels: compiled by NVRTC, then loaded from the disk cache.
+//!
+//! Then forward plus backward (`train ...` rows): every input a `Var`, one call and
+//! `y.backward()` (whose cotangent is a tensor of ones Candle makes), against the same math as
+//! composed Candle ops under Candle's autograd. Their bytes are what the pair must move at
+//! least: the forward's inputs and output, and the backward's inputs, cotangent and gradients.
 
 use std::time::{Duration, Instant};
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor, Var};
 
 mod common;
 
@@ -43,6 +48,15 @@ struct Row {
     lazy: f64,
     composed: f64,
     fused: Option<f64>,
+}
+
+/// `f` and then `y.backward()` on its result.
+fn with_backward<'a>(f: Way<'a>) -> impl Fn(&Inputs) -> Result<Tensor> + 'a {
+    move |i| {
+        let y = f(i)?;
+        y.backward()?;
+        Ok(y)
+    }
 }
 
 fn budget() -> Duration {
@@ -283,6 +297,86 @@ fn main() -> Result<()> {
             &|i| Ok(rope(&i[0], &i[1], &i[2])?),
             &|i| composed_rope(&i[0], &i[1], &i[2]),
             Some(&|i| candle_nn::rotary_emb::rope(&i[0], &i[1], &i[2])),
+        )?;
+    }
+    for dtype in dtypes {
+        let size = dtype.size_in_bytes();
+        let mut train =
+            |kernel: String, shapes: &[&[usize]], out_elems: usize, lazy: Way, composed: Way| -> Result<()> {
+                let kernel = format!("train {kernel}");
+                if !kernel.contains(&filter) {
+                    return Ok(());
+                }
+                let in_elems: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+                let bytes = (3 * in_elems + 2 * out_elems) * size;
+                let sets: Vec<Inputs> = (0..sets_for(bytes))
+                    .map(|_| {
+                        shapes
+                            .iter()
+                            .map(|s| Ok(Var::from_tensor(&rand(&device, s, dtype)?)?.as_tensor().clone()))
+                            .collect()
+                    })
+                    .collect::<Result<_>>()?;
+                let (a, b) = (with_backward(lazy), with_backward(composed));
+                let times = time(&device, &sets, &[&a, &b])?;
+                let row = Row {
+                    kernel,
+                    dtype,
+                    bytes,
+                    lazy: times[0],
+                    composed: times[1],
+                    fused: None,
+                };
+                print_row(&row, copy);
+                rows.push(row);
+                Ok(())
+            };
+        let (n, d) = (8192, 8192);
+        train(
+            format!("gelu_tanh {n}x{d}"),
+            &[&[n, d]],
+            n * d,
+            &|i| Ok(gelu(&i[0])?),
+            &|i| composed_gelu(&i[0]),
+        )?;
+        let (n, d) = (4096, 4096);
+        train(
+            format!("softmax {n}x{d}"),
+            &[&[n, d]],
+            n * d,
+            &|i| Ok(softmax(&i[0])?),
+            &|i| composed_softmax(&i[0]),
+        )?;
+        let (n, d) = (8192, 4096);
+        train(
+            format!("rms_norm {n}x{d}"),
+            &[&[n, d], &[d]],
+            n * d,
+            &|i| Ok(rms_norm(&i[0], &i[1], 1e-6)?),
+            &|i| composed_rms_norm(&i[0], &i[1], 1e-6),
+        )?;
+        train(
+            format!("layer_norm {n}x{d}"),
+            &[&[n, d], &[d], &[d]],
+            n * d,
+            &|i| Ok(layer_norm(&i[0], &i[1], &i[2], 1e-5)?),
+            &|i| composed_layer_norm(&i[0], &i[1], &i[2], 1e-5),
+        )?;
+        let (n, f) = (8192, 11008);
+        train(
+            format!("silu(g)*u {n}x{f}"),
+            &[&[n, f], &[n, f]],
+            n * f,
+            &|i| Ok(swiglu(&i[0], &i[1])?),
+            &|i| i[0].silu()? * &i[1],
+        )?;
+        let (b, h, s, d) = (8, 32, 2048, 128);
+        train(
+            format!("rope {b}x{h}x{s}x{d}"),
+            &[&[b, h, s, d], &[s, d / 2], &[s, d / 2]],
+            b * h * s * d,
+            &|i| Ok(rope(&i[0], &i[1], &i[2])?),
+            &|i| composed_rope(&i[0], &i[1], &i[2]),
         )?;
     }
     println!();

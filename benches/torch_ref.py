@@ -2,6 +2,9 @@
 """Times torch eager and torch.compile on the GPU benchmark's kernels and shapes (benches/gpu.rs),
 with the same method: warm-up, then calls back to back between two synchronisations for at least
 BENCH_MS milliseconds, best of 3, inputs rotating among copies that together exceed the L2.
+The `train ...` rows time forward plus backward (every input requiring grad, `y.backward` with a
+tensor of ones made per call, as Candle's `backward` makes one), torch.compile's through
+AOTAutograd; their bytes are the pair's least traffic, as in gpu.rs.
 
     python3 benches/torch_ref.py            # BENCH_FILTER=softmax to select rows
 """
@@ -46,6 +49,30 @@ def rope(x, cos, sin):
     return x * c + torch.cat([-x2, x1], -1) * s
 
 
+# The rows whose forward plus backward gpu.rs times too.
+TRAINED = (
+    "gelu_tanh 8192x8192",
+    "softmax 4096x4096",
+    "rms_norm 8192x4096",
+    "layer_norm 8192x4096",
+    "silu(g)*u 8192x11008",
+    "rope 8x32x2048x128",
+)
+
+
+def step(f):
+    """Forward plus backward of `f`, the inputs' gradients dropped first (not accumulated)."""
+
+    def run(*inputs):
+        for t in inputs:
+            t.grad = None
+        y = f(*inputs)
+        y.backward(torch.ones_like(y))
+        return y
+
+    return run
+
+
 def timed(f, sets):
     for s in sets * 3:
         f(*s)
@@ -80,15 +107,19 @@ def main():
         cases.append(("layer_norm 8192x4096", layer_norm, [(8192, 4096), (4096,), (4096,)], 8192 * 4096))
         cases.append(("silu(g)*u 8192x11008", swiglu, [(8192, 11008), (8192, 11008)], 8192 * 11008))
         cases.append(("rope 8x32x2048x128", rope, [(8, 32, 2048, 128), (2048, 64), (2048, 64)], 8 * 32 * 2048 * 128))
-        for name, f, shapes, out in cases:
+        train = [(f"train {name}", f, shapes, out) for name, f, shapes, out in cases if name in TRAINED]
+        for name, f, shapes, out in cases + train:
             if FILTER not in name:
                 continue
-            nbytes = (sum(math.prod(s) for s in shapes) + out) * size
+            trained = name.startswith("train ")
+            ins = sum(math.prod(s) for s in shapes)
+            nbytes = ((3 * ins + 2 * out) if trained else (ins + out)) * size
             copies = max(1, min(8, -(-(256 << 20) // nbytes)))
-            sets = [[torch.randn(s, device=dev, dtype=dtype) for s in shapes] for _ in range(copies)]
-            eager = timed(f, sets)
+            sets = [[torch.randn(s, device=dev, dtype=dtype, requires_grad=trained) for s in shapes] for _ in range(copies)]
+            run = step(f) if trained else f
+            eager = timed(run, sets)
             compiled = torch.compile(f, dynamic=False)
-            comp = timed(compiled, sets)
+            comp = timed(step(compiled) if trained else compiled, sets)
             rows.append((name, str(dtype).replace("torch.", ""), eager, comp, nbytes))
             print(f"{name:<24} {rows[-1][1]}: eager {eager * 1e6:9.1f} µs, torch.compile {comp * 1e6:9.1f} µs", flush=True)
     print()
