@@ -32,6 +32,8 @@ pub enum Diag {
     UnknownOp {
         name: String,
         suggestion: Option<String>,
+        /// How the DSL writes an op of another library of this name.
+        instead: Option<&'static str>,
     },
     WrongArity {
         op: &'static str,
@@ -51,7 +53,11 @@ pub enum Diag {
         what: String,
         instead: Option<&'static str>,
     },
-    ExpectedAxis,
+    /// `twin`: the reduction called and the elementwise op of that name users mean with a value
+    /// there (`max(x, 0.0)`: `maximum`).
+    ExpectedAxis {
+        twin: Option<(&'static str, &'static str)>,
+    },
     ExpectedSize,
     ExpectedShapeList,
     ExpectedTensorList,
@@ -222,11 +228,16 @@ impl fmt::Display for Diag {
                     None => write!(f, "; declare it as a parameter or bind it with `let`"),
                 }
             }
-            UnknownOp { name, suggestion } => {
+            UnknownOp {
+                name,
+                suggestion,
+                instead,
+            } => {
                 write!(f, "unknown op `{name}`")?;
-                match suggestion {
-                    Some(s) => write!(f, "; did you mean `{s}`?"),
-                    None => write!(f, "; the crate docs of graph_runtime list every op"),
+                match (instead, suggestion) {
+                    (Some(how), _) => write!(f, "; {how}"),
+                    (None, Some(s)) => write!(f, "; did you mean `{s}`?"),
+                    (None, None) => write!(f, "; the crate docs of graph_runtime list every op"),
                 }
             }
             WrongArity {
@@ -261,10 +272,19 @@ impl fmt::Display for Diag {
                     None => Ok(()),
                 }
             }
-            ExpectedAxis => write!(
-                f,
-                "expected an axis: an integer literal such as `-1` or `0` (axes are fixed at compile time)"
-            ),
+            ExpectedAxis { twin } => {
+                write!(
+                    f,
+                    "expected an axis: an integer literal such as `-1` or `0` (axes are fixed at compile time)"
+                )?;
+                match twin {
+                    Some((op, elementwise)) => write!(
+                        f,
+                        "; `{op}` reduces along an axis: for the elementwise {elementwise} of two values, use `{elementwise}(x, y)`"
+                    ),
+                    None => Ok(()),
+                }
+            }
             ExpectedSize => write!(
                 f,
                 "expected a size: an integer, a shape symbol, or a product such as `B * S` or `D / 2`"

@@ -66,6 +66,53 @@ const NAMED: &[(&str, Builtin)] = &[
     ("to_dtype", Builtin::Cast),
 ];
 
+/// Names of other tensor libraries' ops (PyTorch, Candle, NumPy) that the DSL spells another way,
+/// with how: an unknown op of these names gets this hint instead of the nearest name by spelling
+/// (`t` is one letter from `lt`, and `broadcast_mul` nearest to `broadcast_as`).
+const ELSEWHERE: &[(&[&str], &str)] = &[
+    (&["t"], "to swap the last two axes, write `x.transpose(-2, -1)`"),
+    (
+        &["broadcast_mul", "broadcast_add", "broadcast_sub", "broadcast_div"],
+        "arithmetic broadcasts: write `x * w` (`+`, `-`, `/`)",
+    ),
+    (
+        &["broadcast_maximum", "broadcast_minimum"],
+        "`maximum(x, y)` and `minimum(x, y)` broadcast",
+    ),
+    (
+        &["sum_keepdim", "mean_keepdim", "max_keepdim", "min_keepdim"],
+        "reductions keep their axis: write `sum(x, axis)` (`mean`, `max`, `min`)",
+    ),
+    (&["amax", "amin"], "write `max(x, axis)` or `min(x, axis)`"),
+    (
+        &["unsqueeze", "squeeze", "view", "flatten"],
+        "write `reshape(x, [..])` with the new shape",
+    ),
+    (&["permute"], "`transpose(x, a, b)` swaps two axes"),
+    (&["concat", "concatenate"], "write `cat([a, b], axis)`"),
+    (&["mm", "bmm", "dot"], "write `matmul(a, b)`"),
+    (&["clip"], "write `clamp(x, lo, hi)`"),
+    (&["affine"], "write `x * a + b`"),
+];
+
+/// How the DSL writes op `name` of another tensor library, if it is one of [`ELSEWHERE`].
+pub fn spelled_elsewhere(name: &str) -> Option<&'static str> {
+    ELSEWHERE
+        .iter()
+        .find(|(names, _)| names.contains(&name))
+        .map(|(_, hint)| *hint)
+}
+
+/// The elementwise op a reduction of the same name is confused with: `max(x, 0.0)` means
+/// `maximum(x, 0.0)`.
+pub fn elementwise_twin(op: Builtin) -> Option<&'static str> {
+    match op {
+        Builtin::Reduce(ReduceOp::Max) => Some("maximum"),
+        Builtin::Reduce(ReduceOp::Min) => Some("minimum"),
+        _ => None,
+    }
+}
+
 impl Builtin {
     pub fn lookup(name: &str) -> Option<Builtin> {
         if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.name() == name) {

@@ -194,12 +194,17 @@ impl Checker<'_> {
     /// `name(args)`, or `args[0].name(args[1..])` when `method` is set.
     fn call(&mut self, name: &Ident, args: &[&Expr], method: bool) -> Val {
         let Some(builtin) = Builtin::lookup(&name.to_string()) else {
-            let suggestion = crate::diag::nearest(&name.to_string(), Builtin::names());
+            let text = name.to_string();
+            let (suggestion, instead) = match super::builtins::spelled_elsewhere(&text) {
+                Some(hint) => (None, Some(hint)),
+                None => (crate::diag::nearest(&text, Builtin::names()), None),
+            };
             self.errors.at(
                 name,
                 Diag::UnknownOp {
-                    name: name.to_string(),
+                    name: text,
                     suggestion,
+                    instead,
                 },
             );
             return None;
@@ -282,7 +287,8 @@ impl Checker<'_> {
             ArgKind::Axis => match axis_literal(e) {
                 Some(a) => Some(Arg::Axis(a)),
                 None => {
-                    self.errors.at(e, Diag::ExpectedAxis);
+                    let twin = super::builtins::elementwise_twin(op).map(|t| (op.name(), t));
+                    self.errors.at(e, Diag::ExpectedAxis { twin });
                     None
                 }
             },
