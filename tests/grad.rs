@@ -436,7 +436,12 @@ fn gradients_found_wrong_by_random_graphs(device: &Device) -> Result<()> {
             // No gradient (an argument read only by a comparison, in eager mode) is zero.
             let g = vars
                 .iter()
-                .map(|v| grads.get(v.as_tensor()).cloned().map_or_else(|| v.zeros_like(), Ok))
+                .map(|v| {
+                    grads
+                        .get(v.as_tensor())
+                        .cloned()
+                        .map_or_else(|| v.zeros_like(), Ok)
+                })
                 .collect::<Result<_>>()?;
             Ok((y, g))
         };

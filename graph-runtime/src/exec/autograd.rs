@@ -78,9 +78,12 @@ pub fn run(
         // The first op takes up to three inputs; each next one the previous op's result and up
         // to two more.
         let mut tied: Option<Tensor> = None;
-        for part in std::iter::once(&inputs[..inputs.len().min(MAX_TRACKED)])
-            .chain(inputs.get(MAX_TRACKED..).unwrap_or_default().chunks(MAX_TRACKED - 1))
-        {
+        for part in std::iter::once(&inputs[..inputs.len().min(MAX_TRACKED)]).chain(
+            inputs
+                .get(MAX_TRACKED..)
+                .unwrap_or_default()
+                .chunks(MAX_TRACKED - 1),
+        ) {
             let link = Link {
                 backward,
                 inputs: detached.clone(),
@@ -177,7 +180,11 @@ impl Link {
         let mut grads = Outputs::new();
         crate::run_needed(self.backward, &refs, &self.scalars, Some(&needed), &mut grads)?;
         let first = usize::from(self.chained);
-        debug_assert_eq!(first + self.tracked.len(), N, "one gradient per argument of the op");
+        debug_assert_eq!(
+            first + self.tracked.len(),
+            N,
+            "one gradient per argument of the op"
+        );
         Ok(std::array::from_fn(|k| match k.checked_sub(first) {
             None => Some(grad.clone()),
             Some(k) => self.tracked.get(k).map(|&i| grads[i].clone()),
