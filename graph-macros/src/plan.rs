@@ -90,6 +90,7 @@ pub fn plan(graph: &Graph, name: &str) -> Vec<Step> {
     absorb_broadcast_groups(graph, &mut group, &mut groups);
     split_deep_groups(graph, &mut group, &mut groups);
     column_groups(graph, &mut group, &mut groups, &users);
+    merge_siblings(graph, &mut group, &mut groups, &users);
     order_steps(graph, name, &group, &groups)
 }
 
@@ -260,6 +261,44 @@ fn column_groups(
         }
         groups[g].sort();
         groups[g].dedup();
+    }
+}
+
+/// Merges pointwise groups of one shape that read a common value and do not feed each other
+/// (a backward's `du = dy * silu(g)` and `dg = dy * u * silu'(g)`): one kernel reads the shared
+/// inputs once and writes both.
+fn merge_siblings(graph: &Graph, group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], users: &[Vec<NodeId>]) {
+    // The shape every node of a pointwise group has, or `None` for any other group.
+    let shape_of = |nodes: &[NodeId]| -> Option<Vec<Dim>> {
+        let first = graph.node(*nodes.first()?).ty.shape()?.to_vec();
+        nodes
+            .iter()
+            .all(|n| {
+                let node = graph.node(*n);
+                node.op.class() == OpClass::Pointwise && node.ty.shape() == Some(&first[..])
+            })
+            .then_some(first)
+    };
+    let reads = |nodes: &[NodeId], group: &[Option<usize>], g: usize| -> BTreeSet<NodeId> {
+        nodes
+            .iter()
+            .flat_map(|n| graph.node(*n).args.iter().copied())
+            .filter(|a| group[a.index()] != Some(g))
+            .collect()
+    };
+    for g in 0..groups.len() {
+        let Some(shape) = shape_of(&groups[g]) else { continue };
+        for h in g + 1..groups.len() {
+            if groups[g].is_empty() || shape_of(&groups[h]).as_ref() != Some(&shape) {
+                continue;
+            }
+            let shared = reads(&groups[g], group, g)
+                .intersection(&reads(&groups[h], group, h))
+                .any(|a| graph.node(*a).ty != Ty::Scalar);
+            if shared && !creates_cycle(graph, (group, groups, users), groups[h][0], g, h, false) {
+                merge(group, groups, g, h);
+            }
+        }
     }
 }
 
@@ -604,6 +643,18 @@ mod tests {
             KernelKind::Row,
             1,
         );
+    }
+
+    #[test]
+    fn independent_pointwise_kernels_reading_one_value_merge() {
+        // swiglu's backward: `du` and `dg` both read `dy` and `g`.
+        let steps = planned(
+            "fn f(g: Tensor[N, F], u: Tensor[N, F], dy: Tensor[N, F]) -> (Tensor[N, F], Tensor[N, F]) {
+                (dy * silu(g), dy * u * sigmoid(g) * (1.0 + g * (1.0 - sigmoid(g))))
+            }",
+        );
+        assert_eq!(steps.len(), 1, "{steps:#?}");
+        assert_eq!(kernels(&steps)[0].outputs.len(), 2);
     }
 
     #[test]
