@@ -267,7 +267,12 @@ fn column_groups(
 /// Merges pointwise groups of one shape that read a common value and do not feed each other
 /// (a backward's `du = dy * silu(g)` and `dg = dy * u * silu'(g)`): one kernel reads the shared
 /// inputs once and writes both.
-fn merge_siblings(graph: &Graph, group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], users: &[Vec<NodeId>]) {
+fn merge_siblings(
+    graph: &Graph,
+    group: &mut [Option<usize>],
+    groups: &mut [Vec<NodeId>],
+    users: &[Vec<NodeId>],
+) {
     // The shape every node of a pointwise group has, or `None` for any other group.
     let shape_of = |nodes: &[NodeId]| -> Option<Vec<Dim>> {
         let first = graph.node(*nodes.first()?).ty.shape()?.to_vec();
@@ -287,7 +292,9 @@ fn merge_siblings(graph: &Graph, group: &mut [Option<usize>], groups: &mut [Vec<
             .collect()
     };
     for g in 0..groups.len() {
-        let Some(shape) = shape_of(&groups[g]) else { continue };
+        let Some(shape) = shape_of(&groups[g]) else {
+            continue;
+        };
         for h in g + 1..groups.len() {
             if groups[g].is_empty() || shape_of(&groups[h]).as_ref() != Some(&shape) {
                 continue;
