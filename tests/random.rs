@@ -580,6 +580,8 @@ enum Gradients {
 /// a random direction `v` of the tensor arguments, `sum_p <g_p, v_p>`, against central
 /// differences of `loss` along `v`, extrapolated (Richardson, from steps `h` and `h / 2`). It
 /// passes within `1e-6` of the terms' magnitude, plus the rounding of `loss` over the step, plus
+/// `1e-12` per unit of the direction (a gradient of terms that cancel, where `loss` is constant),
+/// plus
 /// how much the two steps' differences disagree (large only near a jump, as `floor`'s). The step
 /// is small (`1e-6`), so that few elements lie that close to a kink (`maximum`, `abs`, `relu`),
 /// where a difference averages two slopes.
@@ -655,13 +657,12 @@ fn check_gradients(case: &Case, dev: &Device, rng: &mut Rng) -> Result<Gradients
     let grads = l.backward().map_err(|e| fail("backward", e.to_string()))?;
     // The direction, and the gradient's derivative along it.
     let mut directions = Vec::new();
-    let (mut gv, mut gv_mag) = (0.0, 0.0);
+    let (mut gv, mut gv_mag, mut v_mag) = (0.0, 0.0, 0.0);
     for (t, var) in tensors.iter().zip(&vars) {
         let n = t.elem_count();
-        let v = on(
-            Tensor::from_vec(uniform(rng, n, -1.0, 1.0), t.dims(), &Device::Cpu)
-                .map_err(|e| e.to_string())?,
-        )?;
+        let values = uniform(rng, n, -1.0, 1.0);
+        v_mag += values.iter().map(|v| v.abs()).sum::<f64>();
+        let v = on(Tensor::from_vec(values, t.dims(), &Device::Cpu).map_err(|e| e.to_string())?)?;
         if let Some(g) = grads.get(var.as_tensor()) {
             if n > 0 {
                 let terms = (g * &v).map_err(|e| fail("g . v", e.to_string()))?;
@@ -695,7 +696,9 @@ fn check_gradients(case: &Case, dev: &Device, rng: &mut Rng) -> Result<Gradients
     if !extrapolated.is_finite() {
         return Ok(Gradients::NotFinite);
     }
-    let allowed = 1e-6 * gv_mag + 1e-13 * l_mag / h + (coarse - fine).abs();
+    // A gradient element of 1e-12 is the rounding of contributions that cancel (`x - x` through
+    // a broadcast, summed in another order), when the differences see a constant.
+    let allowed = 1e-6 * gv_mag + 1e-13 * l_mag / h + 1e-12 * v_mag + (coarse - fine).abs();
     if (gv - extrapolated).abs() > allowed {
         return Err(format!(
             "gradients, f64 on {dev:?}, sizes {sz:?}, scalars {scalars:?}: the derivative along a random direction is {gv:e} from the fused gradients, {extrapolated:e} from central differences (steps {h:e}: {coarse:e}, {:e}: {fine:e}; allowed difference {allowed:e})",
