@@ -607,7 +607,7 @@ fn check_gradients(case: &Case, dev: &Device, rng: &mut Rng) -> Result<Gradients
     let fail = |what: &str, e: String| format!("gradients, f64 on {dev:?}, sizes {sz:?}: {what}: {e}");
     let vars: Vec<Var> = tensors
         .iter()
-        .map(|t| Var::from_tensor(t))
+        .map(Var::from_tensor)
         .collect::<candle_core::Result<_>>()
         .map_err(|e| fail("vars", e.to_string()))?;
     let tracked: Vec<&Tensor> = vars.iter().map(|v| v.as_tensor()).collect();
