@@ -21,6 +21,8 @@
 //! `y.backward()` (whose cotangent is a tensor of ones Candle makes), against the same math as
 //! composed Candle ops under Candle's autograd. Their bytes are what the pair must move at
 //! least: the forward's inputs and output, and the backward's inputs, cotangent and gradients.
+//! The `explicit ...` rows time the same pair through the explicit API (the forward, then
+//! `name_backward` with a cotangent drawn beforehand): the kernels without Candle's autograd.
 
 use std::time::{Duration, Instant};
 
@@ -379,6 +381,78 @@ fn main() -> Result<()> {
             &|i| composed_rope(&i[0], &i[1], &i[2]),
         )?;
     }
+    // The explicit API: the forward, then `name_backward` with a cotangent drawn beforehand (no
+    // Candle autograd, no tie): what the kernels of a forward plus backward cost on their own.
+    let mut explicit: Vec<(String, DType, usize, f64)> = Vec::new();
+    for dtype in dtypes {
+        let size = dtype.size_in_bytes();
+        let mut pair = |kernel: String, shapes: &[&[usize]], out: &[usize], f: Way| -> Result<()> {
+            let kernel = format!("explicit {kernel}");
+            if !kernel.contains(&filter) {
+                return Ok(());
+            }
+            let in_elems: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+            let out_elems: usize = out.iter().product();
+            let bytes = (3 * in_elems + 2 * out_elems) * size;
+            let sets: Vec<Inputs> = (0..sets_for(bytes))
+                .map(|_| {
+                    shapes
+                        .iter()
+                        .chain([&out])
+                        .map(|s| rand(&device, s, dtype))
+                        .collect()
+                })
+                .collect::<Result<_>>()?;
+            let t = time(&device, &sets, &[f])?[0];
+            println!(
+                "{kernel:<32} {dtype:?}: {:>9.1} µs ({:>4.0} GB/s, {:>3.0}% of copy)",
+                t * 1e6,
+                bytes as f64 / t / 1e9,
+                100.0 * bytes as f64 / t / copy
+            );
+            explicit.push((kernel, dtype, bytes, t));
+            Ok(())
+        };
+        let (n, d) = (8192, 8192);
+        pair(format!("gelu_tanh {n}x{d}"), &[&[n, d]], &[n, d], &|i| {
+            gelu(&i[0])?;
+            Ok(gelu_backward(&i[0], &i[1])?)
+        })?;
+        let (n, d) = (4096, 4096);
+        pair(format!("softmax {n}x{d}"), &[&[n, d]], &[n, d], &|i| {
+            softmax(&i[0])?;
+            Ok(softmax_backward(&i[0], &i[1])?)
+        })?;
+        let (n, d) = (8192, 4096);
+        pair(format!("rms_norm {n}x{d}"), &[&[n, d], &[d]], &[n, d], &|i| {
+            rms_norm(&i[0], &i[1], 1e-6)?;
+            Ok(rms_norm_backward(&i[0], &i[1], 1e-6, &i[2])?.0)
+        })?;
+        pair(
+            format!("layer_norm {n}x{d}"),
+            &[&[n, d], &[d], &[d]],
+            &[n, d],
+            &|i| {
+                layer_norm(&i[0], &i[1], &i[2], 1e-5)?;
+                Ok(layer_norm_backward(&i[0], &i[1], &i[2], 1e-5, &i[3])?.0)
+            },
+        )?;
+        let (n, f) = (8192, 11008);
+        pair(format!("silu(g)*u {n}x{f}"), &[&[n, f], &[n, f]], &[n, f], &|i| {
+            swiglu(&i[0], &i[1])?;
+            Ok(swiglu_backward(&i[0], &i[1], &i[2])?.0)
+        })?;
+        let (b, h, s, d) = (8, 32, 2048, 128);
+        pair(
+            format!("rope {b}x{h}x{s}x{d}"),
+            &[&[b, h, s, d], &[s, d / 2], &[s, d / 2]],
+            &[b, h, s, d],
+            &|i| {
+                rope(&i[0], &i[1], &i[2])?;
+                Ok(rope_backward(&i[0], &i[1], &i[2], &i[3])?.0)
+            },
+        )?;
+    }
     println!();
     println!("| kernel | dtype | lazy_graph µs | GB/s | % of copy | composed µs | candle-nn fused µs | vs composed | vs fused |");
     println!("|---|---|---|---|---|---|---|---|---|");
@@ -396,6 +470,17 @@ fn main() -> Result<()> {
             fused,
             r.composed / r.lazy,
             vs_fused
+        );
+    }
+    println!();
+    println!("| kernel | dtype | lazy_graph µs | GB/s | % of copy |");
+    println!("|---|---|---|---|---|");
+    for (kernel, dtype, bytes, t) in &explicit {
+        println!(
+            "| {kernel} | {dtype:?} | {:.1} | {:.0} | {:.0}% |",
+            t * 1e6,
+            *bytes as f64 / t / 1e9,
+            100.0 * *bytes as f64 / t / copy
         );
     }
     Ok(())
