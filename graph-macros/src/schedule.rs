@@ -12,7 +12,7 @@ use graph_ir::{Access, Dim, KernelKind, Op, OpClass};
 
 use crate::ir::{Graph, NodeId, Ty};
 use crate::kernel::{is_row_scalar, last_dim, Kernel, Stmt};
-use crate::plan::column_reduction;
+use crate::plan::{column_reduction, ColumnReduction};
 
 /// The kernel named `name` that computes `nodes` (topological order), reading `inputs` (first-use
 /// order) and writing `outputs`, as the planner grouped them.
@@ -23,11 +23,10 @@ pub fn schedule(
     inputs: Vec<NodeId>,
     outputs: Vec<NodeId>,
 ) -> Kernel {
-    if outputs
-        .first()
-        .is_some_and(|o| column_reduction(graph, *o).is_some())
-    {
-        return columns(graph, name, nodes, inputs, outputs);
+    let reductions: Option<Vec<ColumnReduction>> =
+        outputs.iter().map(|o| column_reduction(graph, *o)).collect();
+    if let Some(reductions) = reductions.filter(|r| !r.is_empty()) {
+        return columns(graph, name, reductions, nodes, inputs, outputs);
     }
     let last = |id: NodeId| last_dim(graph, id);
     let inputs = accesses(graph, &inputs);
@@ -184,14 +183,11 @@ fn accesses(graph: &Graph, inputs: &[NodeId]) -> Vec<(NodeId, Access)> {
 fn columns(
     graph: &Graph,
     name: String,
+    reductions: Vec<ColumnReduction>,
     nodes: Vec<NodeId>,
     inputs: Vec<NodeId>,
     outputs: Vec<NodeId>,
 ) -> Kernel {
-    let reductions: Vec<_> = outputs
-        .iter()
-        .map(|o| column_reduction(graph, *o).expect("a column kernel's outputs are column reductions"))
-        .collect();
     let (axis, axes) = (reductions[0].axis, reductions[0].axes);
     let domain = graph.node(reductions[0].source).ty.shape().unwrap_or_default();
     let inputs = accesses(graph, &inputs);

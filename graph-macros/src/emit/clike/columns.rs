@@ -10,29 +10,27 @@
 //!
 //! No atomics and a fixed order everywhere: the same bits at every run.
 
-use graph_ir::{Access, ArgLayout, BinaryCForm, KernelKind, Op, ReduceFinish};
+use graph_ir::{Access, ArgLayout, BinaryCForm, KernelKind, Op, ReduceFinish, ReduceInfo};
 
 use super::rows::row_pointers;
 use super::{Body, Dialect, Scope, Writer};
-use crate::kernel::{Kernel, Stmt};
+use crate::kernel::Stmt;
+
+/// The reduction output `o` of column kernel `body.k` computes.
+fn reduction(body: &Body, o: usize) -> &'static ReduceInfo {
+    match body.graph.node(body.k.outputs[o]).op {
+        Op::Reduce(op, _) => op.info(),
+        _ => unreachable!("a column kernel's outputs are its reductions"),
+    }
+}
 
 /// `a` combined with `b` by the reduction of output `o`.
-fn combine(k: &Kernel, body: &Body, o: usize, a: &str, b: &str) -> String {
-    let Op::Reduce(op, _) = body.graph.node(k.outputs[o]).op else {
-        unreachable!("a column kernel's outputs are its reductions")
-    };
-    match op.info().combine.info().c {
+fn combine(body: &Body, o: usize, a: &str, b: &str) -> String {
+    match reduction(body, o).combine.info().c {
         BinaryCForm::Infix(f) => format!("{a} {f} {b}"),
         BinaryCForm::Call(f) => format!("{f}({a}, {b})"),
         BinaryCForm::Compare(_) => unreachable!("no reduction combines by comparing"),
     }
-}
-
-fn identity(body: &Body, o: usize) -> &'static str {
-    let Op::Reduce(op, _) = body.graph.node(body.k.outputs[o]).op else {
-        unreachable!("a column kernel's outputs are its reductions")
-    };
-    op.info().c.identity
 }
 
 /// The body of column kernel `body.k` (after the header).
@@ -106,7 +104,7 @@ pub fn columns(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) {
         row_pointers(w, d, k, l, row);
     }
     for o in outputs {
-        w.line(&format!("C acc{o} = {};", identity(body, *o)));
+        w.line(&format!("C acc{o} = {};", reduction(body, *o).c.identity));
     }
     w.open(&format!("for ({long} lg_n = 0; lg_n < lg_end; ++lg_n)"));
     if axes > 1 {
@@ -127,7 +125,7 @@ pub fn columns(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) {
     w.lines(&scope.stmts);
     for (o, v) in outputs.iter().zip(vals) {
         let acc = format!("acc{o}");
-        w.line(&format!("{acc} = {};", combine(k, body, *o, &acc, &v)));
+        w.line(&format!("{acc} = {};", combine(body, *o, &acc, &v)));
     }
     for (i, (_, access)) in k.inputs.iter().enumerate() {
         if axes == 1 && *access != Access::Scalar {
@@ -156,15 +154,12 @@ pub fn columns(w: &mut Writer, d: &Dialect, body: &Body, l: &ArgLayout) {
     ));
     for o in outputs {
         let acc = format!("acc{o}");
-        w.line(&format!("C {acc} = {};", identity(body, *o)));
+        w.line(&format!("C {acc} = {};", reduction(body, *o).c.identity));
         w.open(&format!("for ({long} lg_p = 0; lg_p < lg_parts; ++lg_p)"));
         let part = format!("r{o}[lg_first + lg_p * lg_cols]");
-        w.line(&format!("{acc} = {};", combine(k, body, *o, &acc, &part)));
+        w.line(&format!("{acc} = {};", combine(body, *o, &acc, &part)));
         w.close();
-        let Op::Reduce(op, _) = body.graph.node(k.outputs[*o]).op else {
-            unreachable!("a column kernel's outputs are its reductions")
-        };
-        let v = match op.info().finish {
+        let v = match reduction(body, *o).finish {
             ReduceFinish::Total => acc,
             ReduceFinish::DivideByCount => format!("{acc} / (C)lg_along"),
         };

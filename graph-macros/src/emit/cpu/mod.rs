@@ -149,6 +149,24 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
             #(#body)*
         }
     };
+    variant(k, &name, strided, &args, &quote!(outs), &row)
+}
+
+/// Variant `name` of kernel `k` taking `args` and computing `body`. The strided variant is
+/// `body` itself. The contiguous variant is the hot path: on x86 it is compiled once, for AVX2
+/// and FMA, and a CPU without them runs the strided variant (which takes any strides): a second
+/// copy for baseline x86 cost as much build time as the first and paid only on CPUs from before
+/// 2013. Elsewhere (aarch64: NEON is the baseline) it is compiled for the baseline. `outs` names
+/// the outputs' argument, which `dispatch` passes on.
+fn variant(
+    k: &Kernel,
+    name: &Ident,
+    strided: bool,
+    args: &TokenStream,
+    outs: &TokenStream,
+    body: &TokenStream,
+) -> TokenStream {
+    let p = quote!(::graph_runtime::__private::cpu);
     let allow = quote!(#[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]);
     if strided {
         return quote! {
@@ -156,14 +174,10 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
             #[inline(never)]
             fn #name<T: #p::Elem>(#args) {
                 const FMA: bool = false;
-                #row
+                #body
             }
         };
     }
-    // The contiguous variant is the hot path: on x86 it is compiled once, for AVX2 and FMA, and
-    // a CPU without them runs the strided variant (which takes any strides): a second copy for
-    // baseline x86 cost as much build time as the first and paid only on CPUs from before 2013.
-    // Elsewhere (aarch64: NEON is the baseline) it is compiled for the baseline.
     let strided = fn_name(k, true);
     quote! {
         #allow
@@ -171,12 +185,12 @@ fn function(graph: &Graph, k: &Kernel, strided: bool) -> TokenStream {
         fn #name<T: #p::Elem>(#args) {
             #allow
             #[inline(always)]
-            fn row<T: #p::Elem, const FMA: bool>(#args) { #row }
+            fn row<T: #p::Elem, const FMA: bool>(#args) { #body }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             let baseline = #strided::<T>;
             #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
             let baseline = row::<T, false>;
-            #p::dispatch(a, outs, baseline, row::<T, true>)
+            #p::dispatch(a, #outs, baseline, row::<T, true>)
         }
     }
 }
@@ -217,32 +231,7 @@ fn column_function(
             }
         }
     };
-    let allow = quote!(#[allow(unused_variables, unused_mut, non_snake_case, clippy::all)]);
-    if cx.strided {
-        return quote! {
-            #allow
-            #[inline(never)]
-            fn #name<T: #p::Elem>(#args) {
-                const FMA: bool = false;
-                #row
-            }
-        };
-    }
-    let strided = fn_name(k, true);
-    quote! {
-        #allow
-        #[inline(never)]
-        fn #name<T: #p::Elem>(#args) {
-            #allow
-            #[inline(always)]
-            fn row<T: #p::Elem, const FMA: bool>(#args) { #row }
-            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            let baseline = #strided::<T>;
-            #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-            let baseline = row::<T, false>;
-            #p::dispatch(a, accs, baseline, row::<T, true>)
-        }
-    }
+    variant(k, name, cx.strided, &args, &quote!(accs), &row)
 }
 
 /// The `CpuKernel` table of `k`: the contiguous variant where it pays, the strided one for every

@@ -5,11 +5,10 @@
 //! count). No step depends on the threads, so the result is the same bits at every run.
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use candle_core::{Device, Tensor, WithDType};
 use graph_ir::cpu::{ColFn, Elem, Float, RowArgs};
-use graph_ir::{BinaryOp, Graph, Kernel, Op, ReduceFinish};
+use graph_ir::{BinaryOp, Graph, Kernel, Op, ReduceFinish, ReduceInfo};
 use smallvec::SmallVec;
 
 use super::PARALLEL_WORK;
@@ -50,22 +49,13 @@ unsafe impl<C: Send> Send for PartialPtr<C> {}
 // before every unit is done.
 unsafe impl<C: Send> Sync for PartialPtr<C> {}
 
-/// How one reduction combines and finishes its values.
-#[derive(Clone, Copy)]
-struct Reduction {
-    combine: BinaryOp,
-    finish: ReduceFinish,
-    identity: f64,
-}
-
-impl Reduction {
-    fn combine<C: Float>(&self, a: C, b: C) -> C {
-        match self.combine {
-            BinaryOp::Add => a + b,
-            BinaryOp::Maximum => a.max(b),
-            BinaryOp::Minimum => a.min(b),
-            other => unreachable!("no reduction combines by {other:?}"),
-        }
+/// `a` and `b` combined as reduction `r` combines its values.
+fn combine<C: Float>(r: &ReduceInfo, a: C, b: C) -> C {
+    match r.combine {
+        BinaryOp::Add => a + b,
+        BinaryOp::Maximum => a.max(b),
+        BinaryOp::Minimum => a.min(b),
+        other => unreachable!("no reduction combines by {other:?}"),
     }
 }
 
@@ -89,7 +79,7 @@ pub fn run<T: Elem + WithDType>(
     let inner: usize = prefix[axes.end..].iter().product();
     let out_rows = outer * inner;
     let mut shapes: SmallVec<[Vec<usize>; 2]> = SmallVec::new();
-    let mut reductions: SmallVec<[Reduction; 2]> = SmallVec::new();
+    let mut reductions: SmallVec<[&ReduceInfo; 2]> = SmallVec::new();
     for &o in k.outputs {
         let what = || describe_node(graph, o as usize);
         let node = &graph.nodes()[o as usize];
@@ -99,12 +89,7 @@ pub fn run<T: Elem + WithDType>(
         let Op::Reduce(op, _) = node.op else {
             unreachable!("a column kernel's outputs are its reductions")
         };
-        let info = op.info();
-        reductions.push(Reduction {
-            combine: info.combine,
-            finish: info.finish,
-            identity: info.identity,
-        });
+        reductions.push(op.info());
     }
     let cols = shapes[0].last().copied().unwrap_or(1);
     let chunk = chunk_rows(along, cols);
@@ -157,26 +142,7 @@ pub fn run<T: Elem + WithDType>(
     } else {
         1
     };
-    if threads > 1 {
-        let per_task = units.div_ceil(threads * 8).max(1);
-        let tasks = units.div_ceil(per_task);
-        let next = AtomicUsize::new(0);
-        let work = || loop {
-            let t = next.fetch_add(1, Ordering::Relaxed);
-            if t >= tasks {
-                break;
-            }
-            cx.run_units(t * per_task..((t + 1) * per_task).min(units));
-        };
-        rayon::in_place_scope(|s| {
-            for _ in 1..threads.min(tasks) {
-                s.spawn(|_| work());
-            }
-            work();
-        });
-    } else {
-        cx.run_units(0..units);
-    }
+    super::spread(units, threads, |range| cx.run_units(range));
 
     // Stage two: each element combines its partials in chunk order, then is finished.
     for ((partial, r), shape) in partials.iter().zip(&reductions).zip(shapes) {
@@ -192,7 +158,7 @@ pub fn run<T: Elem + WithDType>(
             for p in 1..parts {
                 let part = &partial[first + p * cols..first + (p + 1) * cols];
                 for (acc, v) in row.iter_mut().zip(part) {
-                    *acc = r.combine(*acc, *v);
+                    *acc = combine(r, *acc, *v);
                 }
             }
             values.extend(row.iter().map(|v| match r.finish {

@@ -274,29 +274,7 @@ fn run_typed<T: Elem + WithDType>(
         chunks_per_row,
         row_len,
     };
-    if units > 1 && threads > 1 {
-        // The calling thread works from the start, taking tasks from a shared counter with the
-        // pool's threads as they wake: waking them takes microseconds, and a call should not
-        // wait for that before any work starts, nor for a sleeping caller to wake at the end.
-        let per_task = units.div_ceil(threads * 8).max(1);
-        let tasks = units.div_ceil(per_task);
-        let next = AtomicUsize::new(0);
-        let work = || loop {
-            let t = next.fetch_add(1, Ordering::Relaxed);
-            if t >= tasks {
-                break;
-            }
-            cx.run_units(t * per_task..((t + 1) * per_task).min(units));
-        };
-        rayon::in_place_scope(|s| {
-            for _ in 1..threads.min(tasks) {
-                s.spawn(|_| work());
-            }
-            work();
-        });
-    } else {
-        cx.run_units(0..units);
-    }
+    spread(units, threads, |range| cx.run_units(range));
     // The input slices borrow the storage guards: release them in that order.
     drop((outs, data));
     drop(guards);
@@ -305,6 +283,32 @@ fn run_typed<T: Elem + WithDType>(
         out.push(Tensor::from_vec(buffer, shape, &Device::Cpu).within(func)?);
     }
     Ok(())
+}
+
+/// Runs work units `0..units` through `run`, on `threads` threads when there are more than one
+/// of each. The calling thread works from the start, taking tasks from a shared counter with the
+/// pool's threads as they wake: waking them takes microseconds, and a call should not wait for
+/// that before any work starts, nor for a sleeping caller to wake at the end.
+fn spread(units: usize, threads: usize, run: impl Fn(Range<usize>) + Sync) {
+    if units <= 1 || threads <= 1 {
+        return run(0..units);
+    }
+    let per_task = units.div_ceil(threads * 8).max(1);
+    let tasks = units.div_ceil(per_task);
+    let next = AtomicUsize::new(0);
+    let work = || loop {
+        let t = next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks {
+            break;
+        }
+        run(t * per_task..((t + 1) * per_task).min(units));
+    };
+    rayon::in_place_scope(|s| {
+        for _ in 1..threads.min(tasks) {
+            s.spawn(|_| work());
+        }
+        work();
+    });
 }
 
 struct Cx<'a, T: Elem> {

@@ -24,7 +24,7 @@ use crate::bind::Bound;
 use crate::error::Result;
 use crate::exec::gpu::config::Chunks;
 use crate::exec::gpu::request::{self, LaunchRequest};
-use crate::exec::gpu::{self, Operand};
+use crate::exec::gpu::{self, Operand, Words};
 use crate::exec::{Arg, Outputs};
 use crate::profile::{Clock, Phase};
 
@@ -142,15 +142,18 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     let (grid, block) = (groups(&req, &config, &state), config.threads());
     // Outputs without elements need no work, and a grid of no blocks is an invalid launch.
     let empty = req.out_shapes.iter().all(|s| s.contains(&0));
-    let mut params = [words.as_mut_ptr() as *mut c_void];
     stream
         .context()
         .bind_to_thread()
         .map_err(|e| fail(format!("{e:?}")))?;
-    if !empty && grid > 0 {
+    // One launch of the function with the words as they are now (the driver copies them).
+    let launch = |words: &mut Words, grid: u32| {
+        let mut params = [words.as_mut_ptr() as *mut c_void];
         // SAFETY: the function takes one argument, `LgArgs<words>`, which `params` points at;
         // every address in it is a live allocation of the sizes the words describe (held by
-        // `guards` and `outs` until the launch is queued, and stream-ordered after it).
+        // `guards`, `outs` and `partials` until the launches are queued, and stream-ordered
+        // after them); a column kernel's second launch reads the partial results its first,
+        // queued before it on the stream, wrote.
         unsafe {
             result::launch_kernel(
                 function.cu_function(),
@@ -161,30 +164,19 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
                 &mut params,
             )
         }
-        .map_err(|e| fail(format!("launch: {e:?}")))?;
+        .map_err(|e| fail(format!("launch: {e:?}")))
+    };
+    if !empty && grid > 0 {
+        launch(&mut words, grid)?;
     }
     if let (Some(c), false) = (chunks, empty) {
-        // The second stage: a thread per output element combines its partial results. The
-        // driver copied the words at the first launch, so changing them now is safe.
+        // The second stage: a thread per output element combines its partial results.
         words[l.stage()] = 1;
         let elements = c.out_rows * req.out_lens[0];
         let grid = elements
             .div_ceil(block as usize)
             .clamp(1, state.sms as usize * 64) as u32;
-        let mut params = [words.as_mut_ptr() as *mut c_void];
-        // SAFETY: as for the first launch; the partial results it writes are stream-ordered
-        // before this launch reads them, and live (in `partials`) until both are queued.
-        unsafe {
-            result::launch_kernel(
-                function.cu_function(),
-                (grid, 1, 1),
-                (block, 1, 1),
-                0,
-                stream.cu_stream(),
-                &mut params,
-            )
-        }
-        .map_err(|e| fail(format!("launch: {e:?}")))?;
+        launch(&mut words, grid)?;
     }
     drop(partial_writes);
     drop(partials);
