@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::PathBuf;
 use std::thread::LocalKey;
 
-use candle_core::cuda_backend::cudarc::driver::CudaFunction;
+use candle_core::cuda_backend::cudarc::driver::{sys, CudaFunction};
 use candle_core::cuda_backend::cudarc::nvrtc::{result as nvrtc, sys as nvrtc_sys, Ptx};
 use candle_core::CudaDevice;
 use graph_ir::Kernel;
@@ -185,15 +185,23 @@ pub fn function(
     static FUNCTIONS: KernelCache<CudaFunction> = KernelCache::new();
     let key = Key::new(state.ordinal as u64, k, *config);
     let name = k.name;
-    FUNCTIONS.get(key, name, format_args!("sm_{}", state.arch), |defines| {
+    let stream = device.cuda_stream();
+    // Compiling and loading a module are not stream work: a capture cannot record them.
+    let refuse = || match stream.capture_status() {
+        Ok(sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE) => Ok(()),
+        _ => Err(format!(
+            "{name} would compile and load at its first use, during a CUDA graph capture, which \
+             cannot record that; call it once with inputs of the same shapes before capturing"
+        )),
+    };
+    FUNCTIONS.get(key, name, format_args!("sm_{}", state.arch), refuse, |defines| {
         let text = full_source(defines, k.gpu.cuda);
         let image = image(&text, state.arch, name)?;
         let ptx = match image {
             Image::Cubin(d) => Ptx::from_binary(d),
             Image::Ptx(d) => Ptx::from_src(String::from_utf8_lossy(&d).into_owned()),
         };
-        let module = device
-            .cuda_stream()
+        let module = stream
             .context()
             .load_module(ptx)
             .map_err(|e| format!("loading {name}: {e:?}"))?;

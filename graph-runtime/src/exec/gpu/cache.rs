@@ -71,12 +71,15 @@ impl<T: Compiled> KernelCache<T> {
 
     /// The kernel `name` under `key`, which `compile` builds from the configuration's `#define`
     /// lines at first use. `target` says what it is compiled for in the line that
-    /// `LAZY_GRAPH_LOG_KERNELS` prints for each compile. The error is the compiler's message.
+    /// `LAZY_GRAPH_LOG_KERNELS` prints for each compile. The error is the compiler's message, or
+    /// `refuse`'s: called before a first compile, it may forbid compiling now (a CUDA graph
+    /// capture is under way), and its error is not kept, so a later call compiles as usual.
     pub fn get(
         &self,
         key: Key,
         name: &str,
         target: impl Display,
+        refuse: impl FnOnce() -> Result<(), String>,
         compile: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<T, String> {
         let hit =
@@ -84,7 +87,7 @@ impl<T: Compiled> KernelCache<T> {
         if let Some(t) = hit {
             return Ok(t);
         }
-        let t = self.load(key, name, target, compile)?;
+        let t = self.load(key, name, target, refuse, compile)?;
         T::recent().with_borrow_mut(|recent| {
             if recent.len() == recent.inline_size() {
                 recent.remove(0);
@@ -100,6 +103,7 @@ impl<T: Compiled> KernelCache<T> {
         key: Key,
         name: &str,
         target: impl Display,
+        refuse: impl FnOnce() -> Result<(), String>,
         compile: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<T, String> {
         let slot = self
@@ -109,6 +113,9 @@ impl<T: Compiled> KernelCache<T> {
             .entry(key)
             .or_default()
             .clone();
+        if slot.get().is_none() {
+            refuse()?;
+        }
         slot.get_or_init(|| {
             let defines = key.config.defines();
             if std::env::var_os("LAZY_GRAPH_LOG_KERNELS").is_some() {

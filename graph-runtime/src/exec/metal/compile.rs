@@ -56,19 +56,25 @@ mod pipelines {
         static PIPELINES: KernelCache<ComputePipeline> = KernelCache::new();
         let key = Key::new(device.registry_id(), k, *config);
         let name = k.name;
-        PIPELINES.get(key, name, "Metal", |defines| {
-            let text = full_source(defines, k.gpu.metal);
-            let metal = device.metal_device();
-            let library = metal
-                .new_library_with_source(&text, Some(&compile_options()))
-                .map_err(|e| format!("compiling {name}: {e}"))?;
-            let function = library
-                .get_function(name, None)
-                .map_err(|e| format!("finding {name}: {e}"))?;
-            metal
-                .new_compute_pipeline_state_with_function(&function)
-                .map_err(|e| format!("making the pipeline of {name}: {e}"))
-        })
+        PIPELINES.get(
+            key,
+            name,
+            "Metal",
+            || Ok(()),
+            |defines| {
+                let text = full_source(defines, k.gpu.metal);
+                let metal = device.metal_device();
+                let library = metal
+                    .new_library_with_source(&text, Some(&compile_options()))
+                    .map_err(|e| format!("compiling {name}: {e}"))?;
+                let function = library
+                    .get_function(name, None)
+                    .map_err(|e| format!("finding {name}: {e}"))?;
+                metal
+                    .new_compute_pipeline_state_with_function(&function)
+                    .map_err(|e| format!("making the pipeline of {name}: {e}"))
+            },
+        )
     }
 
     impl Compiled for ComputePipeline {
