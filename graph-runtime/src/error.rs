@@ -124,6 +124,11 @@ pub enum Error {
         message: String,
     },
 
+    /// A CUDA graph could not be captured or replayed (see [`crate::cuda_graph`]): the message
+    /// says what the recorded work did that a capture cannot hold, or what the driver reported.
+    #[error("CUDA graph: {0}")]
+    Capture(String),
+
     /// An operation failed inside Candle.
     #[error("{func}: {source}")]
     Candle {

@@ -8,6 +8,9 @@ mod future;
 mod mode;
 pub mod profile;
 
+#[cfg(feature = "cuda")]
+pub mod cuda_graph;
+
 pub use cache_dir::{kernel_cache_dir, set_kernel_cache_dir};
 
 /// Where generated functions run: CPU, CUDA and asynchronous calls (docs only).

@@ -4,17 +4,21 @@
 #
 #   tools/gpu/pack.sh            # then carry gpu-out/ and run: bash gpu-out/run.sh
 #   BENCH_FEATURES=profile-host tools/gpu/pack.sh   # the benchmark also prints host time per phase
+#   PACK_TESTS="cuda_graph grad" tools/gpu/pack.sh  # only these test binaries
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo fetch -q
 eval "$(tools/cuda-toolchain.sh)"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/lazy-graph-cuda-target}
 # The random-graph test is compiled with 1,000 functions (LAZY_GRAPH_RANDOM_COUNT) for the GPU.
+# PACK_TESTS names the test binaries to pack (default: all that run on a GPU).
+tests=${PACK_TESTS:-fused eager bind async cuda cuda_graph special random regressions grad backward}
 msgs=$(LAZY_GRAPH_RANDOM_COUNT=${LAZY_GRAPH_RANDOM_COUNT:-1000} cargo test --release --features cuda --no-run --message-format=json \
-  --test fused --test eager --test bind --test async --test cuda --test special --test random --test regressions --test grad --test backward 2>/dev/null)
+  $(printf -- '--test %s ' $tests) 2>/dev/null)
 bench=$(cargo bench --features "cuda ${BENCH_FEATURES:-}" --bench gpu --no-run --message-format=json 2>/dev/null)
+example=$(cargo build --release --features cuda --example decode_graph --message-format=json 2>/dev/null)
 rm -rf gpu-out && mkdir -p gpu-out
-for line in $(printf '%s\n%s\n' "$msgs" "$bench" | python3 -c '
+for line in $(printf '%s\n%s\n%s\n' "$msgs" "$bench" "$example" | python3 -c '
 import json, sys
 for l in sys.stdin:
     try: m = json.loads(l)

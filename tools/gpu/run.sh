@@ -12,10 +12,10 @@ for f in "$here"/*.xz; do n=$(basename "$f" .xz); [ -x /tmp/lg-bin/$n ] || { xz 
 what=${*:-tests bench torch}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/device.txt"
 if [[ $what == *tests* ]]; then
-  for t in cuda fused eager bind async special regressions grad backward random; do
+  for t in cuda cuda_graph fused eager bind async special regressions grad backward random; do
     [ -x /tmp/lg-bin/$t ] || { echo "=== $t: not in this pack, not run"; continue; }
     echo "=== $t (cuda tests)"
-    filter=cuda; case $t in cuda | regressions) filter= ;; esac
+    filter=cuda; case $t in cuda | cuda_graph | regressions) filter= ;; esac
     # A binary that stalls is cut off, and says so, so that the others still run.
     start=$SECONDS
     timeout -k 10 ${TEST_TIMEOUT:-300} /tmp/lg-bin/$t $filter --test-threads=8 2>&1

@@ -1,0 +1,257 @@
+//! CUDA graphs: record the GPU work of a closure once, then replay it with one launch.
+//!
+//! A decode step of a model is hundreds of tiny kernels, and on a GPU each costs a few
+//! microseconds of host time to launch, more than it runs. [`capture`] records what a closure
+//! queues on a CUDA device's stream (generated calls and ordinary Candle ops alike) into a CUDA
+//! graph; [`CudaGraph::replay`] runs all of it again with one launch.
+//!
+//! ```no_run
+//! # use candle_core::{DType, Device, Tensor};
+//! # graph_runtime::lazy_graph! {
+//! #     pub fn rms_norm(x: Tensor[N, D], w: Tensor[D], eps: f32) -> Tensor[N, D] {
+//! #         x * rsqrt(mean(x * x, -1) + eps) * w
+//! #     }
+//! # }
+//! # fn main() -> graph_runtime::Result<()> {
+//! # let device = Device::new_cuda(0).map_err(|e| graph_runtime::Error::Capture(e.to_string()))?;
+//! # let x = Tensor::zeros((1, 4096), DType::BF16, &device).unwrap();
+//! # let w = Tensor::ones(4096, DType::BF16, &device).unwrap();
+//! # let next = x.clone();
+//! // Once with inputs of the shapes the graph will see: kernels compile, Candle loads its own.
+//! let _ = rms_norm(&x, &w, 1e-6)?;
+//! // Record: the outputs are the tensors the replays write.
+//! let graph = graph_runtime::cuda_graph::capture(&device, || {
+//!     let y = rms_norm(&x, &w, 1e-6)?;
+//!     (y * 2.0)?.exp()
+//! })?;
+//! // New input values go into the captured input tensors; then replay and read the output.
+//! graph_runtime::cuda_graph::write(&x, &next)?;
+//! graph.replay()?;
+//! let y: &Tensor = graph.outputs();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The contract is that of CUDA graphs everywhere (PyTorch's `torch.cuda.CUDAGraph` too):
+//! - **Static buffers.** A replay reads the tensors the closure read and writes the tensors it
+//!   returned, at the same device addresses. Give it new inputs by writing into those tensors
+//!   ([`write`], or Candle's `slice_set`), never by making new ones; read its results from
+//!   [`CudaGraph::outputs`] (each replay overwrites them: copy what must outlive the next).
+//! - **Capture records, it does not run.** [`capture`] then replays once itself, so that the
+//!   outputs hold the closure's results for the inputs as they were.
+//! - **What cannot be recorded fails.** A host synchronisation, a copy to or from host memory
+//!   (`to_vec`, `Tensor::new` from host data) or a kernel's first compile is an
+//!   [`Error::Capture`] saying which, and the device stays usable. So call the closure's work
+//!   once before capturing, with inputs of the same shapes: generated kernels compile then (a
+//!   kernel is compiled per launch configuration, which depends on the shapes), and Candle loads
+//!   the modules of its own ops.
+//! - **One stream, one thread.** The closure's work must go to `device`'s stream (the one
+//!   Candle's ops on `device` use), from the calling thread, and no other thread should use the
+//!   device while a capture is under way: Candle's cross-stream event tracking is off for its
+//!   duration, since a capture cannot wait on work recorded outside it. Tensors the closure
+//!   allocates carry no such events afterwards, which is right as long as they stay on that
+//!   stream.
+//! - **Memory.** Tensors the closure allocates and drops are the graph's scratch memory; those it
+//!   returns live while the graph or a clone of them does. Do not drop, inside the closure, the
+//!   last handle to a tensor made before the capture: the graph would free it at every replay.
+//!
+//! This module exists with the `cuda` feature.
+
+use std::sync::Arc;
+
+use candle_core::cuda_backend::cudarc::driver::{self, sys, CudaStream, DriverError};
+use candle_core::{Device, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Work recorded from a closure, replayed with one launch; holds the closure's outputs, which
+/// every replay writes. See the [module docs](self) for the contract.
+pub struct CudaGraph<T> {
+    exec: driver::CudaGraph,
+    outputs: T,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for CudaGraph<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaGraph")
+            .field("outputs", &self.outputs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> CudaGraph<T> {
+    /// Queues the recorded work on the device's stream again: it reads the captured inputs as
+    /// they are now and writes the outputs. Like any GPU work it is asynchronous: reading an
+    /// output (`to_vec`, or another op on the stream) comes after it.
+    pub fn replay(&self) -> Result<()> {
+        self.exec
+            .launch()
+            .map_err(|e| Error::Capture(format!("replay: {e:?}")))
+    }
+
+    /// What the closure returned: the tensors every replay writes.
+    pub fn outputs(&self) -> &T {
+        &self.outputs
+    }
+}
+
+/// Records the GPU work `work` queues on `device`'s stream into a CUDA graph, replays it once
+/// (so that the outputs hold its results), and returns it with `work`'s outputs.
+///
+/// Errors: `device` is not a CUDA device; `work` failed (its error, with what a capture cannot
+/// record when that was the cause); the recorded work did something a capture cannot hold; the
+/// driver refused the graph. The device and its stream are usable after any of them.
+pub fn capture<T>(device: &Device, work: impl FnOnce() -> candle_core::Result<T>) -> Result<CudaGraph<T>> {
+    let Device::Cuda(cuda) = device else {
+        return Err(Error::Capture(format!(
+            "capture needs a CUDA device, not {:?}",
+            device.location()
+        )));
+    };
+    let stream = cuda.cuda_stream();
+    let recording = Recording::start(&stream)?;
+    let result = work();
+    let graph = recording.finish();
+    let outputs = result
+        .map_err(|e| Error::Capture(format!("the captured work failed: {e}{}", hint(&e.to_string()))))?;
+    let exec = graph?.ok_or_else(|| Error::Capture("the closure queued no GPU work".to_string()))?;
+    let graph = CudaGraph { exec, outputs };
+    graph.replay()?;
+    Ok(graph)
+}
+
+/// Writes `src`'s values into `dst`, the way a captured input gets new values before a replay:
+/// in place, on the device's stream (itself a copy a capture can record). Both have one shape
+/// and dtype and live on one device; `dst` is contiguous (as the tensors of a graph's inputs
+/// usually are), `src` may have any layout.
+pub fn write(dst: &Tensor, src: &Tensor) -> Result<()> {
+    let fail = |what: String| Error::Capture(format!("write: {what}"));
+    if dst.shape() != src.shape() {
+        return Err(fail(format!(
+            "the source has shape {:?}, the tensor written {:?}",
+            src.dims(),
+            dst.dims()
+        )));
+    }
+    if !dst.is_contiguous() {
+        return Err(fail(format!(
+            "the tensor written (shape {:?}) is not contiguous: it must be the tensor itself, not a view of it",
+            dst.dims()
+        )));
+    }
+    let n = dst.elem_count();
+    if n == 0 {
+        return Ok(());
+    }
+    let src = src.contiguous().and_then(|s| s.reshape(n));
+    let copied = src.and_then(|s| dst.reshape(n)?.slice_set(&s, 0, 0));
+    copied.map_err(|e| fail(e.to_string()))
+}
+
+/// A capture under way on a stream; ended (its graph discarded) if dropped unfinished, so that a
+/// failing or panicking closure leaves the stream as it found it.
+struct Recording<'s> {
+    stream: &'s Arc<CudaStream>,
+    tracking: bool,
+    active: bool,
+}
+
+impl<'s> Recording<'s> {
+    fn start(stream: &'s Arc<CudaStream>) -> Result<Recording<'s>> {
+        let ctx = stream.context();
+        let tracking = ctx.is_event_tracking();
+        if tracking {
+            // SAFETY: for the capture only, on the one stream the capture records (see the
+            // module docs); restored when it ends.
+            unsafe { ctx.disable_event_tracking() };
+        }
+        let mut recording = Recording {
+            stream,
+            tracking,
+            active: false,
+        };
+        stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(|e| Error::Capture(format!("starting the capture: {e:?}")))?;
+        recording.active = true;
+        Ok(recording)
+    }
+
+    /// Ends the capture: the graph, instantiated so that each launch first frees what the last
+    /// one allocated and left allocated (the outputs, which the new launch writes at the same
+    /// addresses).
+    fn finish(mut self) -> Result<Option<driver::CudaGraph>> {
+        self.active = false;
+        let flags = sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH;
+        self.stream.end_capture(flags).map_err(|e| {
+            Error::Capture(format!(
+                "the recorded work cannot be replayed: {e:?}{}",
+                hint(&format!("{e:?}"))
+            ))
+        })
+    }
+}
+
+impl Drop for Recording<'_> {
+    fn drop(&mut self) {
+        if self.active {
+            let flags = sys::CUgraphInstantiate_flags(0);
+            drop(self.stream.end_capture(flags));
+        }
+        if self.tracking {
+            // SAFETY: restores what `start` found.
+            unsafe { self.stream.context().enable_event_tracking() };
+        }
+    }
+}
+
+/// What a driver error met during a capture means, for the message.
+fn hint(error: &str) -> &'static str {
+    if error.contains("STREAM_CAPTURE_UNSUPPORTED") {
+        " (an operation a capture cannot record: a synchronisation, or a copy between host and \
+         device memory such as `to_vec` or `Tensor::new`; do it before or after the capture)"
+    } else if error.contains("STREAM_CAPTURE_INVALIDATED") {
+        " (an earlier operation in the closure could not be recorded, which invalidated the \
+         capture: a synchronisation, or a copy between host and device memory)"
+    } else if error.contains("STREAM_CAPTURE_ISOLATION") || error.contains("STREAM_CAPTURE_UNJOINED") {
+        " (the recorded work waited on, or forked to, work on another stream)"
+    } else if error.contains("STREAM_CAPTURE_WRONG_THREAD") {
+        " (work was queued from another thread)"
+    } else {
+        ""
+    }
+}
+
+/// Bytes of device memory CUDA graphs hold on `device` now (what their launches allocated and
+/// did not free, and what the driver keeps for reuse); `None` off CUDA. For tests and
+/// diagnostics, with [`trim`].
+pub fn graph_memory(device: &Device) -> Option<u64> {
+    let Device::Cuda(cuda) = device else { return None };
+    let ctx = cuda.cuda_stream().context().clone();
+    ctx.bind_to_thread().ok()?;
+    let mut used: u64 = 0;
+    // SAFETY: the attribute is a 64-bit value, written to `used`.
+    let r = unsafe {
+        sys::cuDeviceGetGraphMemAttribute(
+            ctx.cu_device(),
+            sys::CUgraphMem_attribute::CU_GRAPH_MEM_ATTR_RESERVED_MEM_CURRENT,
+            &mut used as *mut u64 as *mut std::ffi::c_void,
+        )
+    };
+    (r == sys::CUresult::CUDA_SUCCESS).then_some(used)
+}
+
+/// Returns the device memory that no live CUDA graph needs to the system (graphs keep freed
+/// memory for their next launch). Synchronises the device first.
+pub fn trim(device: &Device) -> Result<()> {
+    let Device::Cuda(cuda) = device else { return Ok(()) };
+    let stream = cuda.cuda_stream();
+    let fail = |e: DriverError| Error::Capture(format!("trimming graph memory: {e:?}"));
+    stream.synchronize().map_err(fail)?;
+    let ctx = stream.context();
+    ctx.bind_to_thread().map_err(fail)?;
+    // SAFETY: a plain driver call on the current context's device.
+    unsafe { sys::cuDeviceGraphMemTrim(ctx.cu_device()) }
+        .result()
+        .map_err(fail)
+}
