@@ -8,7 +8,7 @@ use graph_ir::{Graph, Kernel};
 
 use crate::bind::Bound;
 use crate::error::Result;
-use crate::exec::{cpu, Arg, Outputs};
+use crate::exec::{cpu, Arg, Sink};
 
 /// What an asynchronous call learns once its device work has run: `Err` if the device reported
 /// an error instead (the future then surfaces it).
@@ -26,7 +26,7 @@ pub trait Backend {
         k: &'static Kernel,
         bound: &Bound,
         args: &[Arg<'_>],
-        out: &mut Outputs,
+        out: &mut dyn Sink,
     ) -> Result<bool>;
 
     /// Blocks until the device has finished the work the calling thread gave it.
@@ -68,7 +68,7 @@ impl Backend for Device {
         _: &'static Kernel,
         _: &Bound,
         _: &[Arg<'_>],
-        _: &mut Outputs,
+        _: &mut dyn Sink,
     ) -> Result<bool> {
         Ok(false)
     }

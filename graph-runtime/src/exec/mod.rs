@@ -16,6 +16,32 @@ pub mod metal;
 /// A kernel's output tensors, in order: a list on the stack for the usual one or two.
 pub type Outputs = smallvec::SmallVec<[candle_core::Tensor; 2]>;
 
+/// A kernel's outputs as bare storages (contiguous, from offset 0) with their shapes, in order:
+/// what a custom op's forward hands Candle without a copy (see `autograd`).
+pub type Storages = smallvec::SmallVec<[(candle_core::Storage, Vec<usize>); 2]>;
+
+/// Where a backend puts a kernel's outputs, in order, as it makes them: tensors for the plan
+/// ([`Outputs`]), or bare storages ([`Storages`]).
+pub trait Sink {
+    /// Takes the next output: `storage`, contiguous from offset 0, of `shape`.
+    fn put(&mut self, storage: candle_core::Storage, shape: Vec<usize>);
+}
+
+impl Sink for Outputs {
+    #[inline]
+    fn put(&mut self, storage: candle_core::Storage, shape: Vec<usize>) {
+        let none = candle_core::op::BackpropOp::none();
+        self.push(candle_core::Tensor::from_storage(storage, shape, none, false));
+    }
+}
+
+impl Sink for Storages {
+    #[inline]
+    fn put(&mut self, storage: candle_core::Storage, shape: Vec<usize>) {
+        self.push((storage, shape));
+    }
+}
+
 /// One argument of a kernel launch: a tensor, borrowed from the caller or from the plan's values
 /// (no reference count changes hands), or an f64 scalar.
 #[derive(Clone, Copy, Debug)]

@@ -6,15 +6,15 @@
 
 use std::ops::Range;
 
-use candle_core::{Device, Tensor, WithDType};
+use candle_core::{Storage, WithDType};
 use graph_ir::cpu::{ColFn, Elem, Float, RowArgs};
 use graph_ir::{BinaryOp, Graph, Kernel, Op, ReduceFinish, ReduceInfo};
 use smallvec::SmallVec;
 
 use super::PARALLEL_WORK;
 use crate::bind::{describe_node, elements, Bound};
-use crate::error::{Context, Error, Result};
-use crate::exec::Outputs;
+use crate::error::{Error, Result};
+use crate::exec::Sink;
 
 /// About this many values (rows times columns) per chunk of the reduced axis: enough work per
 /// unit to spread over threads, and few enough partials that combining them costs little next
@@ -70,7 +70,7 @@ pub fn run<T: Elem + WithDType>(
     prefix: &[usize],
     inputs: &Inputs<'_, T>,
     f: ColFn<T>,
-    out: &mut Outputs,
+    out: &mut dyn Sink,
 ) -> Result<()> {
     let func = graph.name();
     let rank = prefix.len();
@@ -166,7 +166,7 @@ pub fn run<T: Elem + WithDType>(
                 ReduceFinish::DivideByCount => T::store(*v / count),
             }));
         }
-        out.push(Tensor::from_vec(values, shape, &Device::Cpu).within(func)?);
+        out.put(Storage::Cpu(T::to_cpu_storage_owned(values)), shape);
     }
     Ok(())
 }

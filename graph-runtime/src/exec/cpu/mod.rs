@@ -6,7 +6,7 @@
 //! microsecond), so the bookkeeping lives on the stack (`SmallVec`s): the only allocations are the
 //! outputs (data and shape) and the list returning them.
 
-use candle_core::{DType, Device, Storage, Tensor, WithDType};
+use candle_core::{DType, Storage, WithDType};
 use graph_ir::cpu::{CpuFns, Elem, Float, RowArgs, RowFn};
 use graph_ir::{Access, Graph, Kernel, KernelKind};
 use smallvec::SmallVec;
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::bind::{describe_node, elements, Bound};
 use crate::error::{Context, Error, Result};
 use crate::exec::backend::Backend;
-use crate::exec::{Arg, Outputs};
+use crate::exec::{Arg, Sink};
 
 mod columns;
 
@@ -36,7 +36,7 @@ impl Backend for Cpu {
         k: &'static Kernel,
         bound: &Bound,
         args: &[Arg<'_>],
-        out: &mut Outputs,
+        out: &mut dyn Sink,
     ) -> Result<bool> {
         run(graph, k, bound, args, out).map(|()| true)
     }
@@ -54,7 +54,7 @@ pub fn run(
     k: &'static Kernel,
     bound: &Bound,
     args: &[Arg<'_>],
-    out: &mut Outputs,
+    out: &mut dyn Sink,
 ) -> Result<()> {
     match bound.dtype {
         DType::F32 => run_typed::<f32>(graph, k, bound, args, &k.cpu.f32, out),
@@ -84,7 +84,7 @@ fn run_typed<T: Elem + WithDType>(
     bound: &Bound,
     args: &[Arg<'_>],
     fns: &CpuFns<T>,
-    out: &mut Outputs,
+    out: &mut dyn Sink,
 ) -> Result<()> {
     let func = graph.name();
     // Lists are filled where they live, never built and then moved: moving a list just written
@@ -280,7 +280,7 @@ fn run_typed<T: Elem + WithDType>(
     drop(guards);
     for (buffer, shape) in outputs.iter_mut() {
         let (buffer, shape) = (assume_init(std::mem::take(buffer)), std::mem::take(shape));
-        out.push(Tensor::from_vec(buffer, shape, &Device::Cpu).within(func)?);
+        out.put(Storage::Cpu(T::to_cpu_storage_owned(buffer)), shape);
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::exec::gpu::config::Chunks;
 use crate::exec::gpu::request::{self, LaunchRequest};
 use crate::exec::gpu::{self, Operand, Words};
-use crate::exec::{Arg, Outputs};
+use crate::exec::{Arg, Sink};
 use crate::profile::{Clock, Phase};
 
 /// Runs kernel `k` on CUDA tensors of `bound.dtype`, pushing its outputs, in order, to `out`;
@@ -37,7 +37,7 @@ pub fn run(
     bound: &Bound,
     args: &[Arg<'_>],
     device: &CudaDevice,
-    out: &mut Outputs,
+    out: &mut dyn Sink,
 ) -> Result<bool> {
     match bound.dtype {
         DType::F32 => run_typed::<f32>(graph, k, bound, args, device, out),
@@ -54,7 +54,7 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     bound: &Bound,
     args: &[Arg<'_>],
     device: &CudaDevice,
-    out: &mut Outputs,
+    out: &mut dyn Sink,
 ) -> Result<bool> {
     let fail = |m: String| gpu::error(graph, k, m);
     let mut clock = Clock::start();
@@ -184,10 +184,10 @@ fn run_typed<T: CudaDType + DeviceRepr + WithDType>(
     drop(reads);
     drop(guards);
     clock.lap(Phase::CudaLaunch);
-    out.extend(outs.into_iter().zip(req.out_shapes).map(|(slice, shape)| {
+    for (slice, shape) in outs.into_iter().zip(req.out_shapes) {
         let storage = CudaStorage::wrap_cuda_slice(slice, device.clone());
-        Tensor::from_storage(Storage::Cuda(storage), shape.to_vec(), BackpropOp::none(), false)
-    }));
+        out.put(Storage::Cuda(storage), shape.to_vec());
+    }
     clock.lap(Phase::CudaWrap);
     Ok(true)
 }

@@ -22,7 +22,7 @@ use graph_ir::{Graph, Kernel};
 use crate::bind::Bound;
 use crate::error::Result;
 use crate::exec::backend::{Backend, Completion};
-use crate::exec::{Arg, Outputs};
+use crate::exec::{Arg, Sink};
 
 /// Kernels queue on Candle's stream for the device; an asynchronous call queues on the caller's
 /// thread and an event behind its work completes it (see `done`).
@@ -33,7 +33,7 @@ impl Backend for CudaDevice {
         k: &'static Kernel,
         bound: &Bound,
         args: &[Arg<'_>],
-        out: &mut Outputs,
+        out: &mut dyn Sink,
     ) -> Result<bool> {
         launch::run(graph, k, bound, args, self, out)
     }

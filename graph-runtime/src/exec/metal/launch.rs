@@ -15,7 +15,7 @@ use crate::bind::Bound;
 use crate::error::Result;
 use crate::exec::gpu::request::{self, LaunchRequest};
 use crate::exec::gpu::{self, Operand};
-use crate::exec::{Arg, Outputs};
+use crate::exec::{Arg, Sink};
 
 /// Entries in a Metal function's buffer argument table.
 const MAX_BUFFERS: usize = 31;
@@ -34,7 +34,7 @@ pub fn run(
     bound: &Bound,
     args: &[Arg<'_>],
     device: &MetalDevice,
-    out: &mut Outputs,
+    out: &mut dyn Sink,
 ) -> Result<bool> {
     let fail = |m: String| gpu::error(graph, k, m);
     let Some(dtype) = dtype_code(bound.dtype) else {
@@ -120,9 +120,9 @@ pub fn run(
     drop(encoder);
     drop(guards);
 
-    out.extend(outs.into_iter().zip(req.out_shapes).map(|((buffer, n), shape)| {
+    for ((buffer, n), shape) in outs.into_iter().zip(req.out_shapes) {
         let storage = MetalStorage::new(buffer, device.clone(), n, bound.dtype);
-        Tensor::from_storage(Storage::Metal(storage), shape.to_vec(), BackpropOp::none(), false)
-    }));
+        out.put(Storage::Metal(storage), shape.to_vec());
+    }
     Ok(true)
 }

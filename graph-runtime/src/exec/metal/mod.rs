@@ -37,7 +37,7 @@ mod device {
     use crate::bind::Bound;
     use crate::error::Result;
     use crate::exec::backend::Backend;
-    use crate::exec::{Arg, Outputs};
+    use crate::exec::{Arg, Sink};
 
     /// Kernels are encoded on Candle's command encoder; an asynchronous call runs on a worker,
     /// which then waits (Candle 0.11.1 keeps its command buffers to itself, so no completion
@@ -49,7 +49,7 @@ mod device {
             k: &'static Kernel,
             bound: &Bound,
             args: &[Arg<'_>],
-            out: &mut Outputs,
+            out: &mut dyn Sink,
         ) -> Result<bool> {
             super::launch::run(graph, k, bound, args, self, out)
         }
