@@ -10,23 +10,28 @@
 //! each next one over the previous op's result and two more, passing its cotangent back to the
 //! previous op unchanged. Each op of a chain runs the backward graph for its own inputs.
 //!
-//! An op's forward hands Candle a copy of the output the fused call computed (and drops the
-//! original): Candle takes a custom op's result by value and gives no way to move a tensor's
-//! storage out. That copy (one per op of a chain) is the cost of a tracked call over an
-//! untracked one, besides the backward itself.
+//! Candle takes a custom op's result as a storage, by value, and gives no way to move one out
+//! of a tensor. So a one-kernel graph (most example graphs) runs its kernel into bare storages,
+//! and each op's forward hands Candle its output's storage as the kernel wrote it. Other graphs
+//! run their plan, and the op's forward hands Candle a copy of the output tensor's storage.
+//! Either way an op early in a chain hands Candle a copy: its result only carries the chain's
+//! gradient on, and the output the caller gets is the last op's.
 
 use std::sync::Arc;
 
+use std::sync::Mutex;
+
 use candle_core::backend::BackendStorage;
+use candle_core::op::BackpropOp;
 use candle_core::{
     CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, Layout, MetalStorage, Shape, Storage, Tensor,
 };
-use graph_ir::Graph;
+use graph_ir::{Graph, Source, Step};
 use smallvec::SmallVec;
 
 use crate::bind::Bound;
 use crate::error::{Context, Result};
-use crate::exec::{fused, Outputs};
+use crate::exec::{backend, fused, Arg, Outputs, Storages};
 
 /// Candle's limit on a custom op's tensor arguments.
 const MAX_TRACKED: usize = 3;
@@ -64,26 +69,27 @@ pub fn run(
         })
         .collect();
     let detached: Arc<[Tensor]> = tensors.iter().map(|t| t.detach()).collect();
-    let views: SmallVec<[&Tensor; 8]> = detached.iter().collect();
-    let mut values = Outputs::new();
-    fused::run(graph, bound, &views, scalars, None, &mut values)?;
-    let outputs: Arc<[(Shape, candle_core::DType)]> =
-        values.iter().map(|t| (t.shape().clone(), t.dtype())).collect();
+    let values = forward(graph, bound, &detached, scalars)?;
+    let outputs: Arc<[(Shape, candle_core::DType)]> = values.iter().map(Held::shape_and_dtype).collect();
     let scalars: Arc<[f64]> = scalars.into();
     for (output, (value, inputs)) in values.into_iter().zip(tracked).enumerate() {
         if inputs.is_empty() {
-            out.push(value);
+            out.push(value.into_tensor());
             continue;
         }
+        let value = Arc::new(Mutex::new(Some(value)));
         // The first op takes up to three inputs; each next one the previous op's result and up
         // to two more.
         let mut tied: Option<Tensor> = None;
-        for part in std::iter::once(&inputs[..inputs.len().min(MAX_TRACKED)]).chain(
-            inputs
-                .get(MAX_TRACKED..)
-                .unwrap_or_default()
-                .chunks(MAX_TRACKED - 1),
-        ) {
+        let parts: SmallVec<[&[usize]; 4]> = std::iter::once(&inputs[..inputs.len().min(MAX_TRACKED)])
+            .chain(
+                inputs
+                    .get(MAX_TRACKED..)
+                    .unwrap_or_default()
+                    .chunks(MAX_TRACKED - 1),
+            )
+            .collect();
+        for (n, part) in parts.iter().enumerate() {
             let link = Link {
                 backward,
                 inputs: detached.clone(),
@@ -92,7 +98,8 @@ pub fn run(
                 output,
                 chained: tied.is_some(),
                 tracked: part.iter().copied().collect(),
-                value: std::sync::Mutex::new(Some(value.clone())),
+                value: value.clone(),
+                last: n + 1 == parts.len(),
             };
             let previous = tied.take();
             let args: SmallVec<[&Tensor; MAX_TRACKED]> =
@@ -105,11 +112,65 @@ pub fn run(
             };
             tied = Some(next.within(graph.name())?);
         }
-        drop(value);
         out.push(tied.expect("an output with tracked inputs has an op"));
         TIED.set(TIED.get() + 1);
     }
     Ok(true)
+}
+
+/// Runs `graph` on the detached arguments: a one-kernel graph's kernel into bare storages where
+/// its device has generated code for it, else the plan.
+fn forward(
+    graph: &'static Graph,
+    bound: &Bound,
+    tensors: &[Tensor],
+    scalars: &[f64],
+) -> Result<SmallVec<[Held; 2]>> {
+    if let (Some(sources), [Step::Kernel(k)]) = (graph.single(), graph.plan()) {
+        let args: SmallVec<[Arg; 8]> = (sources.iter())
+            .map(|s| match *s {
+                Source::Tensor(i) => Arg::Tensor(&tensors[i as usize]),
+                Source::Scalar(i) => Arg::Scalar(scalars[i as usize]),
+                Source::Const(v) => Arg::Scalar(v.value()),
+            })
+            .collect();
+        let mut storages = Storages::new();
+        if backend::of(&bound.device).launch(graph, k, bound, &args, &mut storages)? {
+            let shaped = storages
+                .into_iter()
+                .map(|(s, shape)| Held::Storage(s, Shape::from(shape)));
+            return Ok(shaped.collect());
+        }
+    }
+    let views: SmallVec<[&Tensor; 8]> = tensors.iter().collect();
+    let mut values = Outputs::new();
+    fused::run(graph, bound, &views, scalars, None, &mut values)?;
+    Ok(values.into_iter().map(Held::Tensor).collect())
+}
+
+/// An output of a call until the op that returns it hands it to Candle.
+enum Held {
+    /// As the kernel wrote it: contiguous from offset 0.
+    Storage(Storage, Shape),
+    /// As the plan computed it, possibly a library step's view.
+    Tensor(Tensor),
+}
+
+impl Held {
+    fn shape_and_dtype(&self) -> (Shape, candle_core::DType) {
+        match self {
+            Held::Storage(s, shape) => (shape.clone(), s.dtype()),
+            Held::Tensor(t) => (t.shape().clone(), t.dtype()),
+        }
+    }
+
+    /// The output as a tensor without a backward (no input it depends on tracks gradients).
+    fn into_tensor(self) -> Tensor {
+        match self {
+            Held::Storage(s, shape) => Tensor::from_storage(s, shape, BackpropOp::none(), false),
+            Held::Tensor(t) => t,
+        }
+    }
 }
 
 /// The custom op tying one output of a fused call to the tracked inputs it depends on.
@@ -128,9 +189,12 @@ struct Link {
     chained: bool,
     /// The op's tracked arguments, by index among the tensor arguments.
     tracked: SmallVec<[usize; MAX_TRACKED]>,
-    /// The output, as the fused call computed it, until the op's forward hands Candle its copy
-    /// (then dropped: the op lives as long as its output, and need not hold it twice).
-    value: std::sync::Mutex<Option<Tensor>>,
+    /// The output, as the fused call computed it, shared by the ops of a chain until the last
+    /// one's forward hands it to Candle (the op lives as long as its output, and need not hold
+    /// it twice).
+    value: Arc<Mutex<Option<Held>>>,
+    /// Whether this op is the last of its chain: the one whose result the caller gets.
+    last: bool,
 }
 
 impl Link {
@@ -138,29 +202,51 @@ impl Link {
         self.backward.name()
     }
 
-    /// A copy of the computed output's storage, `pick`ed from its device's variant.
-    fn copy<S: BackendStorage>(
+    /// The computed output's storage, `pick`ed from its device's variant (by reference or by
+    /// value): the kernel's own for the last op of a chain when the kernel wrote bare storages,
+    /// else a copy.
+    fn output<S: BackendStorage>(
         &self,
         pick: impl Fn(&Storage) -> Option<&S>,
+        take: impl FnOnce(Storage) -> Option<S>,
     ) -> candle_core::Result<(S, Shape)> {
-        let taken = self.value.lock().map(|mut v| v.take());
-        let Ok(Some(value)) = taken else {
+        let elsewhere =
+            || candle_core::Error::Msg(format!("{}: the output is on another device", self.name()));
+        let mut slot =
+            (self.value.lock()).map_err(|_| candle_core::Error::Msg(format!("{}: poisoned", self.name())))?;
+        let Some(value) = slot.take() else {
             let msg = format!("{}: the op's forward ran twice", self.name());
             return Err(candle_core::Error::Msg(msg));
         };
-        // A kernel's output owns its buffer, from offset 0. Anything else (a library step's view:
-        // a transpose, a broadcast, a narrow) is written out into a buffer of its own, since
-        // Candle takes the op's result as a contiguous storage of its shape.
-        let owned = value.layout().is_contiguous() && value.layout().start_offset() == 0;
-        let value = match owned {
-            true => value,
-            false => value.force_contiguous()?,
-        };
-        let (storage, layout) = value.storage_and_layout();
-        let s = pick(&storage).ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: the output is on another device", self.name()))
-        })?;
-        Ok((s.try_clone(layout)?, layout.shape().clone()))
+        match value {
+            Held::Storage(s, shape) if self.last => Ok((take(s).ok_or_else(elsewhere)?, shape)),
+            Held::Storage(s, shape) => {
+                let copy = pick(&s)
+                    .ok_or_else(elsewhere)?
+                    .try_clone(&Layout::contiguous(&shape))?;
+                *slot = Some(Held::Storage(s, shape.clone()));
+                Ok((copy, shape))
+            }
+            Held::Tensor(value) => {
+                // A kernel's output owns its buffer, from offset 0. Anything else (a library
+                // step's view: a transpose, a broadcast, a narrow) is written out into a buffer of
+                // its own, since Candle takes the op's result as a contiguous storage of its shape.
+                let owned = value.layout().is_contiguous() && value.layout().start_offset() == 0;
+                let value = match owned {
+                    true => value,
+                    false => value.force_contiguous()?,
+                };
+                let copy = {
+                    let (storage, layout) = value.storage_and_layout();
+                    let s = pick(&storage).ok_or_else(elsewhere)?;
+                    (s.try_clone(layout)?, layout.shape().clone())
+                };
+                if !self.last {
+                    *slot = Some(Held::Tensor(value));
+                }
+                Ok(copy)
+            }
+        }
     }
 
     /// The gradients of the op's arguments, in order, from `grad` (the cotangent of its output).
@@ -198,15 +284,15 @@ impl CustomOp1 for Link {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.copy(cpu)
+        self.output(cpu, into_cpu)
     }
 
     fn cuda_fwd(&self, _: &CudaStorage, _: &Layout) -> candle_core::Result<(CudaStorage, Shape)> {
-        self.copy(cuda)
+        self.output(cuda, into_cuda)
     }
 
     fn metal_fwd(&self, _: &MetalStorage, _: &Layout) -> candle_core::Result<(MetalStorage, Shape)> {
-        self.copy(metal)
+        self.output(metal, into_metal)
     }
 
     fn bwd(&self, _: &Tensor, _: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
@@ -227,7 +313,7 @@ impl CustomOp2 for Link {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.copy(cpu)
+        self.output(cpu, into_cpu)
     }
 
     fn cuda_fwd(
@@ -237,7 +323,7 @@ impl CustomOp2 for Link {
         _: &CudaStorage,
         _: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        self.copy(cuda)
+        self.output(cuda, into_cuda)
     }
 
     fn metal_fwd(
@@ -247,7 +333,7 @@ impl CustomOp2 for Link {
         _: &MetalStorage,
         _: &Layout,
     ) -> candle_core::Result<(MetalStorage, Shape)> {
-        self.copy(metal)
+        self.output(metal, into_metal)
     }
 
     fn bwd(
@@ -276,7 +362,7 @@ impl CustomOp3 for Link {
         _: &CpuStorage,
         _: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        self.copy(cpu)
+        self.output(cpu, into_cpu)
     }
 
     fn cuda_fwd(
@@ -288,7 +374,7 @@ impl CustomOp3 for Link {
         _: &CudaStorage,
         _: &Layout,
     ) -> candle_core::Result<(CudaStorage, Shape)> {
-        self.copy(cuda)
+        self.output(cuda, into_cuda)
     }
 
     fn metal_fwd(
@@ -300,7 +386,7 @@ impl CustomOp3 for Link {
         _: &MetalStorage,
         _: &Layout,
     ) -> candle_core::Result<(MetalStorage, Shape)> {
-        self.copy(metal)
+        self.output(metal, into_metal)
     }
 
     fn bwd(
@@ -331,6 +417,27 @@ fn cuda(s: &Storage) -> Option<&CudaStorage> {
 }
 
 fn metal(s: &Storage) -> Option<&MetalStorage> {
+    match s {
+        Storage::Metal(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn into_cpu(s: Storage) -> Option<CpuStorage> {
+    match s {
+        Storage::Cpu(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn into_cuda(s: Storage) -> Option<CudaStorage> {
+    match s {
+        Storage::Cuda(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn into_metal(s: Storage) -> Option<MetalStorage> {
     match s {
         Storage::Metal(s) => Some(s),
         _ => None,
