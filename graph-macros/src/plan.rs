@@ -15,7 +15,8 @@
 //! - a reduction over another axis (a weight's gradient summed over rows) is a column kernel,
 //!   with the pointwise values only it reads (`dy * x * rstd`) computed inside it rather than
 //!   written out; column reductions over the same values' shape and axis share one kernel
-//!   (layer norm's `dw` and `db`). A column kernel's own users are other steps.
+//!   (layer norm's `dw` and `db`). A column kernel's own users are other steps. A narrow of an
+//!   input that it reads is a library step (a view), not an output of another kernel.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -261,6 +262,22 @@ fn column_groups(
         }
         groups[g].sort();
         groups[g].dedup();
+        // A narrow of an input (or of a library step's value) that the column group reads from
+        // another group would be written out by that group for it: it becomes a library step
+        // instead, a view both kernels read (a backward's slices of `dy` and `x`).
+        let read: Vec<NodeId> = (groups[g].iter())
+            .flat_map(|n| graph.node(*n).args.iter().copied())
+            .filter(|a| group[a.index()].is_some_and(|h| h != g))
+            .collect();
+        for a in read {
+            let node = graph.node(a);
+            let view =
+                matches!(node.op, Op::Narrow(..)) && node.args.iter().all(|x| group[x.index()].is_none());
+            if let (true, Some(h)) = (view, group[a.index()]) {
+                groups[h].retain(|n| *n != a);
+                group[a.index()] = None;
+            }
+        }
     }
 }
 

@@ -4,17 +4,29 @@
 mod cse;
 mod eliminate_dead;
 mod fold_constants;
+mod narrow;
 mod simplify;
 
 pub use cse::cse;
 pub use eliminate_dead::eliminate_dead;
 pub use fold_constants::fold_constants;
+pub use narrow::push_narrows;
 pub use simplify::simplify;
 
 use crate::ir::Graph;
 
-/// Runs the passes to a fixed point (each pass only shrinks the graph, so this ends).
-pub fn optimise(mut graph: Graph) -> Graph {
+/// Runs the passes to a fixed point, then moves narrows towards the inputs (which can add
+/// nodes: a sliced product becomes products of slices) and runs them again.
+pub fn optimise(graph: Graph) -> Graph {
+    let graph = shrink(graph);
+    match push_narrows(&graph) {
+        (pushed, true) => shrink(pushed),
+        (_, false) => graph,
+    }
+}
+
+/// Runs the passes that only shrink the graph to a fixed point (so this ends).
+fn shrink(mut graph: Graph) -> Graph {
     loop {
         let before = graph.nodes.len();
         graph = eliminate_dead(&cse(&simplify(&fold_constants(&graph))));

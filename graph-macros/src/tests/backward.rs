@@ -196,3 +196,44 @@ fn a_backward_through_column_reductions_plans() {
     );
     plan(&b.expect("differentiable"), "f_backward");
 }
+
+/// Rotate-half RoPE's backward moves what it must and no more: `dx` is the one full-size value a
+/// kernel writes, and the table gradients are one column kernel over halves of `dy` and `x`
+/// (views, not values written out for it). Before narrows moved to the inputs, the products
+/// `dy * cat([-x2, x1])` and `dy * x` were written at full size to be narrowed afterwards.
+#[test]
+fn rope_backward_writes_only_dx_at_full_size() {
+    let src = FUNCTIONS
+        .iter()
+        .find(|f| f.starts_with("fn rope"))
+        .expect("rope is listed");
+    let (forward, b) = backward(src);
+    let b = b.expect("differentiable");
+    let full = |n: crate::ir::NodeId| b.node(n).ty.shape() == forward.node(forward.outputs[0]).ty.shape();
+    let steps = plan(&b, "rope_backward");
+    let mut written = Vec::new();
+    let mut columns = 0;
+    for step in &steps {
+        if let crate::kernel::Step::Kernel(k) = step {
+            written.extend(k.outputs.iter().copied().filter(|o| full(*o)));
+            if let graph_ir::KernelKind::Column { .. } = k.kind {
+                columns += 1;
+                for (n, _) in &k.inputs {
+                    let op = b.node(*n).op;
+                    assert!(
+                        matches!(op, Op::Narrow(..) | Op::Input(_)),
+                        "column kernel reads {op:?}\n{}",
+                        b.to_text()
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(
+        written,
+        vec![b.outputs[0]],
+        "full-size values written:\n{}",
+        b.to_text()
+    );
+    assert_eq!(columns, 1, "one column kernel for both tables:\n{}", b.to_text());
+}
