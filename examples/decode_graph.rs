@@ -107,9 +107,12 @@ fn main() -> Result<()> {
     let embed = |t: usize| model.embedding.narrow(0, t, 1);
 
     // The input buffer the graph reads; each step writes the next token's embedding into it.
-    let x = embed(0)?.contiguous()?;
+    // (A copy: a row of the table is a view sharing its storage, which each write would change.)
+    let x = embed(0)?.copy()?;
     let first = model.step(&x)?; // warm-up: kernels compile, cuBLAS starts
-    let graph = cuda_graph::capture(&device, || model.step(&x))?;
+                                 // SAFETY: this program uses the device from this thread only, and the step drops no tensor
+                                 // made before the capture.
+    let graph = unsafe { cuda_graph::capture(&device, || model.step(&x)) }?;
     let same = (graph.outputs() - &first)?
         .abs()?
         .max_all()?

@@ -14,6 +14,25 @@ use candle_core::{DType, Device, Result, Tensor, D};
 use graph_runtime::cuda_graph::{self, CudaGraph};
 use graph_runtime::{lazy_graph, with_mode, Error, Mode};
 
+/// One test at a time: a capture records whatever is queued on the device's stream, so no other
+/// thread may use the device while one runs (`capture`'s safety contract), and the tests share
+/// one device.
+static DEVICE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// [`cuda_graph::capture`] for these tests, which hold [`alone`] and drop no tensor made before.
+fn capture<'a, T>(
+    device: &Device,
+    work: impl FnMut() -> Result<T> + 'a,
+) -> graph_runtime::Result<CudaGraph<'a, T>> {
+    // SAFETY: every test holds `alone()` while it uses the device, and no closure below drops a
+    // tensor it did not make.
+    unsafe { cuda_graph::capture(device, work) }
+}
+
 lazy_graph! {
     fn rms_norm(x: Tensor[N, D], w: Tensor[D], eps: f32) -> Tensor[N, D] {
         x * rsqrt(mean(x * x, -1) + eps) * w
@@ -57,13 +76,13 @@ fn step(x: &Tensor, w: &Tensor, m: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((h, total))
 }
 
-fn capture_step(
+fn capture_step<'a>(
     device: &Device,
-    x: &Tensor,
-    w: &Tensor,
-    m: &Tensor,
-) -> graph_runtime::Result<CudaGraph<(Tensor, Tensor)>> {
-    cuda_graph::capture(device, || step(x, w, m))
+    x: &'a Tensor,
+    w: &'a Tensor,
+    m: &'a Tensor,
+) -> graph_runtime::Result<CudaGraph<'a, (Tensor, Tensor)>> {
+    capture(device, move || step(x, w, m))
 }
 
 #[test]
@@ -71,6 +90,7 @@ fn replays_equal_uncaptured_calls_and_take_new_inputs() -> Result<()> {
     let Some(dev) = common::cuda_device() else {
         return Ok(());
     };
+    let _alone = alone();
     let mut rng = common::rng();
     for dtype in [DType::F32, DType::BF16] {
         let (n, d) = (8, 4096);
@@ -121,6 +141,7 @@ fn several_graphs_live_side_by_side() -> Result<()> {
     let Some(dev) = common::cuda_device() else {
         return Ok(());
     };
+    let _alone = alone();
     let mut rng = common::rng();
     let dtype = DType::F32;
     let a = randn(&mut rng, &[4, 1000], dtype, &dev)?;
@@ -129,8 +150,8 @@ fn several_graphs_live_side_by_side() -> Result<()> {
     with_mode(Mode::Fused, || -> Result<()> {
         rms_norm(&a, &w, 1e-6)?;
         softmax(&b)?;
-        let first = cuda_graph::capture(&dev, || Ok(rms_norm(&a, &w, 1e-6)?))?;
-        let second = cuda_graph::capture(&dev, || Ok(softmax(&b)?))?;
+        let first = capture(&dev, || Ok(rms_norm(&a, &w, 1e-6)?))?;
+        let second = capture(&dev, || Ok(softmax(&b)?))?;
         for round in 0..3 {
             let (na, nb) = (
                 randn(&mut rng, &[4, 1000], dtype, &dev)?,
@@ -176,6 +197,7 @@ fn a_dropped_graph_gives_its_memory_back() -> Result<()> {
     let Some(dev) = common::cuda_device() else {
         return Ok(());
     };
+    let _alone = alone();
     let mut rng = common::rng();
     // 64 MiB inputs: the capture's scratch (softmax of a scaled copy) and output are as large.
     let x = randn(&mut rng, &[4096, 4096], DType::F32, &dev)?;
@@ -184,7 +206,7 @@ fn a_dropped_graph_gives_its_memory_back() -> Result<()> {
         run()?;
         cuda_graph::trim(&dev)?;
         let before = cuda_graph::graph_memory(&dev).expect("a CUDA device reports graph memory");
-        let graph = cuda_graph::capture(&dev, run)?;
+        let graph = capture(&dev, run)?;
         graph.replay()?;
         dev.synchronize()?;
         let held = cuda_graph::graph_memory(&dev).expect("graph memory");
@@ -210,12 +232,12 @@ fn work_a_capture_cannot_hold_fails_clearly() -> Result<()> {
     let Some(dev) = common::cuda_device() else {
         return Ok(());
     };
+    let _alone = alone();
     let mut rng = common::rng();
     let x = randn(&mut rng, &[16, 256], DType::F32, &dev)?;
     with_mode(Mode::Fused, || -> Result<()> {
         // A kernel's first use compiles it: not recordable, and said so.
-        let err = cuda_graph::capture(&dev, || Ok(never_warmed(&x)?))
-            .expect_err("a first compile fails the capture");
+        let err = capture(&dev, || Ok(never_warmed(&x)?)).expect_err("a first compile fails the capture");
         let msg = err.to_string();
         eprintln!("first use in a capture: {msg}");
         assert!(matches!(err, Error::Capture(_)), "{msg}");
@@ -227,12 +249,12 @@ fn work_a_capture_cannot_hold_fails_clearly() -> Result<()> {
         let y = never_warmed(&x)?;
         let want = with_mode(Mode::Eager, || never_warmed(&x))?;
         assert_eq!(values(&y)?, values(&want)?, "the call after the refused capture");
-        let graph = cuda_graph::capture(&dev, || Ok(never_warmed(&x)?))?;
+        let graph = capture(&dev, || Ok(never_warmed(&x)?))?;
         assert_eq!(values(graph.outputs())?, values(&y)?, "captured after a warm-up");
 
         // A copy to the host synchronises: not recordable, and said so.
         host_copy_test(&x)?;
-        let err = cuda_graph::capture(&dev, || {
+        let err = capture(&dev, || {
             let y = host_copy_test(&x)?;
             let _ = y.to_vec2::<f32>()?;
             Ok(y)
@@ -248,7 +270,7 @@ fn work_a_capture_cannot_hold_fails_clearly() -> Result<()> {
 
         // Not a CUDA device.
         let cpu = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;
-        let err = cuda_graph::capture(&Device::Cpu, || cpu.exp()).expect_err("no CUDA device");
+        let err = capture(&Device::Cpu, || cpu.exp()).expect_err("no CUDA device");
         assert!(err.to_string().contains("needs a CUDA device"), "{err}");
 
         // Writing inputs: shape and layout are checked.

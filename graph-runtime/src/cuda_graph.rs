@@ -20,10 +20,14 @@
 //! // Once with inputs of the shapes the graph will see: kernels compile, Candle loads its own.
 //! let _ = rms_norm(&x, &w, 1e-6)?;
 //! // Record: the outputs are the tensors the replays write.
-//! let graph = graph_runtime::cuda_graph::capture(&device, || {
-//!     let y = rms_norm(&x, &w, 1e-6)?;
-//!     (y * 2.0)?.exp()
-//! })?;
+//! // SAFETY: this thread alone uses the device while it records, and the closure drops no
+//! // tensor made before the capture.
+//! let graph = unsafe {
+//!     graph_runtime::cuda_graph::capture(&device, || {
+//!         let y = rms_norm(&x, &w, 1e-6)?;
+//!         (y * 2.0)?.exp()
+//!     })
+//! }?;
 //! // New input values go into the captured input tensors; then replay and read the output.
 //! graph_runtime::cuda_graph::write(&x, &next)?;
 //! graph.replay()?;
@@ -45,15 +49,17 @@
 //!   once before capturing, with inputs of the same shapes: generated kernels compile then (a
 //!   kernel is compiled per launch configuration, which depends on the shapes), and Candle loads
 //!   the modules of its own ops.
-//! - **One stream, one thread.** The closure's work must go to `device`'s stream (the one
-//!   Candle's ops on `device` use), from the calling thread, and no other thread should use the
-//!   device while a capture is under way: Candle's cross-stream event tracking is off for its
-//!   duration, since a capture cannot wait on work recorded outside it. Tensors the closure
-//!   allocates carry no such events afterwards, which is right as long as they stay on that
-//!   stream.
+//! - **Lifetimes.** A graph keeps the closure (and what it owns) and its outputs, and borrows what
+//!   the closure borrows: the tensors a replay reads outlive it.
 //! - **Memory.** Tensors the closure allocates and drops are the graph's scratch memory; those it
-//!   returns live while the graph or a clone of them does. Do not drop, inside the closure, the
-//!   last handle to a tensor made before the capture: the graph would free it at every replay.
+//!   returns live while the graph or a clone of them does.
+//! - **What [`capture`] cannot check** (its safety contract): a capture records whatever is
+//!   queued on the device's stream, from any thread. Work another thread queues on a tensor of
+//!   the same device while a capture runs (Candle has one stream per device) would be recorded
+//!   instead of run, and the frees it queues replayed; and a tensor made before the capture whose
+//!   last handle the closure drops would be freed by every replay. Candle's cross-stream event
+//!   tracking is off while a capture runs (a capture cannot wait on work recorded outside it), so
+//!   tensors the closure allocates carry no events: right as long as they stay on that stream.
 //!
 //! This module exists with the `cuda` feature.
 
@@ -66,12 +72,15 @@ use crate::error::{Error, Result};
 
 /// Work recorded from a closure, replayed with one launch; holds the closure's outputs, which
 /// every replay writes. See the [module docs](self) for the contract.
-pub struct CudaGraph<T> {
+pub struct CudaGraph<'a, T> {
     exec: driver::CudaGraph,
     outputs: T,
+    /// The closure, kept: what it owns lives as long as the graph that reads it (dropped after
+    /// the graph, in stream order after any replay still running).
+    _work: Box<dyn FnMut() -> candle_core::Result<T> + 'a>,
 }
 
-impl<T: std::fmt::Debug> std::fmt::Debug for CudaGraph<T> {
+impl<T: std::fmt::Debug> std::fmt::Debug for CudaGraph<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CudaGraph")
             .field("outputs", &self.outputs)
@@ -79,7 +88,7 @@ impl<T: std::fmt::Debug> std::fmt::Debug for CudaGraph<T> {
     }
 }
 
-impl<T> CudaGraph<T> {
+impl<T> CudaGraph<'_, T> {
     /// Queues the recorded work on the device's stream again: it reads the captured inputs as
     /// they are now and writes the outputs. Like any GPU work it is asynchronous: reading an
     /// output (`to_vec`, or another op on the stream) comes after it.
@@ -96,12 +105,23 @@ impl<T> CudaGraph<T> {
 }
 
 /// Records the GPU work `work` queues on `device`'s stream into a CUDA graph, replays it once
-/// (so that the outputs hold its results), and returns it with `work`'s outputs.
+/// (so that the outputs hold its results), and returns it with `work`'s outputs. The graph keeps
+/// `work` and borrows what it borrows.
 ///
 /// Errors: `device` is not a CUDA device; `work` failed (its error, with what a capture cannot
 /// record when that was the cause); the recorded work did something a capture cannot hold; the
 /// driver refused the graph. The device and its stream are usable after any of them.
-pub fn capture<T>(device: &Device, work: impl FnOnce() -> candle_core::Result<T>) -> Result<CudaGraph<T>> {
+///
+/// # Safety
+///
+/// While the capture runs, no other thread queues work on `device` (a Candle op or a generated
+/// call on a tensor of `device`): it would be recorded into this graph instead of run. And
+/// `work` does not drop the last handle to a tensor allocated before the capture: every replay
+/// would free it again.
+pub unsafe fn capture<'a, T, F>(device: &Device, mut work: F) -> Result<CudaGraph<'a, T>>
+where
+    F: FnMut() -> candle_core::Result<T> + 'a,
+{
     let Device::Cuda(cuda) = device else {
         return Err(Error::Capture(format!(
             "capture needs a CUDA device, not {:?}",
@@ -115,7 +135,11 @@ pub fn capture<T>(device: &Device, work: impl FnOnce() -> candle_core::Result<T>
     let outputs = result
         .map_err(|e| Error::Capture(format!("the captured work failed: {e}{}", hint(&e.to_string()))))?;
     let exec = graph?.ok_or_else(|| Error::Capture("the closure queued no GPU work".to_string()))?;
-    let graph = CudaGraph { exec, outputs };
+    let graph = CudaGraph {
+        exec,
+        outputs,
+        _work: Box::new(work),
+    };
     graph.replay()?;
     Ok(graph)
 }
@@ -143,7 +167,13 @@ pub fn write(dst: &Tensor, src: &Tensor) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let src = src.contiguous().and_then(|s| s.reshape(n));
+    // A source sharing the tensor's storage (a view of it, or the tensor itself) is copied first.
+    let storage = |t: &Tensor| std::ptr::from_ref::<candle_core::Storage>(&t.storage_and_layout().0);
+    let src = match storage(dst) == storage(src) {
+        true => src.copy(),
+        false => src.contiguous(),
+    };
+    let src = src.and_then(|s| s.reshape(n));
     let copied = src.and_then(|s| dst.reshape(n)?.slice_set(&s, 0, 0));
     copied.map_err(|e| fail(e.to_string()))
 }

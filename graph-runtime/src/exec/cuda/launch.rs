@@ -12,8 +12,7 @@ use std::ffi::c_void;
 
 use candle_core::cuda_backend::cudarc::driver::{result, DevicePtr, DevicePtrMut, DeviceRepr};
 use candle_core::cuda_backend::{CudaDType, CudaDevice, CudaStorage};
-use candle_core::op::BackpropOp;
-use candle_core::{DType, Storage, Tensor, WithDType};
+use candle_core::{DType, Storage, WithDType};
 use graph_ir::{Graph, Kernel, KernelKind};
 use smallvec::SmallVec;
 

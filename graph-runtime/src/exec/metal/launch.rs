@@ -2,8 +2,7 @@
 //! configuration chosen (`config`), allocates the outputs, and encodes the kernel on Candle's
 //! command encoder with every buffer bound, as Candle's own Metal ops do (see `super`).
 
-use candle_core::op::BackpropOp;
-use candle_core::{MetalDevice, MetalStorage, Storage, Tensor};
+use candle_core::{MetalDevice, MetalStorage, Storage};
 use candle_metal_kernels::metal::ComputeCommandEncoder;
 use graph_ir::gpu::metal::{input_buffer, output_buffer};
 use graph_ir::{Graph, Kernel};
