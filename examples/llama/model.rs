@@ -11,7 +11,8 @@
 //! the rotated queries and keys in f32, and the KV cache keeps f32, so a decode step reads the
 //! cache once instead of casting all of it. Grouped-query attention multiplies the `H / Hkv`
 //! query heads of a group with their shared key head in one matmul, so the keys and values are
-//! never repeated.
+//! never repeated. The projections that read one input are one matmul: q, k and v, and the
+//! MLP's gate and up (their weights stacked at load time).
 
 use std::collections::HashMap;
 use std::f32::consts::PI;
@@ -242,15 +243,25 @@ impl Cache {
     }
 }
 
+/// The queries, keys and values of `x` from one matmul: `q_proj`, `k_proj` and `v_proj`'s weights
+/// stacked into one `[(H + 2 Hkv) Dh, D]` matrix at load time.
 #[derive(Debug, Clone)]
 struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    qkv_proj: Linear,
     o_proj: Linear,
     heads: usize,
     kv_heads: usize,
     head_dim: usize,
+}
+
+/// One linear layer for several that read the same input: their weights stacked, their outputs
+/// side by side in the last axis.
+fn stacked(vb: &VarBuilder, names: &[(&str, usize)], in_dim: usize) -> Result<Linear> {
+    let weights = names
+        .iter()
+        .map(|&(name, out)| vb.get((out, in_dim), &format!("{name}.weight")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Linear::new(Tensor::cat(&weights, 0)?, None))
 }
 
 impl Attention {
@@ -258,9 +269,7 @@ impl Attention {
         let (d, dh) = (cfg.hidden_size, cfg.head_dim());
         let (q, kv) = (cfg.num_attention_heads * dh, cfg.num_key_value_heads * dh);
         Ok(Attention {
-            q_proj: linear_no_bias(d, q, vb.pp("q_proj"))?,
-            k_proj: linear_no_bias(d, kv, vb.pp("k_proj"))?,
-            v_proj: linear_no_bias(d, kv, vb.pp("v_proj"))?,
+            qkv_proj: stacked(&vb, &[("q_proj", q), ("k_proj", kv), ("v_proj", kv)], d)?,
             o_proj: linear_no_bias(q, d, vb.pp("o_proj"))?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
@@ -272,13 +281,11 @@ impl Attention {
     fn forward(&self, x: &Tensor, index_pos: usize, layer: usize, cache: &mut Cache) -> Result<Tensor> {
         let (b, s, d) = x.dims3()?;
         let (h, hkv, dh) = (self.heads, self.kv_heads, self.head_dim);
-        // [B, S, heads * Dh] -> [B, heads, S, Dh], views: rope_qk reads them in place.
-        let heads = |t: Tensor, n| t.reshape((b, s, n, dh))?.transpose(1, 2);
-        let q = heads(self.q_proj.forward(x)?, h)?;
-        let k = heads(self.k_proj.forward(x)?, hkv)?;
-        let v = heads(self.v_proj.forward(x)?, hkv)?
-            .to_dtype(DType::F32)?
-            .contiguous()?;
+        // [B, S, (H + 2 Hkv) Dh] -> [B, heads, S, Dh] each, views: rope_qk reads them in place.
+        let qkv = self.qkv_proj.forward(x)?.reshape((b, s, h + 2 * hkv, dh))?;
+        let heads = |start, n| qkv.narrow(2, start, n)?.transpose(1, 2);
+        let (q, k) = (heads(0, h)?, heads(h, hkv)?);
+        let v = heads(h + hkv, hkv)?.to_dtype(DType::F32)?.contiguous()?;
         let cos = cache.cos.narrow(0, index_pos, s)?;
         let sin = cache.sin.narrow(0, index_pos, s)?;
         let (q, k) = rope_qk(&q, &k, &cos, &sin)?;
@@ -304,25 +311,28 @@ impl Attention {
     }
 }
 
+/// SwiGLU; `gate_proj` and `up_proj` stacked into one matmul, as the attention's projections.
 #[derive(Debug, Clone)]
 struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    gate_up_proj: Linear,
     down_proj: Linear,
+    hidden: usize,
 }
 
 impl Mlp {
     fn load(vb: VarBuilder, cfg: &Config) -> Result<Mlp> {
         let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Mlp {
-            gate_proj: linear_no_bias(d, f, vb.pp("gate_proj"))?,
-            up_proj: linear_no_bias(d, f, vb.pp("up_proj"))?,
+            gate_up_proj: stacked(&vb, &[("gate_proj", f), ("up_proj", f)], d)?,
             down_proj: linear_no_bias(f, d, vb.pp("down_proj"))?,
+            hidden: f,
         })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let a = swiglu(&self.gate_proj.forward(x)?, &self.up_proj.forward(x)?)?;
+        let gate_up = self.gate_up_proj.forward(x)?;
+        let f = self.hidden;
+        let a = swiglu(&gate_up.narrow(2, 0, f)?, &gate_up.narrow(2, f, f)?)?;
         self.down_proj.forward(&a)
     }
 }
