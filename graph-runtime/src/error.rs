@@ -18,6 +18,35 @@ pub enum Error {
         actual: Vec<usize>,
     },
 
+    /// A tensor has fewer dims than its parameter names after the leading dims `..`.
+    #[error(
+        "{func}: parameter `{param}` must have at least {expected} dims (declared {declared}), but has shape {actual:?}"
+    )]
+    RankAtLeast {
+        func: &'static str,
+        param: &'static str,
+        declared: String,
+        expected: usize,
+        actual: Vec<usize>,
+    },
+
+    /// Two parameters declared with the leading dims `..` have different leading dims.
+    #[error(
+        "{func}: parameter `{param}` has leading dims {actual:?} (shape {actual_shape:?}, declared \
+         {declared}), but `{first}` has {expected:?} (shape {first_shape:?}); every parameter \
+         declared with `..` takes the same leading dims"
+    )]
+    Leading {
+        func: &'static str,
+        param: &'static str,
+        declared: String,
+        first: &'static str,
+        expected: Vec<usize>,
+        actual: Vec<usize>,
+        first_shape: Vec<usize>,
+        actual_shape: Vec<usize>,
+    },
+
     /// A dim differs from a literal size of the declaration.
     #[error(
         "{func}: parameter `{param}` dim {dim} must be {expected} (declared {declared}), but is {actual}"

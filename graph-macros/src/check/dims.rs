@@ -18,6 +18,20 @@ pub struct Symbols {
     /// new symbol are left out (their dims read as `1`, the function having an error).
     pub overflow: Option<(Span, String)>,
     dropped: BTreeSet<String>,
+    /// The symbol standing for the leading dims `..`, once a parameter declares them.
+    pub leading: Option<u16>,
+}
+
+/// The name of the leading-dims symbol in the symbol table: not an identifier, so no user symbol
+/// can take it, and shapes holding it print as `[.., D]`.
+pub const LEADING: &str = "..";
+
+/// Whether a dim is written `..`: any number of leading dims.
+pub fn is_leading(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Range(r) if r.start.is_none() && r.end.is_none() && matches!(r.limits, syn::RangeLimits::HalfOpen(_))
+    )
 }
 
 impl Symbols {
@@ -37,6 +51,20 @@ impl Symbols {
             return;
         }
         self.names.push(name);
+    }
+
+    /// Adds the leading-dims symbol `..`, where a parameter first declares it.
+    pub fn intern_leading(&mut self, e: &Expr) {
+        if self.leading.is_some() {
+            return;
+        }
+        if self.names.len() == MAX_SYMBOLS {
+            self.overflow
+                .get_or_insert_with(|| (syn::spanned::Spanned::span(e), LEADING.to_string()));
+            return;
+        }
+        self.leading = Some(u16::try_from(self.names.len()).expect("at most MAX_SYMBOLS symbols"));
+        self.names.push(LEADING.to_string());
     }
 
     /// Adds every symbol a parameter's dim mentions.
@@ -103,6 +131,8 @@ impl Symbols {
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Err((e, Diag::NegativeSize)),
             Expr::Paren(p) => self.dim(&p.expr),
             Expr::Group(g) => self.dim(&g.expr),
+            // Callers that accept `..` (first in a type or a shape) handle it before.
+            _ if is_leading(e) => Err((e, Diag::LeadingNotFirst)),
             _ => Err((e, Diag::ExpectedSize)),
         }
     }
