@@ -95,11 +95,13 @@ pub enum Diag {
         shape: String,
         named: usize,
     },
-    /// A value whose dims would line up with the leading dims `..` of another.
+    /// A value whose dims would line up with the leading dims `..` of another, in a broadcast,
+    /// or (`matmul`, then `lead` and `other` are the left and right sides) in a matmul.
     LeadingBroadcast {
         lead: String,
         other: String,
         named: usize,
+        matmul: bool,
     },
     /// A reshape of a tensor with leading dims to a shape without them.
     LeadingReshape {
@@ -400,7 +402,20 @@ impl fmt::Display for Diag {
                     n => write!(f, " (-1 to -{n} are the dims after `..`)"),
                 }
             }
-            LeadingBroadcast { lead, other, named } => write!(
+            LeadingBroadcast {
+                lead,
+                other,
+                matmul: true,
+                ..
+            } => write!(
+                f,
+                "cannot multiply {lead} by {other}: the batch dims would line up with the leading \
+                 dims `..`, whose number is known only when it is called; declare the other side \
+                 with `..` too, or as a matrix"
+            ),
+            LeadingBroadcast {
+                lead, other, named, ..
+            } => write!(
                 f,
                 "cannot broadcast {other} against {lead}: dims of {other} would line up with the \
                  leading dims `..`, whose number is known only when it is called; give it at most \

@@ -88,7 +88,7 @@ const ELSEWHERE: &[(&[&str], &str)] = &[
     (&["amax", "amin"], "write `max(x, axis)` or `min(x, axis)`"),
     (
         &["unsqueeze", "squeeze", "view", "flatten"],
-        "write `reshape(x, [..])` with the new shape",
+        "write `reshape(x, [dims])` with the new shape",
     ),
     (&["permute"], "`transpose(x, a, b)` swaps two axes"),
     (&["concat", "concatenate"], "write `cat([a, b], axis)`"),

@@ -107,7 +107,10 @@ impl Symbols {
                 match self.get(&name) {
                     Some(s) => Ok(Dim::sym(s)),
                     None => {
-                        let known: Vec<String> = self.names.iter().map(|n| format!("`{n}`")).collect();
+                        let known: Vec<String> = (self.names.iter())
+                            .filter(|n| *n != LEADING)
+                            .map(|n| format!("`{n}`"))
+                            .collect();
                         let known = match known.is_empty() {
                             true => "none".to_string(),
                             false => known.join(", "),
@@ -139,6 +142,7 @@ impl Symbols {
 
     /// "Did you mean" among symbols and other known names.
     pub fn suggest<'a>(&'a self, name: &str, others: impl IntoIterator<Item = &'a str>) -> Option<String> {
-        nearest(name, self.names.iter().map(String::as_str).chain(others))
+        let symbols = self.names.iter().map(String::as_str).filter(|n| *n != LEADING);
+        nearest(name, symbols.chain(others))
     }
 }

@@ -57,6 +57,7 @@ impl Checker<'_> {
             lead: sh.show(lead),
             other: sh.show(other),
             named: lead.len() - 1,
+            matmul: false,
         })
     }
 }

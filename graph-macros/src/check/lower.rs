@@ -528,24 +528,20 @@ impl Checker<'_> {
                 let (sa, sb) = (self.shape_of(*a), self.shape_of(*b));
                 let names = self.names();
                 let batch = |s: &[Dim]| s[..s.len().saturating_sub(2)].to_vec();
-                let leading = self.leading_broadcast(&batch(&sa), &batch(&sb));
+                // For a matmul, the two sides in order.
+                let sh = Shapes { names: &names };
+                let leading = Diag::LeadingBroadcast {
+                    lead: sh.show(&sa),
+                    other: sh.show(&sb),
+                    named: 0,
+                    matmul: true,
+                };
+                let batches = self.leading_broadcast(&batch(&sa), &batch(&sb)).is_some();
                 let result = match (Shapes { names: &names }).matmul(&sa, &sb) {
-                    // Batch dims that would line up with `..`: the leading dims' own message.
-                    // Or a matrix `[.., K]` times a batch of them: its `..` would be their rows.
-                    Ok(s) if self.leading_moved(&s) => Err(leading.unwrap_or_else(|| {
-                        let (lead, other) = match self.has_leading(&sa) {
-                            true => (&sa, &sb),
-                            false => (&sb, &sa),
-                        };
-                        Diag::LeadingBroadcast {
-                            lead: (Shapes { names: &names }).show(lead),
-                            other: (Shapes { names: &names }).show(other),
-                            named: lead.len() - 1,
-                        }
-                    })),
-                    Err(Diag::BroadcastMismatch { .. }) if leading.is_some() => {
-                        Err(leading.expect("checked"))
-                    }
+                    // Batch dims that would line up with `..`, or a matrix `[.., K]` times a batch
+                    // of matrices (its `..` would be their rows): the leading dims' own message.
+                    Ok(s) if self.leading_moved(&s) => Err(leading),
+                    Err(Diag::BroadcastMismatch { .. }) if batches => Err(leading),
                     result => result,
                 };
                 let ty = match result {

@@ -165,7 +165,8 @@ impl Checker<'_> {
                             plain[s as usize] = true;
                         }
                     }
-                    if shape.len() > MAX_RANK {
+                    // A misplaced `..` (reported) leaves no shape to check the uses against.
+                    if shape.len() > MAX_RANK || t.dims.iter().skip(1).any(dims::is_leading) {
                         // Reported: the parameter keeps a valid shape, and its uses stay silent.
                         shape.truncate(MAX_RANK);
                         self.poisoned.insert(name.clone());
