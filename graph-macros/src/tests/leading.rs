@@ -199,7 +199,10 @@ fn leading_dims_rules() {
             "fn f(x: Tensor[.., D], _n: Tensor[N]) -> Tensor[N, D] { reshape(x, [N, D]) }",
             "start the shape with `..`",
         ),
-        ("fn f(x: Tensor[.., D]) -> Tensor[D] { x }", "returns shape [.., D]"),
+        (
+            "fn f(x: Tensor[.., D]) -> Tensor[D] { x }",
+            "returns shape [.., D]",
+        ),
     ] {
         assert_rejected(src, message);
     }
