@@ -149,7 +149,7 @@ fn rms_norm_any_rank(device: &Device) -> Result<()> {
                     &what,
                     dtype,
                     || Ok([rms_norm(&v, &w, 1e-5)?]),
-                    &[reference.clone()],
+                    std::array::from_ref(&reference),
                 )?;
             }
         }
@@ -204,7 +204,12 @@ fn rope_any_rank(device: &Device) -> Result<()> {
                     sin.to_device(device)?,
                 );
                 let what = format!("rope {shape:?} (strides {:?})", v.stride());
-                check(&what, dtype, || Ok([rope(&v, &c, &s)?]), &[reference.clone()])?;
+                check(
+                    &what,
+                    dtype,
+                    || Ok([rope(&v, &c, &s)?]),
+                    std::array::from_ref(&reference),
+                )?;
             }
         }
     }
@@ -468,7 +473,7 @@ fn wrong_leading_dims_are_errors() -> Result<()> {
             add_rms_norm(&zeros(&[2, 3, 4]), &zeros(&[3, 2, 4]), &w, 1e-5)
         })
         .unwrap_err();
-        assert!(matches!(err, Error::Leading { .. }), "{err}");
+        assert!(matches!(err, Error::Leading(_)), "{err}");
         assert_eq!(
             err.to_string(),
             "add_rms_norm: parameter `r` has leading dims [3, 2] (shape [3, 2, 4], declared [.., D]), \
@@ -480,9 +485,9 @@ fn wrong_leading_dims_are_errors() -> Result<()> {
             add_rms_norm(&zeros(&[6, 4]), &zeros(&[2, 3, 4]), &w, 1e-5)
         })
         .unwrap_err();
-        assert!(matches!(err, Error::Leading { .. }), "{err}");
+        assert!(matches!(err, Error::Leading(_)), "{err}");
         let err = with_mode(mode, || add_rms_norm(&zeros(&[4]), &zeros(&[1, 4]), &w, 1e-5)).unwrap_err();
-        assert!(matches!(err, Error::Leading { .. }), "{err}");
+        assert!(matches!(err, Error::Leading(_)), "{err}");
 
         let err = with_mode(mode, || rope(&zeros(&[8]), &zeros(&[5, 4]), &zeros(&[5, 4]))).unwrap_err();
         assert_eq!(
@@ -499,7 +504,7 @@ fn wrong_leading_dims_are_errors() -> Result<()> {
             rms_norm_backward(&zeros(&[2, 3, 4]), &w, 1e-5, &zeros(&[3, 2, 4]))
         })
         .unwrap_err();
-        assert!(matches!(err, Error::Leading { param: "dy", .. }), "{err}");
+        assert!(matches!(&err, Error::Leading(m) if m.param == "dy"), "{err}");
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use graph_ir::{display_shape, Dim, EvalError, Graph, Op, ParamKind};
 
 use smallvec::SmallVec;
 
-use crate::error::{Error, Result, SymbolMismatch};
+use crate::error::{Error, LeadingMismatch, Result, SymbolMismatch};
 
 /// Graphs have a handful of parameters and symbols: binding keeps its lists on the stack, as a
 /// call on a small input is latency-bound.
@@ -405,7 +405,7 @@ fn bind_leading<'p>(
             continue;
         };
         if lead != &bound.leading[..] {
-            return Err(Error::Leading {
+            return Err(Error::Leading(Box::new(LeadingMismatch {
                 func,
                 param,
                 declared: display_shape(declared, graph.symbols()),
@@ -414,7 +414,7 @@ fn bind_leading<'p>(
                 actual: lead.to_vec(),
                 first_shape: first_t.dims().to_vec(),
                 actual_shape: t.dims().to_vec(),
-            });
+            })));
         }
     }
     let (p, param, _) = first.expect("a graph with `..` has a parameter declared with it");

@@ -31,21 +31,8 @@ pub enum Error {
     },
 
     /// Two parameters declared with the leading dims `..` have different leading dims.
-    #[error(
-        "{func}: parameter `{param}` has leading dims {actual:?} (shape {actual_shape:?}, declared \
-         {declared}), but `{first}` has {expected:?} (shape {first_shape:?}); every parameter \
-         declared with `..` takes the same leading dims"
-    )]
-    Leading {
-        func: &'static str,
-        param: &'static str,
-        declared: String,
-        first: &'static str,
-        expected: Vec<usize>,
-        actual: Vec<usize>,
-        first_shape: Vec<usize>,
-        actual_shape: Vec<usize>,
-    },
+    #[error(transparent)]
+    Leading(Box<LeadingMismatch>),
 
     /// A dim differs from a literal size of the declaration.
     #[error(
@@ -179,6 +166,25 @@ pub struct SymbolMismatch {
     pub declared: String,
     pub expected: usize,
     pub actual: usize,
+}
+
+/// Details of [`Error::Leading`]: the leading dims `..` of the first parameter declared with
+/// them, and those of a later one that differ.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{func}: parameter `{param}` has leading dims {actual:?} (shape {actual_shape:?}, declared \
+     {declared}), but `{first}` has {expected:?} (shape {first_shape:?}); every parameter \
+     declared with `..` takes the same leading dims"
+)]
+pub struct LeadingMismatch {
+    pub func: &'static str,
+    pub param: &'static str,
+    pub declared: String,
+    pub first: &'static str,
+    pub expected: Vec<usize>,
+    pub actual: Vec<usize>,
+    pub first_shape: Vec<usize>,
+    pub actual_shape: Vec<usize>,
 }
 
 impl From<Error> for candle_core::Error {

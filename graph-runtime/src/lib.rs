@@ -15,7 +15,7 @@ pub mod devices {
     #![doc = include_str!("../docs/devices.md")]
 }
 pub use candle_core::Tensor;
-pub use error::{Error, Result, SymbolMismatch};
+pub use error::{Error, LeadingMismatch, Result, SymbolMismatch};
 pub use graph_ir::Graph;
 pub use graph_macros::lazy_graph;
 pub use mode::{mode, set_mode, with_mode, Mode};
