@@ -9,7 +9,7 @@ fn ui() {
     let t = trybuild::TestCases::new();
     for topic in [
         "names", "arity", "kinds", "args", "shape", "returns", "params", "symbols", "syntax", "parse",
-        "limits", "multi",
+        "limits", "multi", "leading",
     ] {
         t.compile_fail(format!("tests/ui/{topic}/*.rs"));
     }

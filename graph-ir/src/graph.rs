@@ -23,6 +23,7 @@ pub struct Graph {
     pub(crate) single: Option<&'static [Source]>,
     pub(crate) backward: Option<&'static Graph>,
     pub(crate) reached: &'static [&'static [u16]],
+    pub(crate) leading: Option<u16>,
 }
 
 impl Graph {
@@ -51,6 +52,17 @@ impl Graph {
             single,
             backward: None,
             reached: &[],
+            leading: None,
+        }
+    }
+
+    /// The graph with symbol `symbol` standing for the leading dims `..` (see
+    /// [`Graph::leading`]), for generated code.
+    #[doc(hidden)]
+    pub const fn with_leading(self, symbol: u16) -> Graph {
+        Graph {
+            leading: Some(symbol),
+            ..self
         }
     }
 
@@ -64,6 +76,20 @@ impl Graph {
             reached,
             ..self
         }
+    }
+
+    /// For a function generic over leading dims (`x: Tensor[.., D]`), the symbol that stands
+    /// for them, named `..`: it is the first dim of every parameter and output declared with
+    /// `..`, and its size at a call is the product of the caller's leading dims, which binding
+    /// reads from the first such argument. Each such argument runs flattened to `[prod, rest..]`
+    /// and each such output is reshaped back to `[leading.., rest..]`. `None` for other graphs.
+    pub fn leading(&self) -> Option<u16> {
+        self.leading
+    }
+
+    /// Whether a shape starts with the leading dims `..` (see [`Graph::leading`]).
+    pub fn has_leading(&self, shape: &[Dim]) -> bool {
+        self.leading.is_some_and(|l| shape.first() == Some(&Dim::sym(l)))
     }
 
     /// The function's name.

@@ -75,6 +75,39 @@ pub enum Diag {
         axis: usize,
         rank: usize,
     },
+    /// A reduction listing one axis twice (`[-1, 1]` of a rank-2 tensor).
+    DuplicateAxis {
+        axis: i64,
+        first: i64,
+        normalized: usize,
+        rank: usize,
+    },
+    EmptyAxes,
+    // The leading dims `..`.
+    /// `..` elsewhere than first in a type or shape (`Tensor[B, .., D]`, `Tensor[.., ..]`).
+    LeadingNotFirst,
+    /// `..` in a return type or a shape of a function none of whose parameters declares it.
+    LeadingUnbound,
+    /// An axis of a tensor with leading dims `..` that does not count among its `named` dims
+    /// after them: a non-negative axis, or a negative one reaching into `..`.
+    LeadingAxis {
+        axis: i64,
+        shape: String,
+        named: usize,
+    },
+    /// A value whose dims would line up with the leading dims `..` of another, in a broadcast,
+    /// or (`matmul`, then `lead` and `other` are the left and right sides) in a matmul.
+    LeadingBroadcast {
+        lead: String,
+        other: String,
+        named: usize,
+        matmul: bool,
+    },
+    /// A reshape of a tensor with leading dims to a shape without them.
+    LeadingReshape {
+        from: String,
+        to: String,
+    },
     BroadcastMismatch {
         left: String,
         right: String,
@@ -320,6 +353,80 @@ impl fmt::Display for Diag {
                 }
                 write!(f, "; name two different axes")
             }
+            DuplicateAxis {
+                axis,
+                first,
+                normalized,
+                rank,
+            } => {
+                match axis == first {
+                    true => write!(f, "axis {axis} is listed twice")?,
+                    false => write!(
+                        f,
+                        "axes {first} and {axis} are both axis {normalized} of a tensor of rank {rank}"
+                    )?,
+                }
+                write!(f, "; list each reduced axis once")
+            }
+            EmptyAxes => write!(
+                f,
+                "expected at least one axis: a reduction takes an axis (`-1`) or a list of axes \
+                 (`[-2, -1]`)"
+            ),
+            LeadingNotFirst => write!(
+                f,
+                "`..` (any number of leading dims) may only be the first dim, once: write \
+                 `Tensor[.., D]`"
+            ),
+            LeadingUnbound => write!(
+                f,
+                "`..` stands for the leading dims of the parameters declared with it, and no \
+                 parameter is; declare one as `Tensor[.., D]`"
+            ),
+            LeadingAxis { axis, shape, named } => {
+                match *axis >= 0 {
+                    true => write!(
+                        f,
+                        "axis {axis} counts from the front of {shape}, whose number of leading dims \
+                         `..` is known only when it is called; count from the end with a negative axis"
+                    )?,
+                    false => write!(
+                        f,
+                        "axis {axis} of {shape} reaches into its leading dims `..`, which a function \
+                         generic over them cannot name one by one"
+                    )?,
+                }
+                match named {
+                    0 => write!(f, " (it has no dims after `..`)"),
+                    1 => write!(f, " (-1 is the dim after `..`)"),
+                    n => write!(f, " (-1 to -{n} are the dims after `..`)"),
+                }
+            }
+            LeadingBroadcast {
+                lead,
+                other,
+                matmul: true,
+                ..
+            } => write!(
+                f,
+                "cannot multiply {lead} by {other}: the batch dims would line up with the leading \
+                 dims `..`, whose number is known only when it is called; declare the other side \
+                 with `..` too, or as a matrix"
+            ),
+            LeadingBroadcast {
+                lead, other, named, ..
+            } => write!(
+                f,
+                "cannot broadcast {other} against {lead}: dims of {other} would line up with the \
+                 leading dims `..`, whose number is known only when it is called; give it at most \
+                 the {named} dim{} after `..`, or declare it with `..` too",
+                if *named == 1 { "" } else { "s" }
+            ),
+            LeadingReshape { from, to } => write!(
+                f,
+                "cannot reshape {from} to {to}: a function generic over leading dims keeps them; \
+                 start the shape with `..`, as in `reshape(x, [.., H, D / H])`"
+            ),
             BroadcastMismatch {
                 left,
                 right,

@@ -58,6 +58,7 @@ pub fn differentiate(forward: &Graph) -> Option<Graph> {
     let mut g = Graph {
         params: forward.params.clone(),
         symbols: forward.symbols.clone(),
+        leading: forward.leading,
         nodes: forward.nodes.clone(),
         outputs: Vec::new(),
     };

@@ -54,6 +54,9 @@ pub struct Param {
 pub struct Graph {
     pub params: Vec<Param>,
     pub symbols: Vec<String>,
+    /// The symbol standing for the leading dims `..`, if a parameter declares them: always the
+    /// first dim of the shapes holding it (`check` rejects what would move it).
+    pub leading: Option<u16>,
     pub nodes: Vec<Node>,
     pub outputs: Vec<NodeId>,
 }
@@ -117,6 +120,7 @@ impl Graph {
         let mut out = Graph {
             params: self.params.clone(),
             symbols: self.symbols.clone(),
+            leading: self.leading,
             ..Graph::default()
         };
         let resolve = |id: NodeId, new_id: &[Option<NodeId>]| {

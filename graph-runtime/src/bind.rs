@@ -12,7 +12,7 @@ use graph_ir::{display_shape, Dim, EvalError, Graph, Op, ParamKind};
 
 use smallvec::SmallVec;
 
-use crate::error::{Error, Result, SymbolMismatch};
+use crate::error::{Error, LeadingMismatch, Result, SymbolMismatch};
 
 /// Graphs have a handful of parameters and symbols: binding keeps its lists on the stack, as a
 /// call on a small input is latency-bound.
@@ -26,6 +26,9 @@ pub struct Bound {
     /// The parameter (index into [`Graph::params`]) and dim each symbol was bound from, for
     /// messages.
     pub origins: Few<(u16, u16)>,
+    /// The leading dims `..` of a graph generic over them ([`Graph::leading`]), as the first
+    /// argument declared with `..` has them; empty otherwise.
+    pub leading: Few<usize>,
     /// The dtype all tensor arguments share.
     pub dtype: DType,
     pub device: Device,
@@ -91,6 +94,43 @@ impl Bound {
         Ok(())
     }
 
+    /// An argument declared with `..` as the graph runs it: its leading dims flattened into one
+    /// (`[prod, rest..]`). One leading dim is the argument as it is; none, a view with a leading
+    /// `1`; several, a free reshape of a contiguous tensor and a contiguous copy of any other
+    /// layout (Candle's reshape, whose backward carries gradients back). Other arguments are
+    /// returned as they are.
+    pub fn flatten(&self, graph: &Graph, declared: &[Dim], t: &Tensor) -> candle_core::Result<Tensor> {
+        if !graph.has_leading(declared) {
+            return Ok(t.clone());
+        }
+        let lead = t.rank() + 1 - declared.len();
+        match lead {
+            0 => t.unsqueeze(0),
+            1 => Ok(t.clone()),
+            _ => {
+                let prod = self.symbols[graph.leading().expect("has leading dims") as usize];
+                let mut dims = Vec::with_capacity(declared.len());
+                dims.push(prod);
+                dims.extend_from_slice(&t.dims()[lead..]);
+                t.reshape(dims)
+            }
+        }
+    }
+
+    /// An output declared with `..`, as computed flattened (`[prod, rest..]`), with the call's
+    /// leading dims restored: `[leading.., rest..]`.
+    pub fn unflatten(&self, t: &Tensor) -> candle_core::Result<Tensor> {
+        match self.leading.len() {
+            0 => t.squeeze(0),
+            1 => Ok(t.clone()),
+            _ => {
+                let mut dims: Vec<usize> = self.leading.to_vec();
+                dims.extend_from_slice(&t.dims()[1..]);
+                t.reshape(dims)
+            }
+        }
+    }
+
     /// The parameter name and dim symbol `s` was bound from.
     fn origin(&self, graph: &Graph, s: u16) -> (&'static str, usize) {
         let (p, d) = self.origins[s as usize];
@@ -108,7 +148,13 @@ impl Bound {
             .map(|s| {
                 let (param, d) = self.origin(graph, s);
                 let (name, value) = (graph.symbols()[s as usize], self.symbols[s as usize]);
-                format!("{name} = {value} (from `{param}` dim {d})")
+                match graph.leading() == Some(s) {
+                    true => format!(
+                        "`..` = {value} (the leading dims {:?} of `{param}`)",
+                        self.leading
+                    ),
+                    false => format!("{name} = {value} (from `{param}` dim {d})"),
+                }
             })
             .collect();
         let (func, size, symbols) = (
@@ -222,7 +268,17 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
                 actual,
             });
         }
-        if t.rank() != declared.len() {
+        if graph.has_leading(declared) {
+            if t.rank() + 1 < declared.len() {
+                return Err(Error::RankAtLeast {
+                    func,
+                    param,
+                    declared: display_shape(declared, graph.symbols()),
+                    expected: declared.len() - 1,
+                    actual: t.dims().to_vec(),
+                });
+            }
+        } else if t.rank() != declared.len() {
             return Err(Error::Rank {
                 func,
                 param,
@@ -241,6 +297,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     let mut bound = Bound {
         symbols: SmallVec::new(),
         origins: SmallVec::new(),
+        leading: SmallVec::new(),
         dtype,
         device: device.clone(),
     };
@@ -261,8 +318,11 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
             actual,
         }))
     };
+    if let Some(l) = graph.leading() {
+        bind_leading(graph, l, &mut bound, params(), tensors)?;
+    }
     for ((p, param, declared), t) in params().zip(tensors) {
-        for (i, (d, &actual)) in declared.iter().zip(t.dims()).enumerate() {
+        for (i, d, actual) in named_dims(graph, declared, t) {
             if let Some(s) = d.as_sym() {
                 let s = s as usize;
                 if bound.origins[s].0 == UNBOUND {
@@ -281,7 +341,7 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     );
 
     for ((_, param, declared), t) in params().zip(tensors) {
-        for (i, (d, &actual)) in declared.iter().zip(t.dims()).enumerate() {
+        for (i, d, actual) in named_dims(graph, declared, t) {
             if d.as_sym().is_some() {
                 continue;
             }
@@ -305,6 +365,75 @@ pub fn bind(graph: &'static Graph, tensors: &[&Tensor]) -> Result<Bound> {
     }
     check_derived_sizes(graph, &bound)?;
     Ok(bound)
+}
+
+/// Each declared dim of a parameter with the argument's dim index and size, but for the leading
+/// dims `..` (which [`bind_leading`] binds): the dims after them pair with the argument's last
+/// dims.
+fn named_dims<'a>(
+    graph: &Graph,
+    declared: &'a [Dim],
+    t: &'a Tensor,
+) -> impl Iterator<Item = (usize, &'a Dim, usize)> + 'a {
+    let skip = usize::from(graph.has_leading(declared));
+    // Ranks were checked: at least the named dims.
+    let first = t.rank() + skip - declared.len();
+    (declared[skip..].iter().zip(&t.dims()[first..]))
+        .enumerate()
+        .map(move |(i, (d, &actual))| (first + i, d, actual))
+}
+
+/// Binds the leading dims `..` from the first argument declared with them, checks that every
+/// other such argument has the same, and binds symbol `l` to their product.
+fn bind_leading<'p>(
+    graph: &'static Graph,
+    l: u16,
+    bound: &mut Bound,
+    params: impl Iterator<Item = (u16, &'static str, &'p [Dim])>,
+    tensors: &[&Tensor],
+) -> Result<()> {
+    let func = graph.name();
+    let mut first: Option<(u16, &'static str, &Tensor)> = None;
+    for ((p, param, declared), t) in params.zip(tensors) {
+        if !graph.has_leading(declared) {
+            continue;
+        }
+        let lead = &t.dims()[..t.rank() + 1 - declared.len()];
+        let Some((_, first_name, first_t)) = first else {
+            first = Some((p, param, t));
+            bound.leading.extend_from_slice(lead);
+            continue;
+        };
+        if lead != &bound.leading[..] {
+            return Err(Error::Leading(Box::new(LeadingMismatch {
+                func,
+                param,
+                declared: display_shape(declared, graph.symbols()),
+                first: first_name,
+                expected: bound.leading.to_vec(),
+                actual: lead.to_vec(),
+                first_shape: first_t.dims().to_vec(),
+                actual_shape: t.dims().to_vec(),
+            })));
+        }
+    }
+    let (p, param, _) = first.expect("a graph with `..` has a parameter declared with it");
+    let product = bound.leading.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    // A view can have more elements than `usize` counts (broadcast dims of stride 0).
+    let product = match bound.leading.contains(&0) {
+        true => Some(0),
+        false => product,
+    };
+    let Some(product) = product else {
+        return Err(Error::TooLarge {
+            func,
+            what: format!("the leading dims of parameter `{param}`"),
+            shape: bound.leading.to_vec(),
+        });
+    };
+    bound.symbols[l as usize] = product;
+    bound.origins[l as usize] = (p, 0);
+    Ok(())
 }
 
 /// Evaluates every size inside the graph that can fail (node shapes, narrow starts and `Size`

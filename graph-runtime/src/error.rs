@@ -18,6 +18,22 @@ pub enum Error {
         actual: Vec<usize>,
     },
 
+    /// A tensor has fewer dims than its parameter names after the leading dims `..`.
+    #[error(
+        "{func}: parameter `{param}` must have at least {expected} dims (declared {declared}), but has shape {actual:?}"
+    )]
+    RankAtLeast {
+        func: &'static str,
+        param: &'static str,
+        declared: String,
+        expected: usize,
+        actual: Vec<usize>,
+    },
+
+    /// Two parameters declared with the leading dims `..` have different leading dims.
+    #[error(transparent)]
+    Leading(Box<LeadingMismatch>),
+
     /// A dim differs from a literal size of the declaration.
     #[error(
         "{func}: parameter `{param}` dim {dim} must be {expected} (declared {declared}), but is {actual}"
@@ -155,6 +171,25 @@ pub struct SymbolMismatch {
     pub declared: String,
     pub expected: usize,
     pub actual: usize,
+}
+
+/// Details of [`Error::Leading`]: the leading dims `..` of the first parameter declared with
+/// them, and those of a later one that differ.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{func}: parameter `{param}` has leading dims {actual:?} (shape {actual_shape:?}, declared \
+     {declared}), but `{first}` has {expected:?} (shape {first_shape:?}); every parameter \
+     declared with `..` takes the same leading dims"
+)]
+pub struct LeadingMismatch {
+    pub func: &'static str,
+    pub param: &'static str,
+    pub declared: String,
+    pub first: &'static str,
+    pub expected: Vec<usize>,
+    pub actual: Vec<usize>,
+    pub first_shape: Vec<usize>,
+    pub actual_shape: Vec<usize>,
 }
 
 impl From<Error> for candle_core::Error {

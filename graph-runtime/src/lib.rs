@@ -18,7 +18,7 @@ pub mod devices {
     #![doc = include_str!("../docs/devices.md")]
 }
 pub use candle_core::Tensor;
-pub use error::{Error, Result, SymbolMismatch};
+pub use error::{Error, LeadingMismatch, Result, SymbolMismatch};
 pub use graph_ir::Graph;
 pub use graph_macros::lazy_graph;
 pub use mode::{mode, set_mode, with_mode, Mode};
@@ -131,17 +131,64 @@ fn run_needed(
     out: &mut exec::Outputs,
 ) -> Result<()> {
     let bound = profile::timed(profile::Phase::Bind, || bind::bind(graph, tensors))?;
+    if graph.leading().is_some() {
+        return run_flattened(graph, &bound, tensors, scalars, needed, out);
+    }
+    run_bound(graph, &bound, tensors, scalars, needed, out)
+}
+
+/// [`run_needed`] of a graph generic over leading dims ([`Graph::leading`]): each argument
+/// declared with `..` runs with its leading dims flattened into one, and each output declared
+/// with `..` gets the call's leading dims back (see [`bind::Bound::flatten`]).
+#[cold]
+fn run_flattened(
+    graph: &'static Graph,
+    bound: &bind::Bound,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+    needed: Option<&[bool]>,
+    out: &mut exec::Outputs,
+) -> Result<()> {
+    use error::Context as _;
+    let declared = graph.params().iter().filter_map(|p| match p.kind {
+        graph_ir::ParamKind::Tensor(shape) => Some(shape),
+        graph_ir::ParamKind::Scalar(_) => None,
+    });
+    let flat: Vec<Tensor> = (declared.zip(tensors))
+        .map(|(shape, t)| bound.flatten(graph, shape, t))
+        .collect::<candle_core::Result<_>>()
+        .within(graph.name())?;
+    let flat: Vec<&Tensor> = flat.iter().collect();
+    run_bound(graph, bound, &flat, scalars, needed, out)?;
+    for (k, (t, &o)) in out.iter_mut().zip(graph.outputs()).enumerate() {
+        // An output not needed is a stand-in, not of its shape (see `exec::fused::run`).
+        if graph.has_leading(graph.nodes()[o as usize].shape) && needed.is_none_or(|n| n[k]) {
+            *t = bound.unflatten(t).within(graph.name())?;
+        }
+    }
+    Ok(())
+}
+
+/// [`run_needed`] once the arguments are bound.
+fn run_bound(
+    graph: &'static Graph,
+    bound: &bind::Bound,
+    tensors: &[&Tensor],
+    scalars: &[f64],
+    needed: Option<&[bool]>,
+    out: &mut exec::Outputs,
+) -> Result<()> {
     match mode() {
         Mode::Fused => {
             if let Some(backward) = graph.backward() {
-                if exec::autograd::run(graph, backward, &bound, tensors, scalars, out)? {
+                if exec::autograd::run(graph, backward, bound, tensors, scalars, out)? {
                     return Ok(());
                 }
             }
-            exec::fused::run(graph, &bound, tensors, scalars, needed, out)
+            exec::fused::run(graph, bound, tensors, scalars, needed, out)
         }
         Mode::Eager => {
-            *out = exec::eager::run(graph, &bound, tensors, scalars)?;
+            *out = exec::eager::run(graph, bound, tensors, scalars)?;
             Ok(())
         }
     }

@@ -35,6 +35,8 @@ pub enum ArgKind {
     Scalar,
     /// An integer literal, negative from the end.
     Axis,
+    /// An axis, or a list of distinct axes: `-1`, `[-2, -1]`.
+    Axes,
     /// A size expression: `4`, `D`, `B * S`, `D / 2`.
     Size,
     /// `[size, ...]`
@@ -86,7 +88,7 @@ const ELSEWHERE: &[(&[&str], &str)] = &[
     (&["amax", "amin"], "write `max(x, axis)` or `min(x, axis)`"),
     (
         &["unsqueeze", "squeeze", "view", "flatten"],
-        "write `reshape(x, [..])` with the new shape",
+        "write `reshape(x, [dims])` with the new shape",
     ),
     (&["permute"], "`transpose(x, a, b)` swaps two axes"),
     (&["concat", "concatenate"], "write `cat([a, b], axis)`"),
@@ -163,7 +165,7 @@ impl Builtin {
             | Builtin::Var
             | Builtin::Softmax
             | Builtin::LogSoftmax
-            | Builtin::LogSumExp => &[("x", Tensor), ("axis", Axis)],
+            | Builtin::LogSumExp => &[("x", Tensor), ("axis", Axes)],
             Builtin::Matmul => &[("a", Tensor), ("b", Tensor)],
             Builtin::Transpose => &[("x", Tensor), ("axis0", Axis), ("axis1", Axis)],
             Builtin::Reshape | Builtin::Broadcast => &[("x", Tensor), ("shape", Shape)],

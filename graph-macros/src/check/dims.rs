@@ -18,6 +18,20 @@ pub struct Symbols {
     /// new symbol are left out (their dims read as `1`, the function having an error).
     pub overflow: Option<(Span, String)>,
     dropped: BTreeSet<String>,
+    /// The symbol standing for the leading dims `..`, once a parameter declares them.
+    pub leading: Option<u16>,
+}
+
+/// The name of the leading-dims symbol in the symbol table: not an identifier, so no user symbol
+/// can take it, and shapes holding it print as `[.., D]`.
+pub const LEADING: &str = "..";
+
+/// Whether a dim is written `..`: any number of leading dims.
+pub fn is_leading(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::Range(r) if r.start.is_none() && r.end.is_none() && matches!(r.limits, syn::RangeLimits::HalfOpen(_))
+    )
 }
 
 impl Symbols {
@@ -37,6 +51,20 @@ impl Symbols {
             return;
         }
         self.names.push(name);
+    }
+
+    /// Adds the leading-dims symbol `..`, where a parameter first declares it.
+    pub fn intern_leading(&mut self, e: &Expr) {
+        if self.leading.is_some() {
+            return;
+        }
+        if self.names.len() == MAX_SYMBOLS {
+            self.overflow
+                .get_or_insert_with(|| (syn::spanned::Spanned::span(e), LEADING.to_string()));
+            return;
+        }
+        self.leading = Some(u16::try_from(self.names.len()).expect("at most MAX_SYMBOLS symbols"));
+        self.names.push(LEADING.to_string());
     }
 
     /// Adds every symbol a parameter's dim mentions.
@@ -79,7 +107,10 @@ impl Symbols {
                 match self.get(&name) {
                     Some(s) => Ok(Dim::sym(s)),
                     None => {
-                        let known: Vec<String> = self.names.iter().map(|n| format!("`{n}`")).collect();
+                        let known: Vec<String> = (self.names.iter())
+                            .filter(|n| *n != LEADING)
+                            .map(|n| format!("`{n}`"))
+                            .collect();
                         let known = match known.is_empty() {
                             true => "none".to_string(),
                             false => known.join(", "),
@@ -103,12 +134,15 @@ impl Symbols {
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Err((e, Diag::NegativeSize)),
             Expr::Paren(p) => self.dim(&p.expr),
             Expr::Group(g) => self.dim(&g.expr),
+            // Callers that accept `..` (first in a type or a shape) handle it before.
+            _ if is_leading(e) => Err((e, Diag::LeadingNotFirst)),
             _ => Err((e, Diag::ExpectedSize)),
         }
     }
 
     /// "Did you mean" among symbols and other known names.
     pub fn suggest<'a>(&'a self, name: &str, others: impl IntoIterator<Item = &'a str>) -> Option<String> {
-        nearest(name, self.names.iter().map(String::as_str).chain(others))
+        let symbols = self.names.iter().map(String::as_str).filter(|n| *n != LEADING);
+        nearest(name, symbols.chain(others))
     }
 }

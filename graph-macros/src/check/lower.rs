@@ -17,6 +17,8 @@ use crate::limits::{MAX_CAT_PARTS, MAX_RANK};
 enum Arg {
     Val(NodeId),
     Axis(i64),
+    /// One axis (`-1`) or a list of them (`[-2, -1]`), as written.
+    Axes(Vec<i64>),
     Size(Dim),
     Shape(Vec<Dim>),
     Tensors(Vec<NodeId>),
@@ -292,6 +294,28 @@ impl Checker<'_> {
                     None
                 }
             },
+            ArgKind::Axes => match strip(e) {
+                Expr::Array(a) if a.elems.is_empty() => {
+                    self.errors.at(e, Diag::EmptyAxes);
+                    None
+                }
+                Expr::Array(a) => {
+                    let axes: Vec<Option<i64>> = (a.elems.iter())
+                        .map(|d| {
+                            let axis = axis_literal(d);
+                            if axis.is_none() {
+                                self.errors.at(d, Diag::ExpectedAxis { twin: None });
+                            }
+                            axis
+                        })
+                        .collect();
+                    axes.into_iter().collect::<Option<Vec<_>>>().map(Arg::Axes)
+                }
+                _ => match self.arg(op, arg, ArgKind::Axis, e)? {
+                    Arg::Axis(a) => Some(Arg::Axes(vec![a])),
+                    _ => unreachable!("an axis argument checks to an axis"),
+                },
+            },
             ArgKind::Size => self.size(e).map(Arg::Size),
             ArgKind::Shape => match strip(e) {
                 Expr::Array(a) if a.elems.len() > MAX_RANK => {
@@ -303,7 +327,15 @@ impl Checker<'_> {
                     None
                 }
                 Expr::Array(a) => {
-                    let dims: Vec<Option<Dim>> = a.elems.iter().map(|d| self.size(d)).collect();
+                    let dims: Vec<Option<Dim>> = (a.elems.iter().enumerate())
+                        .map(|(i, d)| match i == 0 && super::dims::is_leading(d) {
+                            true => self
+                                .shape_dim(d, true)
+                                .map_err(|(at, diag)| self.errors.at(at, diag))
+                                .ok(),
+                            false => self.size(d),
+                        })
+                        .collect();
                     dims.into_iter().collect::<Option<Vec<_>>>().map(Arg::Shape)
                 }
                 _ => {
@@ -391,8 +423,12 @@ impl Checker<'_> {
                 (t, Ty::Scalar) => t,
                 (Ty::Scalar, t) => t.clone(),
                 (Ty::Tensor(a), Ty::Tensor(b)) => match sh.broadcast(&a, b) {
-                    Ok(s) => Ty::Tensor(s),
-                    Err(diag) => {
+                    Ok(s) if !self.leading_moved(&s) => Ty::Tensor(s),
+                    result => {
+                        let diag = self.leading_broadcast(&a, b).unwrap_or_else(|| match result {
+                            Err(diag) => diag,
+                            Ok(_) => unreachable!("a moved `..` comes from an operand holding it"),
+                        });
                         self.errors.at(at, diag);
                         return None;
                     }
@@ -402,24 +438,8 @@ impl Checker<'_> {
         Some(out)
     }
 
-    fn shape_of(&self, v: NodeId) -> Vec<Dim> {
+    pub(super) fn shape_of(&self, v: NodeId) -> Vec<Dim> {
         self.ty(v).shape().map(<[Dim]>::to_vec).unwrap_or_default()
-    }
-
-    fn axis_of(&mut self, x: NodeId, axis: i64, at: &Expr) -> Option<u8> {
-        let rank = self.shape_of(x).len();
-        match (Shapes { names: &self.names() }).axis(axis, rank) {
-            Ok(a) => Some(u8::try_from(a).expect("ranks are at most MAX_RANK, so axes fit in u8")),
-            Err(diag) => {
-                self.errors.at(at, diag);
-                None
-            }
-        }
-    }
-
-    fn reduce(&mut self, r: ReduceOp, x: NodeId, axis: u8) -> NodeId {
-        let shape = (Shapes { names: &[] }).reduce(&self.shape_of(x), axis as usize);
-        self.push(Op::Reduce(r, axis), vec![x], Ty::Tensor(shape))
     }
 
     fn unary(&mut self, u: UnaryOp, x: NodeId) -> NodeId {
@@ -455,36 +475,36 @@ impl Checker<'_> {
                 let ty = self.broadcast(&[*c, *t, *f], name)?;
                 Some(self.push(Op::Where, vec![*c, *t, *f], ty))
             }
-            (Builtin::Reduce(r), [Val(x), Axis(a)]) => {
-                let axis = self.axis_of(*x, *a, exprs[1])?;
-                Some(self.reduce(r, *x, axis))
+            (Builtin::Reduce(r), [Val(x), Axes(a)]) => {
+                let axes = self.axes_of(*x, a, exprs[1])?;
+                Some(self.reduce_axes(r, *x, &axes))
             }
-            (Builtin::Var, [Val(x), Axis(a)]) => {
+            (Builtin::Var, [Val(x), Axes(a)]) => {
                 // Population variance: mean((x - mean(x))^2), as layer norm uses.
-                let axis = self.axis_of(*x, *a, exprs[1])?;
-                let m = self.reduce(ReduceOp::Mean, *x, axis);
+                let axes = self.axes_of(*x, a, exprs[1])?;
+                let m = self.reduce_axes(ReduceOp::Mean, *x, &axes);
                 let d = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let d2 = self.unary(UnaryOp::Sqr, d);
-                Some(self.reduce(ReduceOp::Mean, d2, axis))
+                Some(self.reduce_axes(ReduceOp::Mean, d2, &axes))
             }
-            (Builtin::Softmax, [Val(x), Axis(a)]) => {
-                let axis = self.axis_of(*x, *a, exprs[1])?;
-                let m = self.reduce(ReduceOp::Max, *x, axis);
+            (Builtin::Softmax, [Val(x), Axes(a)]) => {
+                let axes = self.axes_of(*x, a, exprs[1])?;
+                let m = self.reduce_axes(ReduceOp::Max, *x, &axes);
                 let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
-                let z = self.reduce(ReduceOp::Sum, e, axis);
+                let z = self.reduce_axes(ReduceOp::Sum, e, &axes);
                 self.binary(BinaryOp::Div, e, z, name)
             }
-            (Builtin::LogSoftmax, [Val(x), Axis(a)]) => {
-                let axis = self.axis_of(*x, *a, exprs[1])?;
-                let m = self.reduce(ReduceOp::Max, *x, axis);
+            (Builtin::LogSoftmax, [Val(x), Axes(a)]) => {
+                let axes = self.axes_of(*x, a, exprs[1])?;
+                let m = self.reduce_axes(ReduceOp::Max, *x, &axes);
                 let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
-                let z = self.reduce(ReduceOp::Sum, e, axis);
+                let z = self.reduce_axes(ReduceOp::Sum, e, &axes);
                 let lz = self.unary(UnaryOp::Log, z);
                 self.binary(BinaryOp::Sub, s, lz, name)
             }
-            (Builtin::LogSumExp, [Val(x), Axis(a)]) => {
+            (Builtin::LogSumExp, [Val(x), Axes(a)]) => {
                 // As PyTorch: an infinite max is replaced by 0 before it is subtracted, so a row
                 // of -inf gives -inf and a row with +inf gives +inf (x - max would be NaN
                 // there). `max - max` is 0 exactly where the max is finite, and NaN (not 0, so
@@ -492,22 +512,39 @@ impl Checker<'_> {
                 // `recip(max)` is the 0 (`1 / ±inf = ±0`), or NaN for a NaN max, which comes
                 // from a NaN in the row and keeps the result NaN. No literal: the whole rule is
                 // row scalars computed from the max.
-                let axis = self.axis_of(*x, *a, exprs[1])?;
-                let max = self.reduce(ReduceOp::Max, *x, axis);
+                let axes = self.axes_of(*x, a, exprs[1])?;
+                let max = self.reduce_axes(ReduceOp::Max, *x, &axes);
                 let not_finite = self.binary(BinaryOp::Sub, max, max, name)?;
                 let zero = self.unary(UnaryOp::Recip, max);
                 let ty = self.ty(max).clone();
                 let m = self.push(Op::Where, vec![not_finite, zero, max], ty);
                 let s = self.binary(BinaryOp::Sub, *x, m, name)?;
                 let e = self.unary(UnaryOp::Exp, s);
-                let z = self.reduce(ReduceOp::Sum, e, axis);
+                let z = self.reduce_axes(ReduceOp::Sum, e, &axes);
                 let lz = self.unary(UnaryOp::Log, z);
                 self.binary(BinaryOp::Add, m, lz, name)
             }
             (Builtin::Matmul, [Val(a), Val(b)]) => {
                 let (sa, sb) = (self.shape_of(*a), self.shape_of(*b));
                 let names = self.names();
-                let ty = match (Shapes { names: &names }).matmul(&sa, &sb) {
+                let batch = |s: &[Dim]| s[..s.len().saturating_sub(2)].to_vec();
+                // For a matmul, the two sides in order.
+                let sh = Shapes { names: &names };
+                let leading = Diag::LeadingBroadcast {
+                    lead: sh.show(&sa),
+                    other: sh.show(&sb),
+                    named: 0,
+                    matmul: true,
+                };
+                let batches = self.leading_broadcast(&batch(&sa), &batch(&sb)).is_some();
+                let result = match (Shapes { names: &names }).matmul(&sa, &sb) {
+                    // Batch dims that would line up with `..`, or a matrix `[.., K]` times a batch
+                    // of matrices (its `..` would be their rows): the leading dims' own message.
+                    Ok(s) if self.leading_moved(&s) => Err(leading),
+                    Err(Diag::BroadcastMismatch { .. }) if batches => Err(leading),
+                    result => result,
+                };
+                let ty = match result {
                     Ok(s) => Ty::Tensor(s),
                     Err(diag) => {
                         // A side of too low a rank is the argument at fault.
@@ -535,6 +572,15 @@ impl Checker<'_> {
             }
             (Builtin::Reshape, [Val(x), Shape(to)]) => {
                 let sx = self.shape_of(*x);
+                if self.has_leading(&sx) && !self.has_leading(to) {
+                    let sh = Shapes { names: &self.names() };
+                    let diag = Diag::LeadingReshape {
+                        from: sh.show(&sx),
+                        to: sh.show(to),
+                    };
+                    self.errors.at(exprs[1], diag);
+                    return None;
+                }
                 let ty = self.rule(exprs[1], |s| s.reshape(&sx, to))?;
                 Some(self.push(Op::Reshape, vec![*x], ty))
             }

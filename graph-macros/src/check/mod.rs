@@ -9,12 +9,21 @@
 //!   and the reverse (`sum(eps, -1)`); axes that are not integer literals.
 //! - shapes (rules in `shape.rs`): broadcasting, matmul inner dims, axes in range, reshape counts,
 //!   narrow ranges, cat, and the declared return count and shapes.
+//! - axes (`axes.rs`): a reduction's list of axes with one twice (`sum(x, [-1, 1])` of a rank-2
+//!   `x`) or none (`sum(x, [])`).
+//! - leading dims `..` (`leading.rs`, `axes.rs`): `..` other than first (`Tensor[B, .., D]`), in a
+//!   return type or shape with no parameter declaring it; an axis of a `..` tensor that is not a
+//!   negative one among the dims after `..` (`sum(x, 0)`, `sum(x, -2)` of `x: Tensor[.., D]`); a
+//!   value whose dims would line up with `..` (`[.., D] + [S, D]`, `[.., K] x [B, K, N]`); a
+//!   reshape dropping `..` (`reshape(x, [N, D])` of `x: Tensor[.., D]`).
 //!
 //! Errors are collected; an expression with an error yields no node, and its users stay silent
 //! instead of cascading.
 
+mod axes;
 pub(crate) mod builtins;
 mod dims;
+mod leading;
 mod lower;
 pub mod shape;
 
@@ -80,6 +89,7 @@ pub fn check_function(f: &Function, errors: &mut Errors) -> Graph {
     cx.signature(f);
     cx.body(f);
     cx.graph.symbols = cx.symbols.names.clone();
+    cx.graph.leading = cx.symbols.leading;
     cx.graph
 }
 
@@ -101,7 +111,12 @@ impl Checker<'_> {
     fn signature(&mut self, f: &Function) {
         for p in &f.params {
             if let ParamType::Tensor(t) = &p.ty {
-                t.dims.iter().for_each(|d| self.symbols.collect(d));
+                for (i, d) in t.dims.iter().enumerate() {
+                    match i == 0 && dims::is_leading(d) {
+                        true => self.symbols.intern_leading(d),
+                        false => self.symbols.collect(d),
+                    }
+                }
             }
         }
         if let Some((span, name)) = self.symbols.overflow.clone() {
@@ -150,7 +165,8 @@ impl Checker<'_> {
                             plain[s as usize] = true;
                         }
                     }
-                    if shape.len() > MAX_RANK {
+                    // A misplaced `..` (reported) leaves no shape to check the uses against.
+                    if shape.len() > MAX_RANK || t.dims.iter().skip(1).any(dims::is_leading) {
                         // Reported: the parameter keeps a valid shape, and its uses stay silent.
                         shape.truncate(MAX_RANK);
                         self.poisoned.insert(name.clone());
@@ -231,8 +247,9 @@ impl Checker<'_> {
         self.check_rank(t);
         t.dims
             .iter()
-            .map(|d| {
-                self.symbols.dim(d).unwrap_or_else(|(at, diag)| {
+            .enumerate()
+            .map(|(i, d)| {
+                self.shape_dim(d, i == 0).unwrap_or_else(|(at, diag)| {
                     self.errors.at(at, diag);
                     Dim::lit(1)
                 })
@@ -392,8 +409,9 @@ impl Checker<'_> {
         let shape = t
             .dims
             .iter()
-            .map(|d| {
-                self.symbols.dim(d).unwrap_or_else(|(at, diag)| {
+            .enumerate()
+            .map(|(i, d)| {
+                self.shape_dim(d, i == 0).unwrap_or_else(|(at, diag)| {
                     self.errors.at(at, diag);
                     ok = false;
                     Dim::lit(1)

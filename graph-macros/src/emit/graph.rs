@@ -51,6 +51,7 @@ pub fn graph(name: &str, graph: &Graph, plan: TokenStream, single: TokenStream) 
         };
         graph_ir::needs_size_check(&node.op, shape).then_some(i as u32)
     });
+    let leading = graph.leading.map(|l| quote!(.with_leading(#l)));
     quote! {
         #p::Graph::new(
             #name,
@@ -61,7 +62,7 @@ pub fn graph(name: &str, graph: &Graph, plan: TokenStream, single: TokenStream) 
             #plan,
             &[#(#checks),*],
             #single,
-        )
+        )#leading
     }
 }
 

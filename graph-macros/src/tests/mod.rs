@@ -2,6 +2,7 @@
 
 mod backward;
 mod fuzz;
+mod leading;
 mod scale;
 
 use std::str::FromStr;
