@@ -140,7 +140,6 @@ fn run_needed(
 /// [`run_needed`] of a graph generic over leading dims ([`Graph::leading`]): each argument
 /// declared with `..` runs with its leading dims flattened into one, and each output declared
 /// with `..` gets the call's leading dims back (see [`bind::Bound::flatten`]).
-#[cold]
 fn run_flattened(
     graph: &'static Graph,
     bound: &bind::Bound,
