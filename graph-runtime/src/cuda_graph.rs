@@ -43,12 +43,15 @@
 //!   [`CudaGraph::outputs`] (each replay overwrites them: copy what must outlive the next).
 //! - **Capture records, it does not run.** [`capture`] then replays once itself, so that the
 //!   outputs hold the closure's results for the inputs as they were.
-//! - **What cannot be recorded fails.** A host synchronisation, a copy to or from host memory
-//!   (`to_vec`, `Tensor::new` from host data) or a kernel's first compile is an
-//!   [`Error::Capture`] saying which, and the device stays usable. So call the closure's work
-//!   once before capturing, with inputs of the same shapes: generated kernels compile then (a
-//!   kernel is compiled per launch configuration, which depends on the shapes), and Candle loads
-//!   the modules of its own ops.
+//! - **A first compile fails.** A generated kernel's first use compiles it, which a capture
+//!   cannot record: that is an [`Error::Capture`] saying so, and the device stays usable. So call
+//!   the closure's work once before capturing, with inputs of the same shapes: generated kernels
+//!   compile then (a kernel is compiled per launch configuration, which depends on the shapes),
+//!   and Candle loads the modules of its own ops.
+//! - **No host copies.** A copy between host and device memory (`to_vec`, `Tensor::new` from
+//!   host data) is not reliably refused by the driver: on an H200 a `to_vec` inside a capture was
+//!   recorded as a copy into host memory that every replay writes after it was freed. It is part
+//!   of [`capture`]'s safety contract.
 //! - **Lifetimes.** A graph keeps the closure (and what it owns) and its outputs, and borrows what
 //!   the closure borrows: the tensors a replay reads outlive it.
 //! - **Memory.** Tensors the closure allocates and drops are the graph's scratch memory; those it
@@ -115,9 +118,10 @@ impl<T> CudaGraph<'_, T> {
 /// # Safety
 ///
 /// While the capture runs, no other thread queues work on `device` (a Candle op or a generated
-/// call on a tensor of `device`): it would be recorded into this graph instead of run. And
-/// `work` does not drop the last handle to a tensor allocated before the capture: every replay
-/// would free it again.
+/// call on a tensor of `device`): it would be recorded into this graph instead of run. `work`
+/// does not drop the last handle to a tensor allocated before the capture (every replay would
+/// free it again), and copies nothing between host and device memory (a replay would write
+/// host memory that may be gone).
 pub unsafe fn capture<'a, T, F>(device: &Device, mut work: F) -> Result<CudaGraph<'a, T>>
 where
     F: FnMut() -> candle_core::Result<T> + 'a,
