@@ -26,7 +26,7 @@ use candle_core::op::BackpropOp;
 use candle_core::{
     CpuStorage, CudaStorage, CustomOp1, CustomOp2, CustomOp3, Layout, MetalStorage, Shape, Storage, Tensor,
 };
-use graph_ir::{Graph, Source, Step};
+use graph_ir::{Graph, Step};
 use smallvec::SmallVec;
 
 use crate::bind::Bound;
@@ -128,11 +128,7 @@ fn forward(
 ) -> Result<SmallVec<[Held; 2]>> {
     if let (Some(sources), [Step::Kernel(k)]) = (graph.single(), graph.plan()) {
         let args: SmallVec<[Arg; 8]> = (sources.iter())
-            .map(|s| match *s {
-                Source::Tensor(i) => Arg::Tensor(&tensors[i as usize]),
-                Source::Scalar(i) => Arg::Scalar(scalars[i as usize]),
-                Source::Const(v) => Arg::Scalar(v.value()),
-            })
+            .map(|s| Arg::of_source(*s, |i| &tensors[i], scalars))
             .collect();
         let mut storages = Storages::new();
         if backend::of(&bound.device).launch(graph, k, bound, &args, &mut storages)? {

@@ -145,11 +145,7 @@ fn run_single(
 ) -> Result<bool> {
     let mut args: SmallVec<[Arg; 8]> = SmallVec::new();
     for s in sources {
-        args.push(match *s {
-            Source::Tensor(i) => Arg::Tensor(cx.tensors[i as usize]),
-            Source::Scalar(i) => Arg::Scalar(cx.scalars[i as usize]),
-            Source::Const(v) => Arg::Scalar(v.value()),
-        });
+        args.push(Arg::of_source(*s, |i| cx.tensors[i], cx.scalars));
     }
     clock.lap(Phase::Plan);
     let launched = backend::of(&cx.bound.device).launch(graph, k, cx.bound, &args, out)?;

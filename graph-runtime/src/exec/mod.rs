@@ -50,6 +50,23 @@ pub enum Arg<'a> {
     Scalar(f64),
 }
 
+impl<'a> Arg<'a> {
+    /// The argument a one-kernel graph's kernel reads from `source` (see `Graph::single`):
+    /// tensor `i` is `tensor(i)`, scalar `i` is `scalars[i]`.
+    #[inline]
+    pub(crate) fn of_source(
+        source: graph_ir::Source,
+        tensor: impl FnOnce(usize) -> &'a candle_core::Tensor,
+        scalars: &[f64],
+    ) -> Arg<'a> {
+        match source {
+            graph_ir::Source::Tensor(i) => Arg::Tensor(tensor(i as usize)),
+            graph_ir::Source::Scalar(i) => Arg::Scalar(scalars[i as usize]),
+            graph_ir::Source::Const(v) => Arg::Scalar(v.value()),
+        }
+    }
+}
+
 impl eager::Value {
     /// The value as a launch argument.
     pub(crate) fn arg(&self) -> Arg<'_> {
