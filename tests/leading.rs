@@ -9,7 +9,9 @@
 mod common;
 
 use candle_core::{DType, Device, Result, Tensor, Var, D};
-use common::{assert_close, randn, ref_rms_norm, ref_rope, rope_tables, round_to, tolerance};
+use common::{
+    assert_close, assert_close_scaled, randn, ref_rms_norm, ref_rope, rope_tables, round_to, tolerance,
+};
 use graph_runtime::{lazy_graph, with_mode, Error, Mode};
 use rand::rngs::StdRng;
 
@@ -105,29 +107,30 @@ fn check<const N: usize>(
     f: impl Fn() -> graph_runtime::Result<[Tensor; N]>,
     reference: &[Tensor; N],
 ) -> Result<()> {
+    check_scaled(what, dtype, f, reference, &[(); N].map(|()| None))
+}
+
+/// [`check`] with the operand magnitude of each output where it has one (see
+/// `common::compare::rel_err`): a sum's rounding error scales with the sum of its operands'
+/// magnitudes, not with a result that cancels to near zero.
+fn check_scaled<const N: usize>(
+    what: &str,
+    dtype: DType,
+    f: impl Fn() -> graph_runtime::Result<[Tensor; N]>,
+    reference: &[Tensor; N],
+    magnitude: &[Option<Tensor>; N],
+) -> Result<()> {
     let fused = with_mode(Mode::Fused, &f).unwrap_or_else(|e| panic!("{what}: fused: {e}"));
     let eager = with_mode(Mode::Eager, &f).unwrap_or_else(|e| panic!("{what}: eager: {e}"));
     for k in 0..N {
         let what = format!("{what} {dtype:?} output {k}");
         assert_eq!(fused[k].dtype(), dtype, "{what}");
-        assert_close(
-            &fused[k],
-            &reference[k],
-            tolerance(dtype),
-            &format!("{what}: fused"),
-        )?;
-        assert_close(
-            &eager[k],
-            &reference[k],
-            tolerance(dtype),
-            &format!("{what}: eager"),
-        )?;
-        assert_close(
-            &fused[k],
-            &eager[k],
-            2.0 * tolerance(dtype),
-            &format!("{what}: fused vs eager"),
-        )?;
+        let m = magnitude[k].as_ref();
+        let tol = tolerance(dtype);
+        assert_close_scaled(&fused[k], &reference[k], m, tol, &format!("{what}: fused"))?;
+        assert_close_scaled(&eager[k], &reference[k], m, tol, &format!("{what}: eager"))?;
+        let vs = format!("{what}: fused vs eager");
+        assert_close_scaled(&fused[k], &eager[k], m, 2.0 * tol, &vs)?;
     }
     Ok(())
 }
@@ -296,12 +299,22 @@ fn several_axes(device: &Device) -> Result<()> {
                 var_ref(&xe, &[0, 1])?,
                 softmax_ref(&xe, &[0, 2])?,
             ];
+            let ax = xe.abs()?;
+            let magnitude = [
+                Some(ax.sum_keepdim((0, 2))?),
+                Some(ax.mean_keepdim((0, 2))?),
+                None,
+                None,
+                None,
+                None,
+            ];
             let x = x.to_device(device)?;
-            check(
+            check_scaled(
                 &format!("stats {shape:?}"),
                 dtype,
                 || stats(&x).map(<[Tensor; 6]>::from),
                 &reference,
+                &magnitude,
             )?;
         }
         for shape in leading_shapes(&[3, 10]) {
@@ -318,14 +331,23 @@ fn several_axes(device: &Device) -> Result<()> {
                 reduce_ref(&xe, &[b, a], min_keep)?,
                 var_ref(&xe, &[a, b])?,
             ];
+            let ax = xe.abs()?;
+            let magnitude = [
+                Some(ax.sum_keepdim((a, b))?),
+                Some(ax.mean_keepdim((a, b))?),
+                None,
+                None,
+                None,
+            ];
             for v in views(&x)? {
                 let v = v.to_device(device)?;
                 let what = format!("plane_stats {shape:?} (strides {:?})", v.stride());
-                check(
+                check_scaled(
                     &what,
                     dtype,
                     || plane_stats(&v).map(<[Tensor; 5]>::from),
                     &reference,
+                    &magnitude,
                 )?;
             }
         }
@@ -333,6 +355,49 @@ fn several_axes(device: &Device) -> Result<()> {
     Ok(())
 }
 test_device!(several_axes);
+
+/// A half-type sum over several axes accumulates once, in f32, and rounds once: within half an
+/// ulp of the exact sum plus f32's accumulation error, in fused mode, over consecutive axes
+/// (`plane_stats`) and axes apart (`stats`). Rounding a partial sum per row to the half type
+/// between axes (their old lowering) misses this by far on a sum that cancels.
+fn several_axes_round_once(device: &Device) -> Result<()> {
+    let mut rng = common::rng();
+    for dtype in [DType::F16, DType::BF16] {
+        let ulp = if dtype == DType::F16 {
+            2f64.powi(-10)
+        } else {
+            2f64.powi(-7)
+        };
+        for _ in 0..20 {
+            let (x, xe) = draw(&mut rng, &[3, 40], dtype)?;
+            let (y, ye) = draw(&mut rng, &[30, 1, 20], dtype)?;
+            let (x, y) = (x.to_device(device)?, y.to_device(device)?);
+            let (fx, fy) = with_mode(Mode::Fused, || -> graph_runtime::Result<_> {
+                Ok((plane_stats(&x)?.0, stats(&y)?.0))
+            })
+            .expect("runs");
+            let cases = [
+                (fx, xe.sum_keepdim((0, 1))?, xe.abs()?.sum_all()?),
+                (fy, ye.sum_keepdim((0, 2))?, ye.abs()?.sum_all()?),
+            ];
+            for (fused, exact, magnitude) in cases {
+                let f = fused.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[0];
+                let e = exact.flatten_all()?.to_vec1::<f64>()?[0];
+                let m = magnitude.to_scalar::<f64>()?;
+                // Half an ulp of |e| (at most |e| * ulp / 2 above its binade's start).
+                let allowed = e.abs() * ulp / 2.0 + 1e-5 * m;
+                assert!(
+                    (f - e).abs() <= allowed,
+                    "{dtype:?} {:?}: fused sum {f} vs exact {e}: off by {:e} > {allowed:e}",
+                    fused.dims(),
+                    (f - e).abs()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+test_device!(several_axes_round_once);
 
 /// Over empty axes, the reductions of nothing of the language: sum 0, mean NaN, max -inf,
 /// min +inf, in both executors; over an empty leading dim, empty results of the right shape.

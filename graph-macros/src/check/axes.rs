@@ -2,7 +2,7 @@
 //! (only negative axes that stay among the dims after them), lists of axes for reductions, and
 //! reductions over several axes lowered to reductions over one.
 
-use graph_ir::{BinaryOp, Lit, Op, ReduceOp};
+use graph_ir::{BinaryOp, Dim, Lit, Op, ReduceOp};
 use syn::Expr;
 
 use super::shape::Shapes;
@@ -64,12 +64,19 @@ impl Checker<'_> {
         ok.then(|| out.into_iter().map(|(a, _)| a).collect())
     }
 
-    /// A reduction over several axes as successive reductions over one, the last axis first
-    /// (the row kernel's), each kept as size 1. The mean is the sum over all of them divided by
-    /// the product of their sizes, as one mean would compute it.
+    /// A reduction over several axes: one reduction over all of their elements, as PyTorch's
+    /// `sum(dim=(-2, -1))` does, with no intermediate rounded to a half type between axes.
+    /// Consecutive axes are merged by a reshape and reduced as one; other axes are first
+    /// transposed after the kept ones (in order), then merged. The result is reshaped back with
+    /// each reduced axis kept as size 1. Where the merged size is not a dim (more symbol factors
+    /// than a dim holds), successive reductions over one axis, the last axis first; the mean is
+    /// then the sum over all of them divided by the product of their sizes.
     pub(super) fn reduce_axes(&mut self, r: ReduceOp, x: NodeId, axes: &[u8]) -> NodeId {
         if let [axis] = axes {
             return self.reduce(r, x, *axis);
+        }
+        if let Some(v) = self.reduce_merged(r, x, axes) {
+            return v;
         }
         let mut order = axes.to_vec();
         order.sort_unstable_by(|a, b| b.cmp(a));
@@ -100,6 +107,51 @@ impl Checker<'_> {
         let count = count.expect("at least one axis");
         let ty = self.ty(v).clone();
         self.push(Op::Binary(BinaryOp::Div), vec![v, count], ty)
+    }
+
+    /// [`Self::reduce_axes`] as one reduction of a reshape (after transposes where the axes are
+    /// not consecutive); `None` where the merged size is not a dim. The leading dims `..` are
+    /// never reduced (see [`Self::axis_of`]), so they stay first.
+    fn reduce_merged(&mut self, r: ReduceOp, x: NodeId, axes: &[u8]) -> Option<NodeId> {
+        let mut reduced: Vec<usize> = axes.iter().map(|&a| a as usize).collect();
+        reduced.sort_unstable();
+        let shape = self.shape_of(x);
+        let rank = shape.len();
+        let (lo, hi) = (reduced[0], reduced[reduced.len() - 1]);
+        let merged = Dim::product(reduced.iter().map(|&a| &shape[a])).ok()?;
+        let mut v = x;
+        let at = if hi - lo + 1 == reduced.len() {
+            lo
+        } else {
+            // Kept axes first, in order, then the reduced ones: each swap puts one axis in place.
+            let target: Vec<usize> = (0..rank)
+                .filter(|a| !reduced.contains(a))
+                .chain(reduced.iter().copied())
+                .collect();
+            let mut now: Vec<usize> = (0..rank).collect();
+            for (i, want) in target.iter().enumerate() {
+                let j = (i..rank).find(|&j| now[j] == *want).expect("a permutation");
+                if j != i {
+                    now.swap(i, j);
+                    let dims: Vec<Dim> = now.iter().map(|&a| shape[a]).collect();
+                    let a0 = u8::try_from(i).expect("ranks fit u8");
+                    let a1 = u8::try_from(j).expect("ranks fit u8");
+                    v = self.push(Op::Transpose(a0, a1), vec![v], Ty::Tensor(dims));
+                }
+            }
+            rank - reduced.len()
+        };
+        let dims: Vec<Dim> = self.shape_of(v);
+        let mut flat = dims[..at].to_vec();
+        flat.push(merged);
+        flat.extend_from_slice(&dims[at + reduced.len()..]);
+        let flat = self.push(Op::Reshape, vec![v], Ty::Tensor(flat));
+        let one = self.reduce(r, flat, u8::try_from(at).expect("ranks fit u8"));
+        let mut kept = shape;
+        for &a in &reduced {
+            kept[a] = Dim::lit(1);
+        }
+        Some(self.push(Op::Reshape, vec![one], Ty::Tensor(kept)))
     }
 
     pub(super) fn reduce(&mut self, r: ReduceOp, x: NodeId, axis: u8) -> NodeId {

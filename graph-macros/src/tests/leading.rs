@@ -98,13 +98,21 @@ fn leading_dims_plan_as_their_fixed_rank_twins() {
 }
 
 #[test]
-fn several_axes_lower_to_one_axis_at_a_time_last_first() {
-    let g = checked("fn f(x: Tensor[A, B, C]) -> Tensor[1, B, 1] { max(x, [0, -1]) }");
-    assert_eq!(reductions(&g), [(ReduceOp::Max, 2), (ReduceOp::Max, 0)]);
+fn several_axes_are_one_reduction_of_a_merging_reshape() {
+    // Consecutive axes: merged in place, reduced once, reshaped back.
     let g = checked("fn f(x: Tensor[A, B, C]) -> Tensor[1, 1, 1] { sum(x, [1, 0, 2]) }");
-    assert_eq!(
-        reductions(&g),
-        [(ReduceOp::Sum, 2), (ReduceOp::Sum, 1), (ReduceOp::Sum, 0)]
+    assert_eq!(reductions(&g), [(ReduceOp::Sum, 0)], "{}", g.to_text());
+    let out = g.node(g.outputs[0]);
+    assert_eq!(out.op, Op::Reshape, "{}", g.to_text());
+    let g = checked("fn f(x: Tensor[A, B, 4]) -> Tensor[A, 1, 1] { mean(x, [-2, -1]) }");
+    assert_eq!(reductions(&g), [(ReduceOp::Mean, 1)], "{}", g.to_text());
+    // Axes apart: the kept axis first, then the reduced ones merged.
+    let g = checked("fn f(x: Tensor[A, B, C]) -> Tensor[1, B, 1] { max(x, [0, -1]) }");
+    assert_eq!(reductions(&g), [(ReduceOp::Max, 1)], "{}", g.to_text());
+    assert!(
+        g.nodes.iter().any(|n| n.op == Op::Transpose(0, 1)),
+        "{}",
+        g.to_text()
     );
     // One axis in a list is that axis.
     let g = checked("fn f(x: Tensor[A, B]) -> Tensor[A, 1] { mean(x, [-1]) }");
@@ -112,9 +120,25 @@ fn several_axes_lower_to_one_axis_at_a_time_last_first() {
 }
 
 #[test]
+fn several_axes_whose_product_is_no_dim_reduce_one_at_a_time_last_first() {
+    // Four symbols multiplied make a dim; five are more factors than a dim holds.
+    let g = checked("fn f(x: Tensor[A, B, C, D, E]) -> Tensor[1, B, 1, 1, 1] { max(x, [0, 2, 3, 4]) }");
+    assert_eq!(reductions(&g), [(ReduceOp::Max, 1)], "{}", g.to_text());
+    let g = checked(
+        "fn f(x: Tensor[A, B, C, D, E, 4]) -> Tensor[1, 1, 1, 1, 1, 1] { max(x, [0, 1, 2, 3, 4, 5]) }",
+    );
+    let want = [5, 4, 3, 2, 1, 0].map(|a| (ReduceOp::Max, a));
+    assert_eq!(reductions(&g), want, "{}", g.to_text());
+}
+
+#[test]
 fn a_mean_over_several_axes_divides_the_sum_by_the_sizes() {
-    let g = checked("fn f(x: Tensor[A, B, 4]) -> Tensor[A, 1, 1] { mean(x, [-2, -1]) }");
-    assert_eq!(reductions(&g), [(ReduceOp::Sum, 2), (ReduceOp::Sum, 1)]);
+    // Where the axes cannot be merged: the sum over each, divided by the product of the sizes.
+    let g = checked(
+        "fn f(x: Tensor[A, B, C, D, E, F, 4]) -> Tensor[A, 1, 1, 1, 1, 1, 1] { mean(x, [1, 2, 3, 4, 5, 6]) }",
+    );
+    let want = [6, 5, 4, 3, 2, 1].map(|a| (ReduceOp::Sum, a));
+    assert_eq!(reductions(&g), want, "{}", g.to_text());
     let out = g.node(g.outputs[0]);
     assert_eq!(out.op, Op::Binary(BinaryOp::Div));
     let count = g.node(out.args[1]);
@@ -124,7 +148,15 @@ fn a_mean_over_several_axes_divides_the_sum_by_the_sizes() {
         "the size product: {}",
         g.to_text()
     );
-    let factors: Vec<Op> = count.args.iter().map(|a| g.node(*a).op).collect();
+    // The leaves of the product.
+    let mut factors = Vec::new();
+    let mut todo = vec![out.args[1]];
+    while let Some(n) = todo.pop() {
+        match g.node(n).op {
+            Op::Binary(BinaryOp::Mul) => todo.extend(&g.node(n).args),
+            op => factors.push(op),
+        }
+    }
     assert!(factors.contains(&Op::Size(Dim::sym(1))), "B: {}", g.to_text());
     assert!(
         factors
