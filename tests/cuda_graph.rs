@@ -61,29 +61,26 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_dtype(DType::F32)?.to_vec1()
 }
 
-/// The work captured below: generated row, column and softmax kernels, Candle ops (a cuBLAS
-/// matmul, an affine and a sum), and a generated kernel reading Candle's result.
-fn step(x: &Tensor, w: &Tensor, m: &Tensor) -> Result<(Tensor, Tensor)> {
+/// The whole step captured below: generated row, column and softmax kernels, Candle ops (a
+/// cuBLAS matmul, an affine and a sum), and a generated kernel reading Candle's result. The tests
+/// before it capture its parts one at a time.
+fn step(x: &Tensor, w: &Tensor, m: &Tensor) -> Result<Vec<Tensor>> {
     let h = rms_norm(x, w, 1e-5)?;
     let s = column_sums(&h)?;
     let p = softmax(&(h.matmul(m)? * 0.5)?)?;
     let total = p
         .sum_keepdim(D::Minus1)?
         .broadcast_add(&s.sum_keepdim(D::Minus1)?)?;
-    Ok((h, total))
+    Ok(vec![h, total])
 }
 
-fn capture_step<'a>(
-    device: &Device,
-    x: &'a Tensor,
-    w: &'a Tensor,
-    m: &'a Tensor,
-) -> graph_runtime::Result<CudaGraph<'a, (Tensor, Tensor)>> {
-    capture(device, move || step(x, w, m))
-}
-
-#[test]
-fn replays_equal_uncaptured_calls_and_take_new_inputs() -> Result<()> {
+/// Captures `work` on an input `[8, 4096]` (with a weight `[4096]` and a matrix `[4096, 64]`)
+/// in f32 and bf16: the capture's own replay equals the uncaptured call, and four replays after
+/// new input values are written equal uncaptured calls on them, bit for bit.
+fn replays_equal_uncaptured(
+    what: &str,
+    work: fn(&Tensor, &Tensor, &Tensor) -> Result<Vec<Tensor>>,
+) -> Result<()> {
     let Some(dev) = common::cuda_device() else {
         return Ok(());
     };
@@ -96,41 +93,68 @@ fn replays_equal_uncaptured_calls_and_take_new_inputs() -> Result<()> {
         let m = randn(&mut rng, &[d, 64], dtype, &dev)?;
         with_mode(Mode::Fused, || -> Result<()> {
             // Warm-up: kernels compile, Candle loads its modules and cuBLAS its handle.
-            let (h0, t0) = step(&x, &w, &m)?;
-            let graph = capture_step(&dev, &x, &w, &m)?;
-            let (h, t) = graph.outputs();
+            let first = work(&x, &w, &m)?;
+            let (x, w, m) = (&x, &w, &m);
+            let graph = capture(&dev, move || work(x, w, m))?;
             // Capture replays once: the outputs hold the results for the inputs as they were.
-            assert_eq!(
-                values(h)?,
-                values(&h0)?,
-                "{dtype:?}: first replay, generated kernels"
-            );
-            assert_eq!(
-                values(t)?,
-                values(&t0)?,
-                "{dtype:?}: first replay, with Candle's ops"
-            );
+            for (k, (got, want)) in graph.outputs().iter().zip(&first).enumerate() {
+                assert_eq!(
+                    values(got)?,
+                    values(want)?,
+                    "{what} {dtype:?}: first replay, output {k}"
+                );
+            }
             for round in 0..4 {
                 let next = randn(&mut rng, &[n, d], dtype, &dev)?;
-                cuda_graph::write(&x, &next)?;
+                cuda_graph::write(x, &next)?;
                 graph.replay()?;
                 // The same kernels on the same values, uncaptured: equal bit for bit.
-                let (h1, t1) = step(&next, &w, &m)?;
-                assert_eq!(
-                    values(h)?,
-                    values(&h1)?,
-                    "{dtype:?}: replay {round}, generated kernels"
-                );
-                assert_eq!(
-                    values(t)?,
-                    values(&t1)?,
-                    "{dtype:?}: replay {round}, with Candle's ops"
-                );
+                let want = work(&next, w, m)?;
+                for (k, (got, want)) in graph.outputs().iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        values(got)?,
+                        values(want)?,
+                        "{what} {dtype:?}: replay {round}, output {k}"
+                    );
+                }
             }
             Ok(())
         })?;
     }
     Ok(())
+}
+
+#[test]
+fn replays_row_kernels() -> Result<()> {
+    replays_equal_uncaptured("rms_norm, softmax", |x, w, _| {
+        let h = rms_norm(x, w, 1e-5)?;
+        Ok(vec![softmax(&h)?, h])
+    })
+}
+
+#[test]
+fn replays_a_column_kernel() -> Result<()> {
+    replays_equal_uncaptured("column_sums", |x, _, _| Ok(vec![column_sums(x)?]))
+}
+
+#[test]
+fn replays_a_cublas_matmul_and_its_freed_temporaries() -> Result<()> {
+    replays_equal_uncaptured("matmul, softmax", |x, _, m| {
+        Ok(vec![softmax(&(x.matmul(m)? * 0.5)?)?])
+    })
+}
+
+#[test]
+fn replays_candle_reductions() -> Result<()> {
+    replays_equal_uncaptured("sum_keepdim, broadcast_add", |x, w, _| {
+        let s = x.sum_keepdim(D::Minus1)?;
+        Ok(vec![s.broadcast_add(&w.sum_keepdim(D::Minus1)?)?])
+    })
+}
+
+#[test]
+fn replays_equal_uncaptured_calls_and_take_new_inputs() -> Result<()> {
+    replays_equal_uncaptured("the whole step", step)
 }
 
 #[test]
