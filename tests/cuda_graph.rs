@@ -1,8 +1,8 @@
-//! CUDA graph capture (`graph_runtime::cuda_graph`): replays equal uncaptured calls, take new
-//! input values, several graphs live side by side, a dropped graph gives its memory back, and a
-//! first compile during a capture fails with an error that says what it was, leaving the device
-//! usable. (A host copy inside a capture is outside `capture`'s contract: on the H200 the driver
-//! recorded one instead of refusing it.)
+//! CUDA graph capture (`graph_runtime::cuda_graph`): replays equal uncaptured calls (generated
+//! row and column kernels, cuBLAS matmuls, Candle's reductions and broadcasts, whose layouts
+//! Candle uploads), take new input values, several graphs live side by side, a dropped graph
+//! gives its memory back, and a first compile or a host copy during a capture fails with an
+//! error that says what it was, leaving the device usable.
 //!
 //! Every test skips loudly where no GPU answers.
 #![cfg(feature = "cuda")]
@@ -257,8 +257,17 @@ fn work_a_capture_cannot_hold_fails_clearly() -> Result<()> {
     let mut rng = common::rng();
     let x = randn(&mut rng, &[16, 256], DType::F32, &dev)?;
     with_mode(Mode::Fused, || -> Result<()> {
-        // A kernel's first use compiles it: not recordable, and said so.
-        let err = capture(&dev, || Ok(never_warmed(&x)?)).expect_err("a first compile fails the capture");
+        // The warm-up compiles what the closure calls; a kernel first called by the recorded
+        // run (here, on the closure's second run) would compile during the capture: refused.
+        let runs = std::cell::Cell::new(0);
+        let err = capture(&dev, || {
+            runs.set(runs.get() + 1);
+            match runs.get() {
+                1 => x.exp(),
+                _ => Ok(never_warmed(&x)?),
+            }
+        })
+        .expect_err("a first compile fails the capture");
         let msg = err.to_string();
         eprintln!("first use in a capture: {msg}");
         assert!(matches!(err, Error::Capture(_)), "{msg}");
@@ -272,6 +281,22 @@ fn work_a_capture_cannot_hold_fails_clearly() -> Result<()> {
         assert_eq!(values(&y)?, values(&want)?, "the call after the refused capture");
         let graph = capture(&dev, || Ok(never_warmed(&x)?))?;
         assert_eq!(values(graph.outputs())?, values(&y)?, "captured after a warm-up");
+
+        // A copy to the host in the recorded run: refused by Candle, not recorded.
+        let runs = std::cell::Cell::new(0);
+        let err = capture(&dev, || {
+            runs.set(runs.get() + 1);
+            let v = x.exp()?;
+            if runs.get() > 1 {
+                v.to_vec2::<f32>()?;
+            }
+            Ok(v)
+        })
+        .expect_err("a host copy fails the capture");
+        eprintln!("a host copy in a capture: {err}");
+        assert!(err.to_string().contains("not permitted while capturing"), "{err}");
+        // The device is usable after it.
+        assert_eq!(values(&x.exp()?)?.len(), x.elem_count(), "after the refused copy");
 
         // Not a CUDA device.
         let cpu = Tensor::zeros((2, 3), DType::F32, &Device::Cpu)?;

@@ -17,9 +17,7 @@
 //! # let x = Tensor::zeros((1, 4096), DType::BF16, &device).unwrap();
 //! # let w = Tensor::ones(4096, DType::BF16, &device).unwrap();
 //! # let next = x.clone();
-//! // Once with inputs of the shapes the graph will see: kernels compile, Candle loads its own.
-//! let _ = rms_norm(&x, &w, 1e-6)?;
-//! // Record: the outputs are the tensors the replays write.
+//! // Warm up, then record: the outputs are the tensors the replays write.
 //! // SAFETY: this thread alone uses the device while it records, and the closure drops no
 //! // tensor made before the capture.
 //! let graph = unsafe {
@@ -41,17 +39,21 @@
 //!   returned, at the same device addresses. Give it new inputs by writing into those tensors
 //!   ([`write`], or Candle's `slice_set`), never by making new ones; read its results from
 //!   [`CudaGraph::outputs`] (each replay overwrites them: copy what must outlive the next).
-//! - **Capture records, it does not run.** [`capture`] then replays once itself, so that the
-//!   outputs hold the closure's results for the inputs as they were.
-//! - **A first compile fails.** A generated kernel's first use compiles it, which a capture
-//!   cannot record: that is an [`Error::Capture`] saying so, and the device stays usable. So call
-//!   the closure's work once before capturing, with inputs of the same shapes: generated kernels
-//!   compile then (a kernel is compiled per launch configuration, which depends on the shapes),
-//!   and Candle loads the modules of its own ops.
-//! - **No host copies.** A copy between host and device memory (`to_vec`, `Tensor::new` from
-//!   host data) is not reliably refused by the driver: on an H200 a `to_vec` inside a capture was
-//!   recorded as a copy into host memory that every replay writes after it was freed. It is part
-//!   of [`capture`]'s safety contract.
+//! - **A warm-up, then a recording.** [`capture`] runs the closure twice: once uncaptured, so
+//!   that generated kernels compile (per launch configuration, which depends on the shapes),
+//!   Candle loads the modules of its own ops and uploads the layouts its strided ops and
+//!   reductions read from device memory (kept in Candle's cache of the capturing thread); then
+//!   recorded, which runs nothing. It then replays once itself, so that the outputs hold the
+//!   closure's results for the inputs as they were. So the closure's results must depend on its
+//!   inputs only, and in-place writes it makes (a cache update) happen twice.
+//! - **A compile in the recorded run fails.** A kernel the warm-up did not compile (a closure
+//!   whose second run takes another path) cannot be recorded: that is an [`Error::Capture`]
+//!   saying so, and the device stays usable.
+//! - **No host copies.** While the capture runs, Candle refuses a copy between host and device
+//!   memory (`to_vec`, `Tensor::new` from host data) with an error. (The driver alone does not:
+//!   on an H200 a `to_vec` inside a capture without Candle's checks was recorded as a copy into
+//!   host memory that every replay writes after it was freed.) It stays part of [`capture`]'s
+//!   safety contract for copies made around Candle (through cudarc directly).
 //! - **Lifetimes.** A graph keeps the closure (and what it owns) and its outputs, and borrows what
 //!   the closure borrows: the tensors a replay reads outlive it.
 //! - **Memory.** Tensors the closure allocates and drops are the graph's scratch memory; those it
@@ -81,6 +83,8 @@ pub struct CudaGraph<'a, T> {
     /// The closure, kept: what it owns lives as long as the graph that reads it (dropped after
     /// the graph, in stream order after any replay still running).
     _work: Box<dyn FnMut() -> candle_core::Result<T> + 'a>,
+    /// Not `Send`: replays read the layouts Candle cached on the capturing thread.
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for CudaGraph<'_, T> {
@@ -107,9 +111,10 @@ impl<T> CudaGraph<'_, T> {
     }
 }
 
-/// Records the GPU work `work` queues on `device`'s stream into a CUDA graph, replays it once
-/// (so that the outputs hold its results), and returns it with `work`'s outputs. The graph keeps
-/// `work` and borrows what it borrows.
+/// Runs `work` once uncaptured (the warm-up), records the GPU work a second run queues on
+/// `device`'s stream into a CUDA graph, replays it once (so that the outputs hold its results),
+/// and returns it with the recorded run's outputs. The graph keeps `work` and borrows what it
+/// borrows.
 ///
 /// Errors: `device` is not a CUDA device; `work` failed (its error, with what a capture cannot
 /// record when that was the cause); the recorded work did something a capture cannot hold; the
@@ -120,8 +125,10 @@ impl<T> CudaGraph<'_, T> {
 /// While the capture runs, no other thread queues work on `device` (a Candle op or a generated
 /// call on a tensor of `device`): it would be recorded into this graph instead of run. `work`
 /// does not drop the last handle to a tensor allocated before the capture (every replay would
-/// free it again), and copies nothing between host and device memory (a replay would write
-/// host memory that may be gone).
+/// free it again), and copies nothing between host and device memory other than through
+/// Candle, which refuses such copies during a capture (a replay would write host memory that may
+/// be gone). The layouts Candle uploaded in the warm-up live in a cache of the capturing thread,
+/// which the graph reads: replays run on that thread (a `CudaGraph` is not `Send`).
 pub unsafe fn capture<'a, T, F>(device: &Device, mut work: F) -> Result<CudaGraph<'a, T>>
 where
     F: FnMut() -> candle_core::Result<T> + 'a,
@@ -133,6 +140,17 @@ where
         )));
     };
     let stream = cuda.cuda_stream();
+    // Candle's capture support, on this thread until the first replay is queued: the layouts its
+    // strided ops and reductions read from device memory are uploaded once and cached (the
+    // warm-up fills the cache, the capture reads it), and a copy between host and device memory
+    // while the capture runs is an error instead of a recorded copy.
+    let _layouts = cuda.enable_cuda_graph_htod_cache();
+    // The warm-up: kernels compile, Candle loads its modules and uploads its layouts.
+    drop(work().map_err(|e| {
+        Error::Capture(format!(
+            "the work failed in its warm-up run, before the capture: {e}"
+        ))
+    })?);
     let recording = Recording::start(&stream)?;
     let result = work();
     let graph = recording.finish();
@@ -143,6 +161,7 @@ where
         exec,
         outputs,
         _work: Box::new(work),
+        _thread: std::marker::PhantomData,
     };
     graph.replay()?;
     Ok(graph)

@@ -191,7 +191,8 @@ pub fn function(
         Ok(sys::CUstreamCaptureStatus::CU_STREAM_CAPTURE_STATUS_NONE) => Ok(()),
         _ => Err(format!(
             "{name} would compile and load at its first use, during a CUDA graph capture, which \
-             cannot record that; call it once with inputs of the same shapes before capturing"
+             cannot record that: the capture's warm-up run did not call it with these shapes \
+             (call it once with inputs of the same shapes before capturing)"
         )),
     };
     FUNCTIONS.get(key, name, format_args!("sm_{}", state.arch), refuse, |defines| {
