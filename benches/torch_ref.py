@@ -7,7 +7,12 @@ tensor of ones made per call, as Candle's `backward` makes one), torch.compile's
 AOTAutograd; their bytes are the pair's least traffic, as in gpu.rs.
 
     python3 benches/torch_ref.py            # BENCH_FILTER=softmax to select rows
+
+The timings are written as JSON to TORCH_JSON (default $OUT/torch.json where OUT is set), which
+the GPU bench reads from TORCH_REF to print one table against every peer. Given the bench's own
+file in LAZY_GRAPH_REF (its LAZY_GRAPH_JSON), this script prints that table too.
 """
+import json
 import math
 import os
 import time
@@ -123,10 +128,47 @@ def main():
             rows.append((name, str(dtype).replace("torch.", ""), eager, comp, nbytes))
             print(f"{name:<24} {rows[-1][1]}: eager {eager * 1e6:9.1f} µs, torch.compile {comp * 1e6:9.1f} µs", flush=True)
     print()
-    print("| kernel | dtype | torch eager µs | torch.compile µs | torch.compile GB/s |")
-    print("|---|---|---|---|---|")
+    print("| kernel | dtype | MB | torch eager µs | GB/s | torch.compile µs | GB/s |")
+    print("|---|---|---|---|---|---|---|")
     for name, dt, eager, comp, nbytes in rows:
-        print(f"| {name} | {dt} | {eager * 1e6:.1f} | {comp * 1e6:.1f} | {nbytes / comp / 1e9:.0f} |")
+        print(f"| {name} | {dt} | {nbytes / 1e6:.1f} | {eager * 1e6:.1f} | {nbytes / eager / 1e9:.0f} "
+              f"| {comp * 1e6:.1f} | {nbytes / comp / 1e9:.0f} |")
+    dtypes = {"bfloat16": "BF16", "float32": "F32"}
+    measured = [
+        {"way": way, "kernel": name, "dtype": dtypes[dt], "bytes": nbytes, "seconds": t}
+        for name, dt, eager, comp, nbytes in rows
+        for way, t in (("torch eager", eager), ("torch.compile", comp))
+    ]
+    path = os.environ.get("TORCH_JSON") or (os.environ.get("OUT") and os.path.join(os.environ["OUT"], "torch.json"))
+    if path:
+        with open(path, "w") as f:
+            json.dump(measured, f, indent=1)
+        print(f"timings written to {path}")
+    if os.environ.get("LAZY_GRAPH_REF"):
+        with open(os.environ["LAZY_GRAPH_REF"]) as f:
+            one_table(json.load(f) + measured)
+
+
+def work(kernel):
+    """The key peers are matched on: an `explicit` row does the work of the `train` row."""
+    return "train " + kernel[len("explicit "):] if kernel.startswith("explicit ") else kernel
+
+
+def one_table(measured):
+    """The GPU bench's closing table (benches/gpu.rs, `one_table`): per row of ours, the best peer."""
+    print()
+    print("| kernel | dtype | MB | lazy_graph µs | GB/s | best peer | peer µs | peer GB/s | peer / ours | % of best GB/s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for m in (m for m in measured if m["way"] == "lazy_graph"):
+        peers = [p for p in measured if p["way"] != "lazy_graph" and p["dtype"] == m["dtype"]
+                 and work(p["kernel"]) == work(m["kernel"])]
+        best = min(peers, key=lambda p: p["seconds"], default=None)
+        ours, peer = m["seconds"], best["seconds"] if best else math.nan
+        fastest = min(ours, peer) if best else ours
+        gbs = lambda t: m["bytes"] / t / 1e9
+        print(f"| {m['kernel']} | {m['dtype']} | {m['bytes'] / 1e6:.1f} | {ours * 1e6:.1f} | {gbs(ours):.0f} "
+              f"| {best['way'] if best else '—'} | {peer * 1e6:.1f} | {gbs(peer):.0f} | {peer / ours:.2f}x "
+              f"| {100 * fastest / ours:.0f}% |")
 
 
 if __name__ == "__main__":

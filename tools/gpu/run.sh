@@ -31,8 +31,12 @@ if [[ $what == *tests* ]]; then
     echo "=== $t: exit $rc after $((SECONDS - start)) s$([ $rc = 124 ] && echo ' (cut off by timeout)')"
   done 2>&1 | tee "$out/tests.log"
 fi
+# One table against every peer: the bench reads the torch script's timings (and the script the
+# bench's), from this run's logs or from a torch.json / lazy_graph.json carried in gpu-out/.
+peer() { for f in "$out/$1" "$here/$1"; do [ -f "$f" ] && { echo "$f"; return; }; done; }
 if [[ $what == *bench* ]]; then
-  LAZY_GRAPH_LOG_KERNELS=1 /tmp/lg-bin/gpu 2>&1 | tee "$out/bench.log"
+  TORCH_REF=$(peer torch.json) LAZY_GRAPH_JSON=$out/lazy_graph.json LAZY_GRAPH_LOG_KERNELS=1 \
+    /tmp/lg-bin/gpu 2>&1 | tee "$out/bench.log"
 fi
 if [[ $what == *llama* ]]; then
   # Llama 3.2 1B's shape in bf16 with random weights: prefill and greedy decode, ours vs Candle's.
@@ -40,5 +44,6 @@ if [[ $what == *llama* ]]; then
     timeout -k 10 ${LLAMA_TIMEOUT:-300} /tmp/lg-bin/llama_bench 2>&1 | tee "$out/llama.log"
 fi
 if [[ $what == *torch* ]]; then
-  PYTHONUNBUFFERED=1 python3 "$here/torch_ref.py" 2>&1 | grep -v Warning | tee "$out/torch.log"
+  LAZY_GRAPH_REF=$(peer lazy_graph.json) TORCH_JSON=$out/torch.json PYTHONUNBUFFERED=1 \
+    python3 "$here/torch_ref.py" 2>&1 | grep -v Warning | tee "$out/torch.log"
 fi
