@@ -41,7 +41,7 @@ fi
 if [[ $what == *llama* ]]; then
   # Llama 3.2 1B's shape in bf16 with random weights: prefill and greedy decode, ours vs Candle's.
   [ -x /tmp/lg-bin/llama_bench ] && LLAMA_BENCH=1b LLAMA_BENCH_RUNS=${LLAMA_BENCH_RUNS:-3} \
-    timeout -k 10 ${LLAMA_TIMEOUT:-300} /tmp/lg-bin/llama_bench 2>&1 | tee "$out/llama.log"
+    timeout -k 10 ${LLAMA_TIMEOUT:-300} /tmp/lg-bin/llama_bench --bench 2>&1 | tee "$out/llama.log"
 fi
 if [[ $what == *torch* ]]; then
   LAZY_GRAPH_REF=$(peer lazy_graph.json) TORCH_JSON=$out/torch.json PYTHONUNBUFFERED=1 \
