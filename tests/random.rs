@@ -196,27 +196,35 @@ mod r {
         x.broadcast_maximum(lo)?.broadcast_minimum(hi)
     }
 
-    /// `x`'s shape with `axis` kept as 1.
-    fn kept(x: &Tensor, axis: usize) -> Vec<usize> {
+    /// `x`'s shape with `axes` kept as 1.
+    fn kept(x: &Tensor, axes: &[usize]) -> Vec<usize> {
         let mut dims = x.dims().to_vec();
-        dims[axis] = 1;
+        for &a in axes {
+            dims[a] = 1;
+        }
         dims
     }
 
-    pub fn reduce(op: &str, x: &Tensor, axis: usize) -> Result<Tensor> {
+    /// `op` over all the elements of `axes` at once (each kept as 1), in f64.
+    pub fn reduce(op: &str, x: &Tensor, axes: &[usize]) -> Result<Tensor> {
         // Candle refuses to reduce a tensor without elements. The tests keep every axis that an
         // op other than `sum` reduces non-empty, so an empty tensor here has an empty result or
         // is a sum of nothing.
         if x.elem_count() == 0 {
-            return Tensor::zeros(kept(x, axis), DType::F64, &Device::Cpu);
+            return Tensor::zeros(kept(x, axes), DType::F64, &Device::Cpu);
         }
         let x = &fresh(x)?;
+        let all = axes.to_vec();
         match op {
-            "sum" => x.sum_keepdim(axis),
-            "mean" => x.mean_keepdim(axis),
-            "max" => x.max_keepdim(axis),
-            "min" => x.min_keepdim(axis),
-            "var" => x.broadcast_sub(&x.mean_keepdim(axis)?)?.sqr()?.mean_keepdim(axis),
+            "sum" => x.sum_keepdim(all),
+            "mean" => x.mean_keepdim(all),
+            // The largest of the largest along each axis is the largest over all of them.
+            "max" => axes.iter().try_fold(x.clone(), |v, &a| v.max_keepdim(a)),
+            "min" => axes.iter().try_fold(x.clone(), |v, &a| v.min_keepdim(a)),
+            "var" => x
+                .broadcast_sub(&x.mean_keepdim(all.clone())?)?
+                .sqr()?
+                .mean_keepdim(all),
             _ => unreachable!("reduction {op}"),
         }
     }
@@ -230,7 +238,7 @@ mod r {
     pub fn softmax(op: &str, x: &Tensor, axis: usize) -> Result<Tensor> {
         if x.elem_count() == 0 {
             let dims = if op == "logsumexp" {
-                kept(x, axis)
+                kept(x, &[axis])
             } else {
                 x.dims().to_vec()
             };

@@ -1286,19 +1286,37 @@ impl Gen {
     fn reduce(&mut self, target: &[Dim], depth: usize) -> Val {
         let x = self.tensor(target, depth);
         let shape = x.shape.clone().unwrap();
-        let axis = self.rng.below(shape.len());
-        let n = shape[axis].max(&self.maxes()).max(1) as f64;
+        // One axis, or (a third of the time, from rank 2) a list of two or more in any order.
+        let mut axes = vec![self.rng.below(shape.len())];
+        if shape.len() >= 2 && self.rng.chance(0.3) {
+            let more = 1 + self.rng.below(shape.len() - 1);
+            while axes.len() < 1 + more {
+                let a = self.rng.below(shape.len());
+                if !axes.contains(&a) {
+                    axes.push(a);
+                }
+            }
+        }
+        let maxes = self.maxes();
+        let n: f64 = axes.iter().map(|&a| shape[a].max(&maxes).max(1) as f64).product();
         let op = *self
             .rng
             .pick(&["sum", "mean", "max", "min", "var", "sum", "mean", "max"]);
-        if op != "sum" {
-            self.nonzero.extend(shape[axis].syms.iter().copied());
-        }
         let mut out = shape.clone();
-        out[axis] = Dim::lit(1);
-        let a = self.axis_text(axis, shape.len());
+        for &axis in &axes {
+            if op != "sum" {
+                self.nonzero.extend(shape[axis].syms.iter().copied());
+            }
+            out[axis] = Dim::lit(1);
+        }
+        let texts: Vec<String> = axes.iter().map(|&a| self.axis_text(a, shape.len())).collect();
+        let a = match &texts[..] {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
         let text = self.call(op, op, &x, &a);
-        let code = format!("r::reduce(\"{op}\", &{}, {axis})", x.var);
+        let list: Vec<String> = axes.iter().map(usize::to_string).collect();
+        let code = format!("r::reduce(\"{op}\", &{}, &[{}])", x.var, list.join(", "));
         let m = x.mag();
         let (lo, hi, err) = match op {
             "sum" => {
