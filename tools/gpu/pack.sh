@@ -4,6 +4,7 @@
 #
 #   tools/gpu/pack.sh            # then carry gpu-out/ and run: bash gpu-out/run.sh
 #   BENCH_FEATURES=profile-host tools/gpu/pack.sh   # the benchmark also prints host time per phase
+#   BENCH_FEATURES=tune-launch tools/gpu/pack.sh    # then LAZY_GRAPH_TUNE_ROW_GROUP=256 forces row kernels' threads per row
 #   PACK_TESTS="cuda_graph grad" tools/gpu/pack.sh  # only these test binaries
 #   PACK_BENCH=0 tools/gpu/pack.sh                  # no benchmark binaries
 set -euo pipefail

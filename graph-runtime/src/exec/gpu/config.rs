@@ -88,6 +88,31 @@ fn next_pow2(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
+/// A cached row kernel's threads per row and chunks per thread forced by the environment's
+/// `LAZY_GRAPH_TUNE_ROW_GROUP` (a power of two, 1 to the device's limit), where the row's cache
+/// still fits in registers: for launch-shape experiments on a GPU, with the `tune-launch`
+/// feature only. `registers` is what one cached chunk of every cached input takes.
+#[cfg(feature = "tune-launch")]
+fn tuned(chunks: usize, registers: usize, max_threads: usize) -> Option<(usize, usize)> {
+    static GROUP: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    let group = (*GROUP.get_or_init(|| {
+        let v = std::env::var("LAZY_GRAPH_TUNE_ROW_GROUP").ok()?;
+        let g = v.parse::<usize>().ok().filter(|g| g.is_power_of_two());
+        if g.is_none() {
+            eprintln!("LAZY_GRAPH_TUNE_ROW_GROUP={v}: not a power of two, ignored");
+        }
+        g
+    }))?;
+    let group = group.min(max_threads);
+    let cache = next_pow2(chunks.div_ceil(group));
+    (cache * registers <= CACHE_REGISTERS).then_some((group, cache))
+}
+
+#[cfg(not(feature = "tune-launch"))]
+fn tuned(_: usize, _: usize, _: usize) -> Option<(usize, usize)> {
+    None
+}
+
 /// The configuration of launch `req` within `limits`.
 pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
     let (k, dtype, size, rows) = (req.kernel, req.dtype, req.elem_bytes, req.rows);
@@ -147,7 +172,7 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
                 // Re-read: enough threads for the row, a block at most.
                 (next_pow2(chunks.div_ceil(4)).clamp(32, max_threads), 0)
             } else {
-                (group, cache)
+                tuned(chunks, chunk_registers * k.gpu.cached_inputs, max_threads).unwrap_or((group, cache))
             };
             // Blocks of at least 128 threads; past a warp, one row per block (the reductions'
             // shared memory is per block).
