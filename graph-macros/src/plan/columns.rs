@@ -3,7 +3,8 @@
 
 use graph_ir::{Dim, Op, OpClass};
 
-use super::{creates_cycle, merge, prefix};
+use super::cycles::creates_cycle;
+use super::{merge, prefix};
 use crate::ir::{Graph, NodeId};
 
 /// A reduction over prefix axes (not the last): what a column kernel computes.
