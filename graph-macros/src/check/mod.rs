@@ -20,6 +20,7 @@
 //! Errors are collected; an expression with an error yields no node, and its users stay silent
 //! instead of cascading.
 
+mod args;
 mod axes;
 pub(crate) mod builtins;
 mod dims;

@@ -18,6 +18,11 @@
 //!   (layer norm's `dw` and `db`). A column kernel's own users are other steps. A narrow of an
 //!   input that it reads is a library step (a view), not an output of another kernel.
 
+mod columns;
+mod cycles;
+
+pub use columns::{column_reduction, ColumnReduction};
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use graph_ir::{Dim, Op, OpClass};
@@ -25,6 +30,8 @@ use graph_ir::{Dim, Op, OpClass};
 use crate::ir::{Graph, NodeId, Ty};
 use crate::kernel::{Kernel, Step};
 use crate::schedule::schedule;
+use columns::column_groups;
+use cycles::creates_cycle;
 
 /// Whether a node can join a fused kernel.
 pub fn fusable(graph: &Graph, id: NodeId) -> bool {
@@ -139,148 +146,6 @@ fn split_deep_groups(graph: &Graph, group: &mut [Option<usize>], groups: &mut Ve
     }
 }
 
-/// A reduction over prefix axes (not the last): what a column kernel computes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ColumnReduction {
-    /// The values reduced, of the kernel's domain shape.
-    pub source: NodeId,
-    /// The first reduced axis of the source, and how many consecutive axes are reduced.
-    pub axis: u8,
-    pub axes: u8,
-    /// A reshape between the source and the reduction that merged the reduced axes into one
-    /// (a broadcast weight's gradient, summed over `[B, S]` as one axis of `B * S`): the kernel
-    /// reads through it.
-    pub through: Option<NodeId>,
-}
-
-/// What node `id` reduces when it is a reduction over an axis other than the last: a column
-/// reduction, which a column kernel computes.
-pub fn column_reduction(graph: &Graph, id: NodeId) -> Option<ColumnReduction> {
-    let node = graph.node(id);
-    let rank = node.ty.shape()?.len();
-    let Op::Reduce(_, axis) = node.op else { return None };
-    if axis as usize + 1 >= rank {
-        return None;
-    }
-    let arg = node.args[0];
-    let single = ColumnReduction {
-        source: arg,
-        axis,
-        axes: 1,
-        through: None,
-    };
-    // Through a reshape that only merged axes `axis..hi` of its argument into axis `axis`,
-    // and that nothing else reads.
-    let merged = graph.node(arg);
-    let (Op::Reshape, [from]) = (&merged.op, &merged.args[..]) else {
-        return Some(single);
-    };
-    let (Some(to), Some(shape)) = (merged.ty.shape(), graph.node(*from).ty.shape()) else {
-        return Some(single);
-    };
-    let a = axis as usize;
-    let Some(extra) = shape.len().checked_sub(to.len()).filter(|e| *e > 0) else {
-        return Some(single);
-    };
-    let hi = a + extra + 1;
-    let merges = hi < shape.len()
-        && shape[..a] == to[..a]
-        && shape[hi..] == to[a + 1..]
-        && Dim::product(&shape[a..hi]).is_ok_and(|d| d == to[a])
-        && graph.ids().filter(|u| graph.node(*u).args.contains(&arg)).count() == 1
-        && !graph.outputs.contains(&arg);
-    match merges {
-        true => Some(ColumnReduction {
-            source: *from,
-            axis,
-            axes: u8::try_from(hi - a).expect("ranks fit u8"),
-            through: Some(arg),
-        }),
-        false => Some(single),
-    }
-}
-
-/// Makes a group of each column reduction, merges those over values of one shape along one
-/// axis, and moves into each the pointwise values of that shape that only it reads.
-///
-/// Moving a value that only the column group reads cannot close a cycle of steps: any path back
-/// into the group enters it through a reduction's users, and would have been a cycle through the
-/// reduction's library step before. Merging two column groups can, and is checked.
-fn column_groups(
-    graph: &Graph,
-    group: &mut [Option<usize>],
-    groups: &mut Vec<Vec<NodeId>>,
-    users: &[Vec<NodeId>],
-) {
-    // (domain shape, axes, group) of each column group made so far.
-    let mut made: Vec<(Vec<Dim>, (u8, u8), usize)> = Vec::new();
-    for id in graph.ids() {
-        let Some(c) = column_reduction(graph, id) else {
-            continue;
-        };
-        let domain = graph.node(c.source).ty.shape().unwrap_or_default().to_vec();
-        groups.push(c.through.into_iter().chain([id]).collect());
-        let g = groups.len() - 1;
-        for n in &groups[g] {
-            group[n.index()] = Some(g);
-        }
-        let axes = (c.axis, c.axes);
-        let same = made
-            .iter()
-            .filter(|(d, a, _)| *d == domain && *a == axes)
-            .map(|m| m.2)
-            .find(|&h| !creates_cycle(graph, (group, groups, users), id, h, g, false));
-        match same {
-            Some(h) => merge(group, groups, h, g),
-            None => made.push((domain, axes, g)),
-        }
-    }
-    for (domain, _, g) in made {
-        // Producers, deepest last: a value joins once every user is in the group.
-        let mut todo: Vec<NodeId> = groups[g]
-            .iter()
-            .filter_map(|r| column_reduction(graph, *r))
-            .map(|c| c.source)
-            .collect();
-        while let Some(x) = todo.pop() {
-            let node = graph.node(x);
-            let movable = group[x.index()] != Some(g)
-                && node.op.class() == OpClass::Pointwise
-                && node.ty.shape() == Some(&domain[..])
-                && !graph.outputs.contains(&x)
-                && users[x.index()].iter().all(|u| group[u.index()] == Some(g))
-                && leaves_rows_alone(graph, group, groups, users, x);
-            if !movable {
-                continue;
-            }
-            if let Some(h) = group[x.index()] {
-                groups[h].retain(|n| *n != x);
-            }
-            group[x.index()] = Some(g);
-            groups[g].push(x);
-            todo.extend(node.args.iter().copied());
-        }
-        groups[g].sort();
-        groups[g].dedup();
-        // A narrow of an input (or of a library step's value) that the column group reads from
-        // another group would be written out by that group for it: it becomes a library step
-        // instead, a view both kernels read (a backward's slices of `dy` and `x`).
-        let read: Vec<NodeId> = (groups[g].iter())
-            .flat_map(|n| graph.node(*n).args.iter().copied())
-            .filter(|a| group[a.index()].is_some_and(|h| h != g))
-            .collect();
-        for a in read {
-            let node = graph.node(a);
-            let view =
-                matches!(node.op, Op::Narrow(..)) && node.args.iter().all(|x| group[x.index()].is_none());
-            if let (true, Some(h)) = (view, group[a.index()]) {
-                groups[h].retain(|n| *n != a);
-                group[a.index()] = None;
-            }
-        }
-    }
-}
-
 /// Merges pointwise groups of one shape that read a common value and do not feed each other
 /// (a backward's `du = dy * silu(g)` and `dg = dy * u * silu'(g)`): one kernel reads the shared
 /// inputs once and writes both.
@@ -326,32 +191,6 @@ fn merge_siblings(
     }
 }
 
-/// Whether taking `x` out of its group leaves that group a kernel whose outputs share its rows:
-/// the arguments `x` read inside it become its outputs, and one recomputed there from a narrower
-/// prefix (a broadcast group absorbed into it) cannot be written row by row.
-fn leaves_rows_alone(
-    graph: &Graph,
-    group: &[Option<usize>],
-    groups: &[Vec<NodeId>],
-    users: &[Vec<NodeId>],
-    x: NodeId,
-) -> bool {
-    let Some(h) = group[x.index()] else { return true };
-    let inside = |a: &NodeId| group[a.index()] == Some(h);
-    let is_output =
-        |n: &NodeId| graph.outputs.contains(n) || users[n.index()].iter().any(|u| !inside(u) && *u != x);
-    let rows = groups[h]
-        .iter()
-        .find(|n| **n != x && is_output(n))
-        .map_or_else(|| prefix(graph, x), |o| prefix(graph, *o));
-    graph
-        .node(x)
-        .args
-        .iter()
-        .filter(|a| inside(a))
-        .all(|a| prefix(graph, *a) == rows)
-}
-
 /// Moves every node of group `from` into group `into`.
 fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, from: usize) {
     let moved = std::mem::take(&mut groups[from]);
@@ -360,105 +199,6 @@ fn merge(group: &mut [Option<usize>], groups: &mut [Vec<NodeId>], into: usize, f
     }
     groups[into].extend(moved);
     groups[into].sort();
-}
-
-/// Each node's group, each group's nodes, and each node's users.
-type Grouping<'a> = (&'a [Option<usize>], &'a [Vec<NodeId>], &'a [Vec<NodeId>]);
-
-/// Whether putting `id` (and group `g`) into group `target` would make the group depend on itself
-/// through another step: a path through nodes outside the merged set joins two of its members.
-///
-/// The path runs through steps, not only through nodes: another group is one step, which waits
-/// for all its arguments before any of its values exist, so reaching one of its nodes reaches
-/// all of them (`dw = sum(dy * x)` feeding `dx` in a group that also computes what `dw`'s
-/// argument needs is a cycle with no path between nodes).
-///
-/// Each group is already a step with no such path of its own, so a new one joins two different
-/// parts (`groups[target]`, `groups[g]`, `id`), and one of its ends is in a part other than the
-/// largest: walking back through arguments from the smaller parts, and forward through users into
-/// them, finds it. While the groups are being formed (`ordered`), every grouped node comes before
-/// `id`, the newest and largest member, so a path into a member runs through nodes below it; that
-/// keeps planning near linear when one group grows along a long chain. Later merges walk the
-/// whole graph.
-fn creates_cycle(
-    graph: &Graph,
-    (group, groups, users): Grouping,
-    id: NodeId,
-    target: usize,
-    g: usize,
-    ordered: bool,
-) -> bool {
-    let member = |x: NodeId| x == id || group[x.index()].is_some_and(|h| h == target || h == g);
-    let mut parts: Vec<&[NodeId]> = vec![&groups[target], std::slice::from_ref(&id)];
-    if g != target {
-        parts.push(&groups[g]);
-    }
-    // Groups hold their nodes in order, so a part's last node is its largest.
-    let limit = match ordered {
-        true => parts
-            .iter()
-            .filter_map(|p| p.last())
-            .max()
-            .map_or(0, |m| m.index()),
-        false => graph.nodes.len(),
-    };
-    parts.sort_by_key(|p| p.len());
-    parts.pop();
-    let small = || parts.iter().flat_map(|p| p.iter().copied());
-    // The walks are short next to the graph: sets, not a flag per node.
-    let mut seen = BTreeSet::new();
-    let mut entered = BTreeSet::new();
-    // The nodes of `x`'s step: `x`, or its whole group.
-    let step = |x: NodeId, entered: &mut BTreeSet<usize>| -> Vec<NodeId> {
-        match group[x.index()] {
-            Some(h) if entered.insert(h) => groups[h].clone(),
-            Some(_) => Vec::new(),
-            None => vec![x],
-        }
-    };
-    // Back through arguments from the smaller parts: reaching a member closes a path.
-    let mut stack: Vec<NodeId> = small()
-        .flat_map(|m| graph.node(m).args.iter().copied())
-        .filter(|a| !member(*a))
-        .collect();
-    while let Some(x) = stack.pop() {
-        if !seen.insert(x) {
-            continue;
-        }
-        for y in step(x, &mut entered) {
-            for &a in &graph.node(y).args {
-                if member(a) {
-                    return true;
-                }
-                stack.push(a);
-            }
-        }
-    }
-    // Forward through users from the smaller parts, below the largest member.
-    seen.clear();
-    entered.clear();
-    let below = |u: &NodeId| u.index() < limit;
-    let mut stack: Vec<NodeId> = small()
-        .flat_map(|m| users[m.index()].iter().copied())
-        .filter(|u| below(u) && !member(*u))
-        .collect();
-    while let Some(x) = stack.pop() {
-        if !seen.insert(x) {
-            continue;
-        }
-        for y in step(x, &mut entered) {
-            for &u in &users[y.index()] {
-                // A member ends the path, the largest one included.
-                if member(u) {
-                    return true;
-                }
-                if below(&u) {
-                    stack.push(u);
-                }
-            }
-        }
-    }
-    false
 }
 
 /// Recomputes small broadcast groups inside the one kernel that reads them.
@@ -588,7 +328,7 @@ mod tests {
     use graph_ir::KernelKind;
 
     /// The plan of the single function in `src`, through the real pipeline.
-    fn planned(src: &str) -> Vec<Step> {
+    pub(super) fn planned(src: &str) -> Vec<Step> {
         let module: Module = syn::parse_str(src).expect("test source parses");
         let mut errors = Errors::new();
         let graph = check_function(&module.functions[0], &mut errors);
@@ -596,7 +336,7 @@ mod tests {
         plan(&optimise(graph), "f")
     }
 
-    fn kernels(steps: &[Step]) -> Vec<&Kernel> {
+    pub(super) fn kernels(steps: &[Step]) -> Vec<&Kernel> {
         steps
             .iter()
             .filter_map(|s| match s {
@@ -697,62 +437,6 @@ mod tests {
             matches!(steps.last(), Some(Step::Kernel(_))),
             "the kernel reads every matmul"
         );
-    }
-
-    #[test]
-    fn reductions_over_other_axes_are_column_kernels() {
-        let steps = planned("fn colmean(x: Tensor[N, D]) -> Tensor[1, D] { exp(mean(x * x, 0)) }");
-        let ks = kernels(&steps);
-        assert_eq!(ks.len(), 2, "{steps:#?}");
-        assert_eq!(ks[0].kind, KernelKind::Column { axis: 0, axes: 1 }, "{steps:#?}");
-        assert_eq!(ks[0].nodes.len(), 2, "x * x is computed in the column kernel");
-        assert_eq!(ks[1].kind, KernelKind::Pointwise, "the exp after it is a kernel");
-    }
-
-    #[test]
-    fn a_norm_backward_sums_its_weight_gradient_in_a_column_kernel() {
-        // `dw = sum(dy * x * rstd, 0)`, `db = sum(dy, 0)`: one column kernel reading `dy`, `x`
-        // and the row kernel's `rstd`, no `[N, D]` product written out.
-        let steps = planned(
-            "fn f(x: Tensor[N, D], dy: Tensor[N, D], eps: f32) -> (Tensor[N, D], Tensor[1, D], Tensor[1, D]) {
-                let r = rsqrt(mean(x * x, -1) + eps);
-                (dy * r, sum(dy * x * r, 0), sum(dy, 0))
-            }",
-        );
-        let ks = kernels(&steps);
-        assert_eq!(ks.len(), 2, "{steps:#?}");
-        let column = ks
-            .iter()
-            .find(|k| k.kind == KernelKind::Column { axis: 0, axes: 1 })
-            .unwrap();
-        assert_eq!(column.outputs.len(), 2, "{steps:#?}");
-        assert_eq!(column.inputs.len(), 3, "dy, x and rstd: {steps:#?}");
-    }
-
-    #[test]
-    fn a_column_kernel_reads_through_a_reshape_merging_the_axes_it_reduces() {
-        // A `[D]` weight's gradient in a `[B, S, D]` kernel: one sum over `B * S` rows.
-        let steps = planned(
-            "fn f(x: Tensor[B, S, D], dy: Tensor[B, S, D]) -> Tensor[1, D] {
-                sum(reshape(dy * x, [B * S, D]), 0)
-            }",
-        );
-        assert_eq!(steps.len(), 1, "{steps:#?}");
-        let k = kernels(&steps)[0];
-        assert_eq!(k.kind, KernelKind::Column { axis: 0, axes: 2 }, "{steps:#?}");
-        assert_eq!(k.prefix.len(), 2, "the domain is [B, S, D]");
-    }
-
-    #[test]
-    fn a_library_step_between_a_node_and_its_argument_splits_them() {
-        // `x * w` feeds the column max (a library step) and the subtraction after it: the
-        // subtraction cannot join `x * w`'s kernel, which the max must wait for. Found by the
-        // fuzzer, when the cycle check missed a path ending at the newest member.
-        let steps =
-            planned("fn f(x: Tensor[N, D], w: Tensor[D]) -> Tensor[N, D] { softmax(x * w, -2) + 0.25 }");
-        let ks = kernels(&steps);
-        assert!(ks.iter().all(|k| k.nodes.len() < 4), "{steps:#?}");
-        assert!(ks.len() >= 2, "{steps:#?}");
     }
 
     #[test]
