@@ -1,10 +1,11 @@
 //! Fine-tuning LoRA adapters through generated functions: two pre-norm blocks whose norm, SwiGLU
-//! gate and LoRA linears come from `lazy_graph!`, over frozen base weights (plain tensors). Only
-//! the rank-8 adapters are `Var`s (`b` starting at zero, as in LoRA), and candle-nn's AdamW fits
-//! them so that the model matches a teacher: the same base with random adapters. `loss.backward()`
-//! runs the generated functions' fused backwards, and the loss curve is that of the same model
-//! written with composed Candle ops (Candle's own autograd), to f32 rounding. Both print their
-//! time per step.
+//! gate and LoRA linears come from `lazy_graph!` (the LoRA one from `examples/common/lora.rs`,
+//! shared with `examples/llama`), over frozen base weights (plain tensors). Only the rank-8
+//! adapters are `Var`s (`b` starting at zero, as in LoRA), and candle-nn's AdamW fits them so that
+//! the model matches a teacher: the same base with random adapters. `loss.backward()` runs the
+//! generated functions' fused backwards, and the loss curve is that of the same model written
+//! with composed Candle ops (Candle's own autograd), to f32 rounding. Both print their time per
+//! step.
 //!
 //!     cargo run --release --example finetune_lora
 //!     cargo run --release --example finetune_lora --features cuda -- cuda
@@ -14,6 +15,11 @@ use std::time::Instant;
 use candle_core::{DType, Device, Result, Shape, Tensor, Var, D};
 use candle_nn::{AdamW, Init, Optimizer, VarBuilder, VarMap};
 use graph_runtime::lazy_graph;
+
+#[path = "common/lora.rs"]
+mod lora;
+
+use lora::{Lora, LoraConfig};
 
 lazy_graph! {
     /// RMS normalisation over the last axis, with a learned scale.
@@ -25,19 +31,12 @@ lazy_graph! {
     fn swiglu(gate: Tensor[N, F], up: Tensor[N, F]) -> Tensor[N, F] {
         silu(gate) * up
     }
-
-    /// A frozen linear layer `w` plus its low-rank adapter `a b`, scaled by `alpha / r`.
-    fn lora(x: Tensor[N, I], w: Tensor[I, O], a: Tensor[I, R], b: Tensor[R, O], scale: f32) -> Tensor[N, O] {
-        x.matmul(w) + x.matmul(a).matmul(b) * scale
-    }
 }
 
 const EPS: f32 = 1e-6;
 const DIM: usize = 64;
 const HIDDEN: usize = 172;
-const RANK: usize = 8;
-/// LoRA's `alpha / r`, with `alpha = 16`.
-const SCALE: f32 = 16.0 / RANK as f32;
+const LORA: LoraConfig = LoraConfig { rank: 8, alpha: 16.0 };
 const BLOCKS: usize = 2;
 const ROWS: usize = 256;
 const STEPS: usize = 300;
@@ -73,8 +72,8 @@ impl Kernels {
 
     fn lora(self, x: &Tensor, l: &Lora) -> Result<Tensor> {
         match self {
-            Kernels::Generated => Ok(lora(x, &l.w, &l.a, &l.b, SCALE)?),
-            Kernels::Composed => x.matmul(&l.w)? + (x.matmul(&l.a)?.matmul(&l.b)? * SCALE as f64)?,
+            Kernels::Generated => l.forward(x),
+            Kernels::Composed => x.matmul(&l.w)? + (x.matmul(&l.a)?.matmul(&l.b)? * l.scale as f64)?,
         }
     }
 }
@@ -85,25 +84,13 @@ fn frozen(base: &VarBuilder, shape: impl Into<Shape>, name: &str, init: Init) ->
     Ok(base.get_with_hints(shape, name, init)?.detach())
 }
 
-/// `x w + (x a) b * SCALE`: `w` `[in, out]` frozen, `a` `[in, RANK]` and `b` `[RANK, out]` trained.
-struct Lora {
-    w: Tensor,
-    a: Tensor,
-    b: Tensor,
-}
-
-impl Lora {
-    fn new(i: usize, o: usize, base: VarBuilder, adapter: VarBuilder) -> Result<Lora> {
-        let randn = Init::Randn {
-            mean: 0.0,
-            stdev: 1.0 / (i as f64).sqrt(),
-        };
-        Ok(Lora {
-            w: frozen(&base, (i, o), "weight", randn)?,
-            a: adapter.get_with_hints((i, RANK), "lora_a", randn)?,
-            b: adapter.get_with_hints((RANK, o), "lora_b", Init::Const(0.0))?,
-        })
-    }
+/// A frozen `[i, o]` weight, `base`'s `weight`, under the LoRA adapter of `adapter`.
+fn adapted(i: usize, o: usize, base: VarBuilder, adapter: VarBuilder) -> Result<Lora> {
+    let randn = Init::Randn {
+        mean: 0.0,
+        stdev: 1.0 / (i as f64).sqrt(),
+    };
+    Lora::new(&base.get_with_hints((i, o), "weight", randn)?, LORA, adapter)
 }
 
 /// `h = x + attn(norm1(x))`, then `h + down(swiglu(gate(norm2(h)), up(norm2(h))))`.
@@ -118,7 +105,7 @@ struct Block {
 
 impl Block {
     fn new(base: VarBuilder, adapters: VarBuilder) -> Result<Block> {
-        let lora = |i, o, name| Lora::new(i, o, base.pp(name), adapters.pp(name));
+        let lora = |i, o, name| adapted(i, o, base.pp(name), adapters.pp(name));
         let scale = Init::Randn {
             mean: 1.0,
             stdev: 0.1,
@@ -212,7 +199,7 @@ fn main() -> Result<()> {
     // The "pretrained" base weights (random here), shared by the teacher and both students.
     let base = VarMap::new();
     let x = Tensor::randn(0f32, 1.0, (ROWS, DIM), &device)?;
-    // The teacher: the base with random adapters, which rank-`RANK` adapters can fit exactly.
+    // The teacher: the base with random adapters, which adapters of the same rank can fit exactly.
     let teacher_adapters = VarMap::new();
     let teacher = Model::new(&base, &teacher_adapters, &device)?;
     for var in teacher_adapters.all_vars() {

@@ -13,14 +13,24 @@
 //! query heads of a group with their shared key head in one matmul, so the keys and values are
 //! never repeated. The projections that read one input are one matmul: q, k and v, and the
 //! MLP's gate and up (their weights stacked at load time).
+//!
+//! [`Model::load_lora`] puts a LoRA adapter on each of the attention's projections (q, k, v and
+//! o; the generated `lora` of `examples/common/lora.rs`) over the frozen checkpoint, for
+//! fine-tuning (`finetune.rs`); [`Model::load`]'s model has none and runs as above.
 
 use std::collections::HashMap;
 use std::f32::consts::PI;
 
-use candle_core::{DType, Device, Module, Result, Tensor};
+use candle_core::{DType, Device, Module, Result, Tensor, Var, D};
 use candle_nn::kv_cache::KvCache;
-use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder};
+use candle_nn::{embedding, linear_no_bias, Embedding, Linear, VarBuilder, VarMap};
 use graph_runtime::lazy_graph;
+
+#[path = "../common/lora.rs"]
+mod lora;
+
+pub use lora::LoraConfig;
+use lora::{a_half_width, Lora};
 
 lazy_graph! {
     /// RMSNorm over the hidden axis.
@@ -243,17 +253,6 @@ impl Cache {
     }
 }
 
-/// The queries, keys and values of `x` from one matmul: `q_proj`, `k_proj` and `v_proj`'s weights
-/// stacked into one `[(H + 2 Hkv) Dh, D]` matrix at load time.
-#[derive(Debug, Clone)]
-struct Attention {
-    qkv_proj: Linear,
-    o_proj: Linear,
-    heads: usize,
-    kv_heads: usize,
-    head_dim: usize,
-}
-
 /// One linear layer for several that read the same input: their weights stacked, their outputs
 /// side by side in the last axis.
 fn stacked(vb: &VarBuilder, names: &[(&str, usize)], in_dim: usize) -> Result<Linear> {
@@ -264,13 +263,69 @@ fn stacked(vb: &VarBuilder, names: &[(&str, usize)], in_dim: usize) -> Result<Li
     Ok(Linear::new(Tensor::cat(&weights, 0)?, None))
 }
 
+/// Linear layers that read one input, their outputs side by side in the last axis.
+#[derive(Debug, Clone)]
+enum Projections {
+    /// The checkpoint's weights stacked into one matmul.
+    Stacked(Linear),
+    /// Each weight frozen under its own LoRA adapter (a matmul each, then concatenated).
+    Adapted(Vec<Lora>),
+}
+
+impl Projections {
+    /// The `[out, in_dim]` weights `{name}.weight` of `vb` for `names`' `(name, out)`; with `lora`,
+    /// under adapters of `lora`'s builder at the same names.
+    fn load(
+        vb: &VarBuilder,
+        names: &[(&str, usize)],
+        in_dim: usize,
+        lora: Option<(LoraConfig, &VarBuilder)>,
+    ) -> Result<Projections> {
+        let Some((config, adapters)) = lora else {
+            return Ok(Projections::Stacked(stacked(vb, names, in_dim)?));
+        };
+        let adapted = names
+            .iter()
+            .map(|&(name, out)| {
+                // `lora` takes `[in, out]` weights: transposed once here, not at every call.
+                let w = vb.get((out, in_dim), &format!("{name}.weight"))?;
+                Lora::new(&w.t()?.contiguous()?, config, adapters.pp(name))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Projections::Adapted(adapted))
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Projections::Stacked(linear) => linear.forward(x),
+            Projections::Adapted(loras) => {
+                let ys = loras.iter().map(|l| l.forward(x)).collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&ys, D::Minus1)
+            }
+        }
+    }
+}
+
+/// The queries, keys and values of `x` side by side: `q_proj`, `k_proj` and `v_proj`'s weights
+/// stacked into one `[(H + 2 Hkv) Dh, D]` matrix at load time (unless they carry adapters).
+#[derive(Debug, Clone)]
+struct Attention {
+    qkv_proj: Projections,
+    o_proj: Projections,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+}
+
 impl Attention {
-    fn load(vb: VarBuilder, cfg: &Config) -> Result<Attention> {
+    fn load(vb: VarBuilder, cfg: &Config, lora: Option<(LoraConfig, VarBuilder)>) -> Result<Attention> {
+        let lora = lora.as_ref().map(|(config, adapters)| (*config, adapters));
         let (d, dh) = (cfg.hidden_size, cfg.head_dim());
         let (q, kv) = (cfg.num_attention_heads * dh, cfg.num_key_value_heads * dh);
+        let qkv = [("q_proj", q), ("k_proj", kv), ("v_proj", kv)];
         Ok(Attention {
-            qkv_proj: stacked(&vb, &[("q_proj", q), ("k_proj", kv), ("v_proj", kv)], d)?,
-            o_proj: linear_no_bias(q, d, vb.pp("o_proj"))?,
+            qkv_proj: Projections::load(&vb, &qkv, d, lora)?,
+            o_proj: Projections::load(&vb, &[("o_proj", d)], q, lora)?,
             heads: cfg.num_attention_heads,
             kv_heads: cfg.num_key_value_heads,
             head_dim: dh,
@@ -360,6 +415,21 @@ impl Model {
     /// `model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm,
     /// mlp.{gate,up,down}_proj}`, `model.norm`, and `lm_head` unless the embeddings are tied.
     pub fn load(vb: VarBuilder, cfg: &Config) -> Result<Model> {
+        Model::build(vb, cfg, None)
+    }
+
+    /// The model of [`Model::load`] with a LoRA adapter on each of the attention's projections,
+    /// for fine-tuning: `adapters` (a `VarBuilder` over a `VarMap`, whose `all_vars()` are then
+    /// what an optimizer trains) gives `model.layers.{i}.self_attn.{q,k,v,o}_proj.lora_{a,b}`
+    /// (`a` `[in, r]`, `b` `[r, out]`), its `Var`s where it has them, else new ones as LoRA starts
+    /// them (`b` zero, so the model starts as `load`'s). The base weights stay frozen: the
+    /// adapted projections' are detached, the others are `vb`'s tensors (plain ones, from a
+    /// checkpoint).
+    pub fn load_lora(vb: VarBuilder, cfg: &Config, lora: LoraConfig, adapters: &VarBuilder) -> Result<Model> {
+        Model::build(vb, cfg, Some((lora, adapters)))
+    }
+
+    fn build(vb: VarBuilder, cfg: &Config, lora: Option<(LoraConfig, &VarBuilder)>) -> Result<Model> {
         let d = cfg.hidden_size;
         let embed_tokens = embedding(cfg.vocab_size, d, vb.pp("model.embed_tokens"))?;
         let lm_head = if cfg.tie_word_embeddings {
@@ -369,10 +439,11 @@ impl Model {
         };
         let layers = (0..cfg.num_hidden_layers)
             .map(|i| {
+                let adapters = lora.map(|(c, a)| (c, a.pp(format!("model.layers.{i}.self_attn"))));
                 let vb = vb.pp(format!("model.layers.{i}"));
                 Ok(Layer {
                     input_layernorm: vb.get(d, "input_layernorm.weight")?,
-                    self_attn: Attention::load(vb.pp("self_attn"), cfg)?,
+                    self_attn: Attention::load(vb.pp("self_attn"), cfg, adapters)?,
                     post_attention_layernorm: vb.get(d, "post_attention_layernorm.weight")?,
                     mlp: Mlp::load(vb.pp("mlp"), cfg)?,
                 })
@@ -465,4 +536,41 @@ pub fn random_weights(cfg: &Config, rng: &mut impl rand::Rng) -> Result<HashMap<
         put(format!("{p}.mlp.down_proj.weight"), (d, f), 0.0, linear(f))?;
     }
     Ok(weights)
+}
+
+/// f32 adapters for [`Model::load_lora`] drawn from `rng` (Candle's own CPU generator cannot be
+/// seeded): `lora_a` as [`Lora::new`] draws it, `lora_b` zeros, under the names `load_lora`
+/// reads.
+pub fn random_adapters(
+    cfg: &Config,
+    lora: LoraConfig,
+    device: &Device,
+    rng: &mut impl rand::Rng,
+) -> Result<VarMap> {
+    let (d, r) = (cfg.hidden_size, lora.rank);
+    let (q, kv) = (
+        cfg.num_attention_heads * cfg.head_dim(),
+        cfg.num_key_value_heads * cfg.head_dim(),
+    );
+    let adapters = VarMap::new();
+    let mut vars = adapters.data().lock().expect("a new VarMap's lock");
+    for i in 0..cfg.num_hidden_layers {
+        for (name, (in_dim, out)) in [
+            ("q_proj", (d, q)),
+            ("k_proj", (d, kv)),
+            ("v_proj", (d, kv)),
+            ("o_proj", (q, d)),
+        ] {
+            let p = format!("model.layers.{i}.self_attn.{name}");
+            let half = a_half_width(in_dim) as f32;
+            let a = (0..in_dim * r)
+                .map(|_| rng.gen_range(-half..half))
+                .collect::<Vec<f32>>();
+            let a = Tensor::from_vec(a, (in_dim, r), device)?;
+            vars.insert(format!("{p}.lora_a"), Var::from_tensor(&a)?);
+            vars.insert(format!("{p}.lora_b"), Var::zeros((r, out), DType::F32, device)?);
+        }
+    }
+    drop(vars);
+    Ok(adapters)
 }
