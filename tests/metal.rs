@@ -4,7 +4,7 @@
 //! f64, first calls from many threads at once, and the async twins.
 //!
 //! Only a Mac builds this (`cargo test --features metal`); every test skips loudly where no Metal
-//! device answers. Nobody has run it yet: see the README's "Metal" section.
+//! device answers. Nobody has run it yet: see docs/testing.md, "Metal".
 #![cfg(feature = "metal")]
 
 #[macro_use]

@@ -12,8 +12,8 @@
 //!
 //! `config` and the source text in `compile` are plain Rust, built and tested on every
 //! platform. The pipelines and `launch` need the `metal` feature (macOS only): they cannot be
-//! built or run on the Linux machines this project is developed on, see the README's "Metal"
-//! section for what is checked where.
+//! built or run on the Linux machines this project is developed on; docs/testing.md ("Metal")
+//! says what is checked where.
 //!
 //! Differences from the CUDA backend, and why:
 //! - Tensors are passed as buffers (Candle tracks hazards per buffer), not as addresses inside
