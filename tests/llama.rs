@@ -17,6 +17,8 @@
 //!   most 1.7e-2 on the CPU in ten runs. Against the f32 logits, this model is off by at most
 //!   1.2e-2 there, candle-transformers by 1.5e-2.
 
+#[path = "common/seed.rs"]
+mod seed;
 // The example's model; each user of it uses a different part.
 #[path = "../examples/llama/model.rs"]
 #[allow(dead_code)]
@@ -29,7 +31,8 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::llama as reference;
 use graph_runtime::{with_mode, Mode};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
+use seed::rng;
 
 /// Tokens of the prefill, then of the decode steps, one at a time.
 const PREFILL: usize = 40;
@@ -54,15 +57,6 @@ const LLAMA3: &str = r#"{
 
 const F32_TOLERANCE: f32 = 1e-5;
 const BF16_TOLERANCE: f32 = 5e-2;
-
-fn rng() -> StdRng {
-    let seed = std::env::var("LAZY_GRAPH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("random weights from LAZY_GRAPH_SEED={seed}");
-    StdRng::seed_from_u64(seed)
-}
 
 /// A checkpoint of random weights for `config`, written to a fresh safetensors file.
 struct Checkpoint {

@@ -7,6 +7,8 @@
 
 #[path = "../examples/llama/finetune.rs"]
 mod finetune;
+#[path = "common/seed.rs"]
+mod seed;
 // The example's model; each user of it uses a different part.
 #[path = "../examples/llama/model.rs"]
 #[allow(dead_code)]
@@ -17,8 +19,8 @@ use candle_nn::{VarBuilder, VarMap};
 use finetune::{fit, largest_relative_difference, random_tokens, Task, TOLERANCE};
 use graph_runtime::Mode;
 use model::LoraConfig;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
+use seed::rng;
 
 /// 2 layers of 64 wide, 4 query heads over 2 key heads of 16 dims, untied embeddings.
 const CONFIG: &str = r#"{
@@ -34,15 +36,6 @@ const LEN: usize = 16;
 /// decayed to 0 over them, not chaotic (see `finetune::TOLERANCE`).
 const STEPS: usize = 30;
 const LR: f64 = 1e-2;
-
-fn rng() -> StdRng {
-    let seed = std::env::var("LAZY_GRAPH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("random weights, data and adapters from LAZY_GRAPH_SEED={seed}");
-    StdRng::seed_from_u64(seed)
-}
 
 fn config() -> Result<model::Config> {
     let config: model::LlamaConfig = serde_json::from_str(CONFIG).map_err(candle_core::Error::wrap)?;

@@ -19,6 +19,7 @@ mod matmul;
 mod pointwise;
 mod reference;
 mod rows;
+mod seed;
 
 use candle_core::{DType, Device, Result, Tensor};
 use rand::rngs::StdRng;
@@ -41,6 +42,8 @@ pub use pointwise::*;
 pub use reference::*;
 #[allow(unused_imports)]
 pub use rows::*;
+#[allow(unused_imports)]
+pub use seed::*;
 
 // ---------------------------------------------------------------------------------------------
 // Cases: each example graph with its input generator and its f64 reference.

@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, D};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 /// The row maxima; Candle refuses to reduce tensors without elements.
 pub fn row_max(x: &Tensor) -> Result<Tensor> {
@@ -72,17 +72,6 @@ pub fn ref_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 
 // ---------------------------------------------------------------------------------------------
 // Random inputs.
-
-/// A generator seeded afresh each run; the seed is printed so a failure can be replayed with
-/// `LAZY_GRAPH_SEED=<seed> cargo test ...`.
-pub fn rng() -> StdRng {
-    let seed = std::env::var("LAZY_GRAPH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("random inputs from LAZY_GRAPH_SEED={seed}");
-    StdRng::seed_from_u64(seed)
-}
 
 /// Normal values (Box–Muller) as an f64 CPU tensor.
 pub fn randn(rng: &mut StdRng, shape: &[usize], mean: f64, std: f64) -> Result<Tensor> {
