@@ -24,6 +24,9 @@
 //! The `explicit ...` rows time the same pair through the explicit API (the forward, then
 //! `name_backward` with a cotangent drawn beforehand): the kernels without Candle's autograd.
 //!
+//! `BENCH_OURS_ONLY=1` times the generated functions alone (the peers' columns print NaN): with
+//! the `tune-launch` feature and its `LAZY_GRAPH_TUNE_*` knobs, a sweep of launch shapes.
+//!
 //! Last, `captured ...`: a chain of 100 rms_norm 1x4096 calls launched one by one against the
 //! same chain captured into a CUDA graph (`graph_runtime::cuda_graph`) and replayed.
 
@@ -65,6 +68,11 @@ fn with_backward<'a>(f: Way<'a>) -> impl Fn(&Inputs) -> Result<Tensor> + 'a {
         y.backward()?;
         Ok(y)
     }
+}
+
+/// `BENCH_OURS_ONLY` set: time the generated functions alone (for launch-shape sweeps).
+fn ours_only() -> bool {
+    std::env::var_os("BENCH_OURS_ONLY").is_some()
 }
 
 fn budget() -> Duration {
@@ -245,6 +253,7 @@ fn main() -> Result<()> {
             graph_runtime::profile::reset();
             let mut ways = vec![lazy, composed];
             ways.extend(fused);
+            ways.truncate(if ours_only() { 1 } else { 3 });
             let times = time(&device, &sets, &ways)?;
             if let Some(profile) = graph_runtime::profile::report() {
                 println!("host time per phase, {kernel} {dtype:?} (all three ways):\n{profile}");
@@ -254,7 +263,7 @@ fn main() -> Result<()> {
                 dtype,
                 bytes,
                 lazy: times[0],
-                composed: times[1],
+                composed: times.get(1).copied().unwrap_or(f64::NAN),
                 fused: times.get(2).copied(),
             };
             print_row(&row, copy);
@@ -337,13 +346,14 @@ fn main() -> Result<()> {
                     })
                     .collect::<Result<_>>()?;
                 let (a, b) = (with_backward(lazy), with_backward(composed));
-                let times = time(&device, &sets, &[&a, &b])?;
+                let ways: [Way; 2] = [&a, &b];
+                let times = time(&device, &sets, &ways[..if ours_only() { 1 } else { 2 }])?;
                 let row = Row {
                     kernel,
                     dtype,
                     bytes,
                     lazy: times[0],
-                    composed: times[1],
+                    composed: times.get(1).copied().unwrap_or(f64::NAN),
                     fused: None,
                 };
                 print_row(&row, copy);

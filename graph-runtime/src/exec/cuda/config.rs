@@ -35,11 +35,12 @@ pub fn groups(req: &LaunchRequest, config: &Config, state: &DeviceState) -> u32 
     let per_sm = (2048 / block).clamp(1, 32) as usize;
     let resident = state.sms as usize * per_sm;
     let needed = gpu::config::blocks(req, config);
-    let grid = match config.shape {
-        // Grid-stride past a few waves: fewer blocks, each with more work.
-        Shape::Pointwise { .. } => needed.min(resident * 4),
-        Shape::Row { .. } => needed.min(resident * 2),
+    // Grid-stride past a few waves: fewer blocks, each with more work.
+    let waves = match config.shape {
+        Shape::Pointwise { .. } => 4,
+        Shape::Row { .. } => 2,
     };
+    let grid = needed.min(resident * gpu::config::tune().waves.unwrap_or(waves));
     grid.max(1) as u32
 }
 

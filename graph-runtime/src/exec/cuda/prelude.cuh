@@ -279,4 +279,6 @@ __device__ __forceinline__ void lg_unraw(C* dst, const lg_raw& r) {
 #define LG_LOAD(dst, x, cs) lg_ldv(dst, x + lg_q * LG_VEC * (cs))
 // Kernels that remap columns visit LG_UNROLL_COLS chunks a group apart per step, so that each
 // thread has several independent loads in flight (one chunk of 16-byte loads is enough).
+#ifndef LG_UNROLL_COLS
 #define LG_UNROLL_COLS (LG_VEC == 1 ? 4 : 1)
+#endif

@@ -51,6 +51,9 @@ impl Config {
                 d += &format!(
                     "#define LG_GROUP {group}\n#define LG_RPB {rows_per_block}\n#define LG_CACHE {cache}\n"
                 );
+                if let Some(unroll) = tune().unroll {
+                    d += &format!("#define LG_UNROLL_COLS {unroll}\n");
+                }
             }
         }
         d
@@ -88,29 +91,60 @@ fn next_pow2(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
-/// A cached row kernel's threads per row and chunks per thread forced by the environment's
-/// `LAZY_GRAPH_TUNE_ROW_GROUP` (a power of two, 1 to the device's limit), where the row's cache
-/// still fits in registers: for launch-shape experiments on a GPU, with the `tune-launch`
-/// feature only. `registers` is what one cached chunk of every cached input takes.
+/// Launch-shape knobs read once from the environment, for experiments on a GPU (the
+/// `tune-launch` feature only; without it every knob is unset and [`choose`] is as documented):
+/// - `LAZY_GRAPH_TUNE_ROW_GROUP`: a cached row kernel's threads per row (where the row's cache
+///   still fits in registers);
+/// - `LAZY_GRAPH_TUNE_REMAP_GROUP`: threads per row of a kernel that remaps columns;
+/// - `LAZY_GRAPH_TUNE_UNROLL`: chunks such a kernel's thread takes a step (`LG_UNROLL_COLS`);
+/// - `LAZY_GRAPH_TUNE_BLOCK`: threads per block of short rows (several rows a block);
+/// - `LAZY_GRAPH_TUNE_WAVES`: the grid cap, in blocks resident at once (CUDA).
+///
+/// Each is a power of two; another value is reported and ignored.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tune {
+    pub row_group: Option<usize>,
+    pub remap_group: Option<usize>,
+    pub unroll: Option<usize>,
+    pub block: Option<usize>,
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub waves: Option<usize>,
+}
+
 #[cfg(feature = "tune-launch")]
-fn tuned(chunks: usize, registers: usize, max_threads: usize) -> Option<(usize, usize)> {
-    static GROUP: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    let group = (*GROUP.get_or_init(|| {
-        let v = std::env::var("LAZY_GRAPH_TUNE_ROW_GROUP").ok()?;
-        let g = v.parse::<usize>().ok().filter(|g| g.is_power_of_two());
-        if g.is_none() {
-            eprintln!("LAZY_GRAPH_TUNE_ROW_GROUP={v}: not a power of two, ignored");
+pub fn tune() -> Tune {
+    static TUNE: std::sync::OnceLock<Tune> = std::sync::OnceLock::new();
+    *TUNE.get_or_init(|| {
+        let knob = |name: &str| {
+            let v = std::env::var(name).ok()?;
+            let n = v.parse::<usize>().ok().filter(|n| n.is_power_of_two());
+            if n.is_none() {
+                eprintln!("{name}={v}: not a power of two, ignored");
+            }
+            n
+        };
+        Tune {
+            row_group: knob("LAZY_GRAPH_TUNE_ROW_GROUP"),
+            remap_group: knob("LAZY_GRAPH_TUNE_REMAP_GROUP"),
+            unroll: knob("LAZY_GRAPH_TUNE_UNROLL"),
+            block: knob("LAZY_GRAPH_TUNE_BLOCK"),
+            waves: knob("LAZY_GRAPH_TUNE_WAVES"),
         }
-        g
-    }))?;
-    let group = group.min(max_threads);
-    let cache = next_pow2(chunks.div_ceil(group));
-    (cache * registers <= CACHE_REGISTERS).then_some((group, cache))
+    })
 }
 
 #[cfg(not(feature = "tune-launch"))]
-fn tuned(_: usize, _: usize, _: usize) -> Option<(usize, usize)> {
-    None
+pub fn tune() -> Tune {
+    Tune::default()
+}
+
+/// A cached row kernel's threads per row and chunks per thread forced by [`Tune::row_group`],
+/// where the row's cache still fits in registers. `registers` is what one cached chunk of every
+/// cached input takes.
+fn tuned(chunks: usize, registers: usize, max_threads: usize) -> Option<(usize, usize)> {
+    let group = tune().row_group?.min(max_threads);
+    let cache = next_pow2(chunks.div_ceil(group));
+    (cache * registers <= CACHE_REGISTERS).then_some((group, cache))
 }
 
 /// The configuration of launch `req` within `limits`.
@@ -166,8 +200,9 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
             let fits = cache * chunk_registers * k.gpu.cached_inputs <= CACHE_REGISTERS;
             let (group, cache) = if k.gpu.remaps {
                 // Each thread takes LG_UNROLL_COLS chunks a step (see the preludes).
-                let unroll = if vec == 1 { 4 } else { 1 };
-                (next_pow2(chunks.div_ceil(unroll)).clamp(1, max_threads), 0)
+                let unroll = tune().unroll.unwrap_or(if vec == 1 { 4 } else { 1 });
+                let group = tune().remap_group.unwrap_or(next_pow2(chunks.div_ceil(unroll)));
+                (group.clamp(1, max_threads), 0)
             } else if !uniform || !fits {
                 // Re-read: enough threads for the row, a block at most.
                 (next_pow2(chunks.div_ceil(4)).clamp(32, max_threads), 0)
@@ -179,7 +214,8 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
             let rows_per_block = if group > 32 {
                 1
             } else {
-                (128 / group).min(max_threads / group)
+                let block = tune().block.unwrap_or(128).max(group);
+                (block / group).min(max_threads / group)
             };
             let shape = Shape::Row {
                 group: group as u32,
