@@ -97,7 +97,8 @@ fn next_pow2(n: usize) -> usize {
 ///   still fits in registers);
 /// - `LAZY_GRAPH_TUNE_REMAP_GROUP`: threads per row of a kernel that remaps columns;
 /// - `LAZY_GRAPH_TUNE_UNROLL`: chunks such a kernel's thread takes a step (`LG_UNROLL_COLS`);
-/// - `LAZY_GRAPH_TUNE_BLOCK`: threads per block of short rows (several rows a block);
+/// - `LAZY_GRAPH_TUNE_BLOCK`: threads per block of pointwise kernels and of short rows (several
+///   rows a block);
 /// - `LAZY_GRAPH_TUNE_WAVES`: the grid cap, in blocks resident at once (CUDA).
 ///
 /// Each is a power of two; another value is reported and ignored.
@@ -177,7 +178,7 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
         KernelKind::Pointwise => {
             // One 16-byte piece a thread and chunk: two (more bytes in flight) measured slower
             // on an H100 (gelu 8192x8192: 94% -> 91% of a copy in bf16, 96% -> 86% in f32).
-            let block = 256.min(max_threads);
+            let block = tune().block.unwrap_or(256).min(max_threads);
             let wide_index = rows * n + limits.max_groups * block * vec > NARROW_INDEX;
             (Shape::Pointwise { block: block as u32 }, wide_index)
         }
