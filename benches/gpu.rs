@@ -21,6 +21,8 @@
 //! `y.backward()` (whose cotangent is a tensor of ones Candle makes), against the same math as
 //! composed Candle ops under Candle's autograd. Their bytes are what the pair must move at
 //! least: the forward's inputs and output, and the backward's inputs, cotangent and gradients.
+//! Each `train` row also times what Candle's `backward` adds to the kernels alone (a cotangent
+//! of ones, and for every input a gradient of zeros to which the computed one is added).
 //! The `explicit ...` rows time the same pair through the explicit API (the forward, then
 //! `name_backward` with a cotangent drawn beforehand): the kernels without Candle's autograd.
 //!
@@ -346,8 +348,23 @@ fn main() -> Result<()> {
                     })
                     .collect::<Result<_>>()?;
                 let (a, b) = (with_backward(lazy), with_backward(composed));
-                let ways: [Way; 2] = [&a, &b];
-                let times = time(&device, &sets, &ways[..if ours_only() { 1 } else { 2 }])?;
+                // What Candle's `backward` does besides the kernels: a cotangent of ones for the
+                // output, then a gradient of zeros plus the computed one for each input.
+                let autograd = |i: &Inputs| -> Result<Tensor> {
+                    let seed = i[0].ones_like()?;
+                    for x in i {
+                        x.zeros_like()?.add(x)?;
+                    }
+                    Ok(seed)
+                };
+                let ways: [Way; 3] = [&a, &b, &autograd];
+                let times = time(&device, &sets, &ways[..if ours_only() { 1 } else { 3 }])?;
+                if let Some(t) = times.get(2) {
+                    println!(
+                        "{kernel:<32} {dtype:?}: Candle's autograd work alone (ones, zeros + add per input) {:.1} µs",
+                        t * 1e6
+                    );
+                }
                 let row = Row {
                     kernel,
                     dtype,
