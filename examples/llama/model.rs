@@ -334,35 +334,59 @@ impl Attention {
 
     /// `x` `[B, S, D]` normalised, at positions `index_pos..index_pos + S`.
     fn forward(&self, x: &Tensor, index_pos: usize, layer: usize, cache: &mut Cache) -> Result<Tensor> {
-        let (b, s, d) = x.dims3()?;
+        let s = x.dim(1)?;
+        let cos = cache.cos.narrow(0, index_pos, s)?;
+        let sin = cache.sin.narrow(0, index_pos, s)?;
+        let (q, k, v) = self.project(x, &cos, &sin)?;
+        let (k, v) = if cache.use_kv_cache {
+            cache.kvs[layer].append(&k, &v)?
+        } else {
+            (k, v)
+        };
+        self.attend(&q, &k, &v, x.dtype(), |scores, scale| {
+            Ok(if s == 1 {
+                scaled_softmax(scores, scale)?
+            } else {
+                masked_softmax(scores, &cache.mask(s, index_pos)?, scale)?
+            })
+        })
+    }
+
+    /// The queries `[B, H, S, Dh]` and keys `[B, Hkv, S, Dh]` of `x` `[B, S, D]`, rotated by the
+    /// rows `cos` and `sin` `[S, Dh / 2]` of their positions, and the values `[B, Hkv, S, Dh]`;
+    /// all in f32, the keys and values contiguous.
+    fn project(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        let (b, s, _) = x.dims3()?;
         let (h, hkv, dh) = (self.heads, self.kv_heads, self.head_dim);
         // [B, S, (H + 2 Hkv) Dh] -> [B, heads, S, Dh] each, views: rope_qk reads them in place.
         let qkv = self.qkv_proj.forward(x)?.reshape((b, s, h + 2 * hkv, dh))?;
         let heads = |start, n| qkv.narrow(2, start, n)?.transpose(1, 2);
         let (q, k) = (heads(0, h)?, heads(h, hkv)?);
         let v = heads(h + hkv, hkv)?.to_dtype(DType::F32)?.contiguous()?;
-        let cos = cache.cos.narrow(0, index_pos, s)?;
-        let sin = cache.sin.narrow(0, index_pos, s)?;
-        let (q, k) = rope_qk(&q, &k, &cos, &sin)?;
-        let (k, v) = if cache.use_kv_cache {
-            cache.kvs[layer].append(&k, &v)?
-        } else {
-            (k, v)
-        };
-        let t = k.dim(2)?;
+        let (q, k) = rope_qk(&q, &k, cos, sin)?;
+        Ok((q, k, v))
+    }
 
+    /// The attention of the queries `q` `[B, H, S, Dh]` over the keys and values `[B, Hkv, T,
+    /// Dh]`, projected by `o_proj` to `[B, S, H Dh]` in `dtype`; `softmax(scores, scale)` turns the
+    /// scores `[B, H, S, T]` into weights.
+    fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        dtype: DType,
+        softmax: impl FnOnce(&Tensor, f32) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        let (b, h, s, dh) = q.dims4()?;
+        let (hkv, t) = (k.dim(1)?, k.dim(2)?);
         // The group of query heads sharing a key head as one matrix: [B, Hkv, (H / Hkv) S, Dh].
         let q = q.reshape((b, hkv, h / hkv * s, dh))?;
         let scores = q.matmul(&k.t()?)?.reshape((b, h, s, t))?;
-        let scale = 1.0 / (dh as f32).sqrt();
-        let weights = if s == 1 {
-            scaled_softmax(&scores, scale)?
-        } else {
-            masked_softmax(&scores, &cache.mask(s, index_pos)?, scale)?
-        };
-        let y = weights.reshape((b, hkv, h / hkv * s, t))?.matmul(&v)?;
-        let y = y.reshape((b, h, s, dh))?.transpose(1, 2)?.to_dtype(x.dtype())?;
-        self.o_proj.forward(&y.contiguous()?.reshape((b, s, d))?)
+        let weights = softmax(&scores, 1.0 / (dh as f32).sqrt())?;
+        let y = weights.reshape((b, hkv, h / hkv * s, t))?.matmul(v)?;
+        let y = y.reshape((b, h, s, dh))?.transpose(1, 2)?.to_dtype(dtype)?;
+        self.o_proj.forward(&y.contiguous()?.reshape((b, s, h * dh))?)
     }
 }
 
@@ -461,25 +485,31 @@ impl Model {
     /// The logits `[B, vocab]` (f32) of the last of `tokens` `[B, S]` (u32), which stand at
     /// positions `index_pos..index_pos + S`; the keys and values go into `cache`.
     pub fn forward(&self, tokens: &Tensor, index_pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        let x = self.decode(tokens, index_pos, cache, true)?;
+        let x = self.decode(tokens, true, |attn, x, i| attn.forward(x, index_pos, i, cache))?;
         self.lm_head.forward(&x.squeeze(1)?)?.to_dtype(DType::F32)
     }
 
     /// The logits `[B, S, vocab]` (f32) of every position of `tokens`.
     pub fn forward_all(&self, tokens: &Tensor, index_pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        let x = self.decode(tokens, index_pos, cache, false)?;
+        let x = self.decode(tokens, false, |attn, x, i| attn.forward(x, index_pos, i, cache))?;
         self.lm_head.forward(&x)?.to_dtype(DType::F32)
     }
 
-    /// The final norm's output `[B, S, D]`, or `[B, 1, D]` for the last position only.
-    fn decode(&self, tokens: &Tensor, index_pos: usize, cache: &mut Cache, last: bool) -> Result<Tensor> {
+    /// The final norm's output `[B, S, D]`, or `[B, 1, D]` for the last position only (`last`);
+    /// `attention(layer's attention, its normalised input, layer index)` is the attention's output.
+    fn decode(
+        &self,
+        tokens: &Tensor,
+        last: bool,
+        mut attention: impl FnMut(&Attention, &Tensor, usize) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         let s = tokens.dim(1)?;
         let mut h = self.embed_tokens.forward(tokens)?;
         // Each residual add runs with the norm after it: the next layer's first, or the final one.
         let first_norm = self.layers.first().map_or(&self.norm, |l| &l.input_layernorm);
         let mut x = rms_norm(&h, first_norm, self.eps)?;
         for (i, layer) in self.layers.iter().enumerate() {
-            let a = layer.self_attn.forward(&x, index_pos, i, cache)?;
+            let a = attention(&layer.self_attn, &x, i)?;
             let (h1, x1) = add_rms_norm(&a, &h, &layer.post_attention_layernorm, self.eps)?;
             let m = layer.mlp.forward(&x1)?;
             let (m, h1, next_norm) = match self.layers.get(i + 1) {
