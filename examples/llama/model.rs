@@ -14,6 +14,14 @@
 //! never repeated. The projections that read one input are one matmul: q, k and v, and the
 //! MLP's gate and up (their weights stacked at load time).
 //!
+//! Decoding comes in two forms. [`Model::forward`] with a [`Cache`] appends to a growing KV cache
+//! at a host-side `index_pos`: prefills and plain decode loops. [`Model::decode_step`] with a
+//! [`StaticCache`] (`static_decode.rs`) decodes in static shapes, its KV buffers fixed at
+//! `max_len` slots and its position a device tensor that the step itself advances, so that one
+//! step captured into a CUDA graph (`Model::capture_step`, with the `cuda` feature) replays as
+//! every next one. A generation is a prefill through `forward`, [`StaticCache::load`] of its
+//! keys and values, then static steps.
+//!
 //! [`Model::load_lora`] puts a LoRA adapter on each of the attention's projections (q, k, v and
 //! o; the generated `lora` of `examples/common/lora.rs`) over the frozen checkpoint, for
 //! fine-tuning (`finetune.rs`); [`Model::load`]'s model has none and runs as above.
@@ -28,9 +36,14 @@ use graph_runtime::lazy_graph;
 
 #[path = "../common/lora.rs"]
 mod lora;
+#[path = "static_decode.rs"]
+mod static_decode;
 
 pub use lora::LoraConfig;
 use lora::{a_half_width, Lora};
+// Not every user of this file decodes in static shapes (the fine-tuning ones do not).
+#[allow(unused_imports)]
+pub use static_decode::StaticCache;
 
 lazy_graph! {
     /// RMSNorm over the hidden axis.
@@ -424,7 +437,8 @@ struct Layer {
     mlp: Mlp,
 }
 
-/// A Llama decoder: `Model::load(vb, &config)`, then `forward(&tokens, index_pos, &mut cache)`.
+/// A Llama decoder: `Model::load(vb, &config)`, then `forward(&tokens, index_pos, &mut cache)`,
+/// or `decode_step(&token, &static_cache)` after a prefill (see [`StaticCache`]).
 #[derive(Debug, Clone)]
 pub struct Model {
     embed_tokens: Embedding,
