@@ -17,6 +17,9 @@ mod common;
 
 // The examples' and benchmarks' graphs, linked into this binary; their `main`s go unused.
 #[allow(dead_code)]
+#[path = "../examples/llama/model.rs"]
+mod llama;
+#[allow(dead_code)]
 #[path = "../examples/model.rs"]
 mod model;
 #[allow(dead_code)]
@@ -51,7 +54,8 @@ fn every_generated_kernel_compiles() {
             }
         }
     }
-    // The graphs of tests/common, the three examples: a floor that catches graphs going missing.
+    // The graphs of tests/common and the examples (`examples/llama`'s model too): a floor that
+    // catches graphs going missing.
     assert!(names.len() >= 20, "only {} kernels found: {names:?}", names.len());
     let start = Instant::now();
     let next = AtomicUsize::new(0);
