@@ -9,6 +9,11 @@
 //! (each step's token read back to the host, as a generation loop does). The models take turns
 //! within a run, so drift in the machine's speed reaches both; the table gives the median of
 //! `LLAMA_BENCH_RUNS` runs after one warm-up run (which compiles the GPU kernels).
+//!
+//! Two more decodes of this model follow the same prefill in each run, on a `StaticCache` of
+//! prefill + decode slots that the prefill is loaded into: `greedy_step` called step by step
+//! (`static decode`), and on CUDA that step captured into a CUDA graph once, before the runs,
+//! and replayed (`captured decode`); both read each step's token back to the host too.
 
 // The example's model; each user of it uses a different part.
 #[path = "../examples/llama/model.rs"]
@@ -46,17 +51,14 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// The time to the prefill's next token, and to the `decode` tokens after it.
+/// The time to the prefill's next token, and to the `decode` tokens after it: `next(tokens,
+/// index_pos)` is the token after `tokens`, read back to the host (the whole prompt at
+/// `index_pos` 0, then one token at a time).
 fn generate(
-    device: &Device,
     prompt: &[u32],
     decode: usize,
-    mut forward: impl FnMut(&Tensor, usize) -> Result<Tensor>,
+    mut next: impl FnMut(&[u32], usize) -> Result<u32>,
 ) -> Result<(Duration, Duration)> {
-    let mut next = |input: &[u32], pos: usize| -> Result<u32> {
-        let logits = forward(&Tensor::new(input, device)?.unsqueeze(0)?, pos)?;
-        logits.argmax(D::Minus1)?.squeeze(0)?.to_scalar::<u32>()
-    };
     let start = Instant::now();
     let mut token = next(prompt, 0)?;
     let prefill = start.elapsed();
@@ -66,9 +68,44 @@ fn generate(
     Ok((prefill, start.elapsed() - prefill))
 }
 
+/// `next` for [`generate`] from a model's `forward(tokens, index_pos)` logits.
+fn greedy(
+    device: &Device,
+    mut forward: impl FnMut(&Tensor, usize) -> Result<Tensor>,
+) -> impl FnMut(&[u32], usize) -> Result<u32> {
+    let device = device.clone();
+    move |input, pos| {
+        let logits = forward(&Tensor::new(input, &device)?.unsqueeze(0)?, pos)?;
+        logits.argmax(D::Minus1)?.squeeze(0)?.to_scalar::<u32>()
+    }
+}
+
+/// `next` for [`generate`] in static shapes: the prompt through `model.forward` with `cache`,
+/// loaded into `statics`, its argmax written into `token`; then each `step()` (which writes the
+/// next token into `token`, as `greedy_step` does) and `token` read back.
+fn greedy_static<'a>(
+    model: &'a model::Model,
+    cache: &'a mut model::Cache,
+    statics: &'a model::StaticCache,
+    token: &'a Tensor,
+    mut step: impl FnMut() -> Result<()> + 'a,
+) -> impl FnMut(&[u32], usize) -> Result<u32> + 'a {
+    move |input, pos| {
+        if pos == 0 {
+            let logits = model.forward(&Tensor::new(input, token.device())?.unsqueeze(0)?, 0, cache)?;
+            statics.load(cache)?;
+            token.slice_set(&logits.argmax_keepdim(D::Minus1)?, 0, 0)?;
+        } else {
+            step()?;
+        }
+        Ok(token.to_vec2::<u32>()?[0][0])
+    }
+}
+
+/// The median, NaN for none.
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn main() -> Result<()> {
@@ -104,24 +141,64 @@ fn main() -> Result<()> {
         .map(|_| rng.gen_range(0..config.vocab_size as u32))
         .collect();
 
-    let mut times = [(vec![], vec![]), (vec![], vec![])];
+    // The static decodes' state, made once: a graph captured over it replays in every run.
+    let tables = model::Cache::new(true, dtype, &config, &device)?;
+    let statics = model::StaticCache::new(&config, &tables, 1, prefill + decode)?;
+    let token = Tensor::zeros((1, 1), DType::U32, &device)?;
+    #[cfg(feature = "cuda")]
+    let graph = match device.is_cuda() {
+        // SAFETY: this bench uses the device from this thread only, replays included.
+        true => Some(unsafe { ours.capture_step(&token, &statics, true) }?),
+        false => None,
+    };
+    #[cfg(not(feature = "cuda"))]
+    let graph: Option<()> = None;
+
+    // Per variant: lazy_graph, candle-transformers, static decode, captured decode.
+    let mut times: [(Vec<f64>, Vec<f64>); 4] = Default::default();
     for run in 0..=runs {
         let mut cache = model::Cache::new(true, dtype, &config, &device)?;
-        let a = generate(&device, &prompt, decode, |x, pos| {
-            ours.forward(x, pos, &mut cache)
-        })?;
+        let a = generate(
+            &prompt,
+            decode,
+            greedy(&device, |x, pos| ours.forward(x, pos, &mut cache)),
+        )?;
         let mut cache = reference::Cache::new(true, dtype, &ref_config, &device)?;
-        let b = generate(&device, &prompt, decode, |x, pos| {
-            theirs.forward(x, pos, &mut cache)
-        })?;
+        let b = generate(
+            &prompt,
+            decode,
+            greedy(&device, |x, pos| theirs.forward(x, pos, &mut cache)),
+        )?;
+        let mut cache = model::Cache::new(true, dtype, &config, &device)?;
+        let step = || ours.greedy_step(&token, &statics).map(drop);
+        let c = generate(
+            &prompt,
+            decode,
+            greedy_static(&ours, &mut cache, &statics, &token, step),
+        )?;
+        #[cfg(feature = "cuda")]
+        let d = match &graph {
+            Some(graph) => {
+                let mut cache = model::Cache::new(true, dtype, &config, &device)?;
+                let replay = || Ok(graph.replay()?);
+                let next = greedy_static(&ours, &mut cache, &statics, &token, replay);
+                Some(generate(&prompt, decode, next)?)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "cuda"))]
+        let d = None;
         if run > 0 {
-            for (t, (p, d)) in times.iter_mut().zip([a, b]) {
-                t.0.push(prefill as f64 / p.as_secs_f64());
-                t.1.push(decode as f64 / d.as_secs_f64());
+            for (t, times) in [Some(a), Some(b), Some(c), d].into_iter().zip(&mut times) {
+                if let Some((p, d)) = t {
+                    times.0.push(prefill as f64 / p.as_secs_f64());
+                    times.1.push(decode as f64 / d.as_secs_f64());
+                }
             }
         }
     }
-    let [(ours_p, ours_d), (theirs_p, theirs_d)] = times.map(|(p, d)| (median(p), median(d)));
+    let [(ours_p, ours_d), (theirs_p, theirs_d), (_, static_d), (_, captured_d)] =
+        times.map(|(p, d)| (median(p), median(d)));
     println!(
         "llama {}, {dtype:?} on {device:?}: prefill {prefill} tokens, decode {decode}, median of {runs} runs",
         if large { "1b" } else { "small" }
@@ -136,5 +213,16 @@ fn main() -> Result<()> {
         "| decode | {ours_d:.1} | {theirs_d:.1} | {:.2}x |",
         ours_d / theirs_d
     );
+    println!(
+        "| static decode | {static_d:.1} | {theirs_d:.1} | {:.2}x |",
+        static_d / theirs_d
+    );
+    match graph.is_some() {
+        true => println!(
+            "| captured decode | {captured_d:.1} | {theirs_d:.1} | {:.2}x |",
+            captured_d / theirs_d
+        ),
+        false => println!("| captured decode | — (CUDA only) | {theirs_d:.1} | — |"),
+    }
     Ok(())
 }
