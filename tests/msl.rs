@@ -562,8 +562,13 @@ fn launch_configurations_are_valid() {
                                 group,
                                 rows_per_block,
                                 cache,
+                                unroll,
                             } = c.shape
                             {
+                                assert!(
+                                    unroll == 1 || (k.gpu.remaps && (unroll == 4) == (c.vec == 1)),
+                                    "{what}"
+                                );
                                 assert!(group.is_power_of_two(), "{what}");
                                 assert!(group <= 32 || rows_per_block == 1, "{what}");
                                 let chunks = n.div_ceil(c.vec as usize);
