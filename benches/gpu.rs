@@ -331,52 +331,56 @@ fn main() -> Result<()> {
     }
     for dtype in dtypes {
         let size = dtype.size_in_bytes();
-        let mut train =
-            |kernel: String, shapes: &[&[usize]], out_elems: usize, lazy: Way, composed: Way| -> Result<()> {
-                let kernel = format!("train {kernel}");
-                if !kernel.contains(&filter) {
-                    return Ok(());
+        let mut train = |kernel: String,
+                         shapes: &[&[usize]],
+                         out_elems: usize,
+                         lazy: Way,
+                         composed: Way|
+         -> Result<()> {
+            let kernel = format!("train {kernel}");
+            if !kernel.contains(&filter) {
+                return Ok(());
+            }
+            let in_elems: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
+            let bytes = (3 * in_elems + 2 * out_elems) * size;
+            let sets: Vec<Inputs> = (0..sets_for(bytes))
+                .map(|_| {
+                    shapes
+                        .iter()
+                        .map(|s| Ok(Var::from_tensor(&rand(&device, s, dtype)?)?.as_tensor().clone()))
+                        .collect()
+                })
+                .collect::<Result<_>>()?;
+            let (a, b) = (with_backward(lazy), with_backward(composed));
+            // What Candle's `backward` does besides the kernels: a cotangent of ones for the
+            // output, then a gradient of zeros plus the computed one for each input.
+            let autograd = |i: &Inputs| -> Result<Tensor> {
+                let seed = i[0].ones_like()?;
+                for x in i {
+                    x.zeros_like()?.add(x)?;
                 }
-                let in_elems: usize = shapes.iter().map(|s| s.iter().product::<usize>()).sum();
-                let bytes = (3 * in_elems + 2 * out_elems) * size;
-                let sets: Vec<Inputs> = (0..sets_for(bytes))
-                    .map(|_| {
-                        shapes
-                            .iter()
-                            .map(|s| Ok(Var::from_tensor(&rand(&device, s, dtype)?)?.as_tensor().clone()))
-                            .collect()
-                    })
-                    .collect::<Result<_>>()?;
-                let (a, b) = (with_backward(lazy), with_backward(composed));
-                // What Candle's `backward` does besides the kernels: a cotangent of ones for the
-                // output, then a gradient of zeros plus the computed one for each input.
-                let autograd = |i: &Inputs| -> Result<Tensor> {
-                    let seed = i[0].ones_like()?;
-                    for x in i {
-                        x.zeros_like()?.add(x)?;
-                    }
-                    Ok(seed)
-                };
-                let ways: [Way; 3] = [&a, &b, &autograd];
-                let times = time(&device, &sets, &ways[..if ours_only() { 1 } else { 3 }])?;
-                if let Some(t) = times.get(2) {
-                    println!(
+                Ok(seed)
+            };
+            let ways: [Way; 3] = [&a, &b, &autograd];
+            let times = time(&device, &sets, &ways[..if ours_only() { 1 } else { 3 }])?;
+            if let Some(t) = times.get(2) {
+                println!(
                         "{kernel:<32} {dtype:?}: Candle's autograd work alone (ones, zeros + add per input) {:.1} µs",
                         t * 1e6
                     );
-                }
-                let row = Row {
-                    kernel,
-                    dtype,
-                    bytes,
-                    lazy: times[0],
-                    composed: times.get(1).copied().unwrap_or(f64::NAN),
-                    fused: None,
-                };
-                print_row(&row, copy);
-                rows.push(row);
-                Ok(())
+            }
+            let row = Row {
+                kernel,
+                dtype,
+                bytes,
+                lazy: times[0],
+                composed: times.get(1).copied().unwrap_or(f64::NAN),
+                fused: None,
             };
+            print_row(&row, copy);
+            rows.push(row);
+            Ok(())
+        };
         let (n, d) = (8192, 8192);
         train(
             format!("gelu_tanh {n}x{d}"),
