@@ -156,13 +156,18 @@ fn main() -> Result<()> {
 
     // Per variant: lazy_graph, candle-transformers, static decode, captured decode.
     let mut times: [(Vec<f64>, Vec<f64>); 4] = Default::default();
+    // With graph-runtime's `profile-host` feature: where the generated calls' host time goes, over
+    // the last run's prefill and decode of our model.
+    let mut profile = None;
     for run in 0..=runs {
         let mut cache = model::Cache::new(true, dtype, &config, &device)?;
+        graph_runtime::profile::reset();
         let a = generate(
             &prompt,
             decode,
             greedy(&device, |x, pos| ours.forward(x, pos, &mut cache)),
         )?;
+        profile = graph_runtime::profile::report();
         let mut cache = reference::Cache::new(true, dtype, &ref_config, &device)?;
         let b = generate(
             &prompt,
@@ -223,6 +228,9 @@ fn main() -> Result<()> {
             captured_d / theirs_d
         ),
         false => println!("| captured decode | — (CUDA only) | {theirs_d:.1} | — |"),
+    }
+    if let Some(profile) = profile {
+        println!("host time per phase of the generated calls, our prefill and decode (last run):\n{profile}");
     }
     Ok(())
 }
