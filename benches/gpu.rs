@@ -29,6 +29,9 @@
 //! `BENCH_OURS_ONLY=1` times the generated functions alone (the peers' columns print NaN): with
 //! the `tune-launch` feature and its `LAZY_GRAPH_TUNE_*` knobs, a sweep of launch shapes.
 //!
+//! Then `launch floor ...`: what one launch costs the host here (an empty launch through cudarc,
+//! and a whole Candle op on a 1x4096 tensor), the floor under the 1x4096 rows.
+//!
 //! Last, `captured ...`: a chain of 100 rms_norm 1x4096 calls launched one by one against the
 //! same chain captured into a CUDA graph (`graph_runtime::cuda_graph`) and replayed.
 
@@ -501,6 +504,7 @@ fn main() -> Result<()> {
             },
         )?;
     }
+    launch_floor(&device, &filter)?;
     captured(&device, &filter)?;
     println!();
     println!("| kernel | dtype | lazy_graph µs | GB/s | % of copy | composed µs | candle-nn fused µs | vs composed | vs fused |");
@@ -560,6 +564,55 @@ fn main() -> Result<()> {
         });
     }
     one_table(measured)
+}
+
+/// What one launch costs the host on this machine, for the 1x4096 rows: an empty launch of one
+/// of Candle's kernels through cudarc (no allocation, no tensor), and a whole Candle op on a
+/// 1x4096 tensor (`affine`: an allocation and a launch), each back to back between two
+/// synchronisations.
+fn launch_floor(device: &Device, filter: &str) -> Result<()> {
+    use candle_core::cuda_backend::cudarc::driver::{LaunchConfig, PushKernelArg};
+    use candle_core::cuda_backend::kernels;
+    let name = "launch floor 1x4096";
+    if !name.contains(filter) {
+        return Ok(());
+    }
+    let cuda = device.as_cuda_device()?;
+    let func = cuda
+        .get_or_load_func("affine_f32", &kernels::AFFINE)?
+        .into_cuda_function();
+    let stream = cuda.cuda_stream();
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // No elements and no layout: the kernel returns at once.
+    let (numel, dims, null, mul, add) = (0usize, 0usize, 0u64, 1f32, 0f32);
+    let done = Tensor::zeros((), DType::F32, &Device::Cpu)?;
+    let empty = |_: &Inputs| -> Result<Tensor> {
+        let mut b = stream.launch_builder(&func);
+        b.arg(&numel)
+            .arg(&dims)
+            .arg(&null)
+            .arg(&null)
+            .arg(&null)
+            .arg(&mul)
+            .arg(&add);
+        // SAFETY: the arguments match `affine_f32`'s parameters; with no elements it touches no
+        // memory.
+        unsafe { b.launch(cfg) }.map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        Ok(done.clone())
+    };
+    let x = rand(device, &[1, 4096], DType::F32)?;
+    let op = |_: &Inputs| x.affine(1.0, 0.0);
+    let t = time(device, &[Inputs::new()], &[&empty, &op])?;
+    println!(
+        "{name}: an empty launch {:.2} µs, a Candle op (affine: allocation + launch) {:.2} µs",
+        t[0] * 1e6,
+        t[1] * 1e6
+    );
+    Ok(())
 }
 
 /// A chain of 100 rms_norm 1x4096 calls, each reading the last one's output as a model's
