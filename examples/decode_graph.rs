@@ -9,55 +9,17 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{linear_no_bias, Init, Linear, VarBuilder, VarMap};
-use graph_runtime::{cuda_graph, lazy_graph};
+use graph_runtime::cuda_graph;
 
-lazy_graph! {
-    /// RMS normalisation over the last axis, with a learned scale.
-    fn rms_norm(x: Tensor[B, D], w: Tensor[D], eps: f32) -> Tensor[B, D] {
-        x * rsqrt(mean(x * x, -1) + eps) * w
-    }
+#[path = "common/block.rs"]
+mod block;
 
-    /// The gated activation of a SwiGLU MLP.
-    fn swiglu(gate: Tensor[B, F], up: Tensor[B, F]) -> Tensor[B, F] {
-        silu(gate) * up
-    }
-}
+use block::{rms_norm, Block, EPS};
 
 const DIM: usize = 1024;
 const HIDDEN: usize = 2816;
 const LAYERS: usize = 16;
 const VOCAB: usize = 4096;
-
-/// `x + down(swiglu(gate(norm(x)), up(norm(x))))`.
-struct Block {
-    norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
-}
-
-impl Block {
-    fn new(vb: VarBuilder) -> Result<Block> {
-        let scale = Init::Randn {
-            mean: 1.0,
-            stdev: 0.1,
-        };
-        Ok(Block {
-            norm: vb.get_with_hints(DIM, "norm.weight", scale)?,
-            gate: linear_no_bias(DIM, HIDDEN, vb.pp("gate"))?,
-            up: linear_no_bias(DIM, HIDDEN, vb.pp("up"))?,
-            down: linear_no_bias(HIDDEN, DIM, vb.pp("down"))?,
-        })
-    }
-}
-
-impl Module for Block {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = rms_norm(x, &self.norm, 1e-6)?;
-        let a = swiglu(&self.gate.forward(&h)?, &self.up.forward(&h)?)?;
-        x + self.down.forward(&a)?
-    }
-}
 
 /// The step: the token's embedding through the blocks, the final norm and the LM head.
 struct Model {
@@ -73,7 +35,7 @@ impl Model {
         for b in &self.blocks {
             h = b.forward(&h)?;
         }
-        self.head.forward(&rms_norm(&h, &self.norm, 1e-6)?)
+        self.head.forward(&rms_norm(&h, &self.norm, EPS)?)
     }
 }
 
@@ -98,7 +60,7 @@ fn main() -> Result<()> {
             },
         )?,
         blocks: (0..LAYERS)
-            .map(|l| Block::new(vb.pp(format!("block{l}"))))
+            .map(|l| Block::new(vb.pp(format!("block{l}")), DIM, HIDDEN))
             .collect::<Result<_>>()?,
         norm: vb.get_with_hints(DIM, "norm", Init::Const(1.0))?,
         head: linear_no_bias(DIM, VOCAB, vb.pp("head"))?,

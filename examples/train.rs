@@ -11,55 +11,18 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
-use candle_nn::{linear_no_bias, AdamW, Init, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use graph_runtime::{lazy_graph, with_mode, Mode};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use graph_runtime::{with_mode, Mode};
 
-lazy_graph! {
-    /// RMS normalisation over the last axis, with a learned scale.
-    fn rms_norm(x: Tensor[N, D], w: Tensor[D], eps: f32) -> Tensor[N, D] {
-        x * rsqrt(mean(x * x, -1) + eps) * w
-    }
+#[path = "common/block.rs"]
+mod block;
 
-    /// The gated activation of a SwiGLU MLP.
-    fn swiglu(gate: Tensor[N, F], up: Tensor[N, F]) -> Tensor[N, F] {
-        silu(gate) * up
-    }
-}
+use block::{rms_norm, rms_norm_backward, Block, EPS};
 
-const EPS: f32 = 1e-6;
 const DIM: usize = 64;
 const HIDDEN: usize = 172;
 const ROWS: usize = 256;
 const STEPS: usize = 200;
-
-/// `x + down(swiglu(gate(norm(x)), up(norm(x))))`.
-struct Block {
-    norm: Tensor,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
-}
-
-impl Block {
-    fn new(vb: VarBuilder) -> Result<Block> {
-        let scale = Init::Randn {
-            mean: 1.0,
-            stdev: 0.1,
-        };
-        Ok(Block {
-            norm: vb.get_with_hints(DIM, "norm.weight", scale)?,
-            gate: linear_no_bias(DIM, HIDDEN, vb.pp("gate"))?,
-            up: linear_no_bias(DIM, HIDDEN, vb.pp("up"))?,
-            down: linear_no_bias(HIDDEN, DIM, vb.pp("down"))?,
-        })
-    }
-
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let h = rms_norm(x, &self.norm, EPS)?;
-        let a = swiglu(&self.gate.forward(&h)?, &self.up.forward(&h)?)?;
-        x + self.down.forward(&a)?
-    }
-}
 
 /// The losses of `STEPS` AdamW steps fitting a block that starts from a copy of `init`'s weights
 /// to `target` in `mode`, and the seconds per step.
@@ -69,7 +32,7 @@ fn fit(mode: Mode, init: &VarMap, x: &Tensor, target: &Tensor, device: &Device) 
         let copy = Var::from_tensor(&var.as_tensor().copy()?)?;
         vars.data().lock().unwrap().insert(name.clone(), copy);
     }
-    let block = Block::new(VarBuilder::from_varmap(&vars, DType::F32, device))?;
+    let block = Block::new(VarBuilder::from_varmap(&vars, DType::F32, device), DIM, HIDDEN)?;
     let params = ParamsAdamW {
         lr: 1e-2,
         ..Default::default()
@@ -94,11 +57,15 @@ fn main() -> Result<()> {
         _ => Device::Cpu,
     };
     let x = Tensor::randn(0f32, 1.0, (ROWS, DIM), &device)?;
-    let teacher = Block::new(VarBuilder::from_varmap(&VarMap::new(), DType::F32, &device))?;
+    let teacher = Block::new(
+        VarBuilder::from_varmap(&VarMap::new(), DType::F32, &device),
+        DIM,
+        HIDDEN,
+    )?;
     let target = teacher.forward(&x)?;
     // The student's starting weights, shared by both runs.
     let init = VarMap::new();
-    Block::new(VarBuilder::from_varmap(&init, DType::F32, &device))?;
+    Block::new(VarBuilder::from_varmap(&init, DType::F32, &device), DIM, HIDDEN)?;
 
     let (fused, fused_s) = fit(Mode::Fused, &init, &x, &target, &device)?;
     let (eager, eager_s) = fit(Mode::Eager, &init, &x, &target, &device)?;
