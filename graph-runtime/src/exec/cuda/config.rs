@@ -25,8 +25,9 @@ pub fn choose(req: &LaunchRequest, state: &DeviceState) -> Config {
     let limits = Limits {
         max_threads: 1024,
         max_groups: state.sms as usize * 32,
-        // Measured on an H200 (rope 8x32x2048x128: bf16 102.8 -> 92.8 µs, f32 162.4 -> 154.7).
+        // Measured on an H200: rope 8x32x2048x128 bf16 102.8 -> 92.8 µs, f32 162.4 -> 154.7.
         remap_chunks: 2,
+        // Measured on an H200: 100 rms_norm 1x4096 replayed, 2.4 -> 1.7 µs a kernel in bf16.
         few_rows: 32,
     };
     gpu::config::choose(req, limits)

@@ -79,8 +79,8 @@ pub struct Limits {
     pub max_threads: usize,
     /// Blocks a grid-stride launch is capped at.
     pub max_groups: usize,
-    /// Chunks of 16 bytes a thread of a kernel that remaps columns takes a step (one a thread
-    /// when it reads single elements is 4 everywhere): more loads in flight per thread.
+    /// Chunks of 16 bytes a thread of a kernel that remaps columns takes a step, for more loads
+    /// in flight per thread (a kernel that reads single elements takes 4 on every device).
     pub remap_chunks: usize,
     /// Launches of at most this many rows give each row one chunk a thread, up to a whole block
     /// (0: never): they cannot fill the device, so their time is one row's latency.
@@ -211,11 +211,11 @@ pub fn choose(req: &LaunchRequest, limits: Limits) -> Config {
                 (group, next_pow2(chunks.div_ceil(group)))
             };
             let fits = cache * chunk_registers * k.gpu.cached_inputs <= CACHE_REGISTERS;
-            let unroll = if vec == 1 { 4 } else { limits.remap_chunks.max(1) };
-            let unroll = if k.gpu.remaps {
-                tune().unroll.unwrap_or(unroll)
-            } else {
-                1
+            // Chunks a thread of a kernel that remaps columns takes a step; 1 elsewhere.
+            let unroll = match (k.gpu.remaps, vec) {
+                (false, _) => 1,
+                (true, 1) => tune().unroll.unwrap_or(4),
+                (true, _) => tune().unroll.unwrap_or(limits.remap_chunks.max(1)),
             };
             let (group, cache) = if k.gpu.remaps {
                 // Each thread takes `unroll` chunks a group apart a step (LG_UNROLL_COLS).
